@@ -1,0 +1,1 @@
+//! Frame sources (filled in by the pipeline work).

@@ -1,0 +1,1 @@
+//! Per-user temporal model (being written).

@@ -1,0 +1,1 @@
+//! Face detection, mouth descriptor and backbone embedder.

@@ -1,0 +1,2 @@
+//! Wire protocol (placeholder until filled in).
+#![forbid(unsafe_code)]
