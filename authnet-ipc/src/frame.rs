@@ -138,9 +138,7 @@ pub fn decode_frame<T: DeserializeOwned>(buf: &[u8]) -> Result<(T, usize), IpcEr
         .and_then(|h| h.try_into().ok())
         .ok_or(IpcError::Truncated)?;
     let len = payload_len(header)?;
-    let payload = buf
-        .get(HEADER..HEADER + len)
-        .ok_or(IpcError::Truncated)?;
+    let payload = buf.get(HEADER..HEADER + len).ok_or(IpcError::Truncated)?;
     let msg = serde_json::from_slice(payload).map_err(IpcError::Malformed)?;
     Ok((msg, HEADER + len))
 }
@@ -161,8 +159,7 @@ fn payload_len(header: [u8; HEADER]) -> Result<usize, IpcError> {
 mod tests {
     use super::*;
     use crate::{
-        EnrollSummary, ErrorKind, ModelEntry, Outcome, Request, Response, Secret,
-        UnavailableReason,
+        EnrollSummary, ErrorKind, ModelEntry, Outcome, Request, Response, Secret, UnavailableReason,
     };
     use std::fmt::Debug;
 
@@ -176,7 +173,10 @@ mod tests {
         let back: T = read_frame(&mut cursor).unwrap();
         assert_eq!(back, msg);
         // The stream is now at a clean end.
-        assert!(matches!(read_frame::<_, T>(&mut cursor), Err(IpcError::Closed)));
+        assert!(matches!(
+            read_frame::<_, T>(&mut cursor),
+            Err(IpcError::Closed)
+        ));
         let (back2, used): (T, usize) = decode_frame(&wire).unwrap();
         assert_eq!(back2, msg);
         assert_eq!(used, wire.len());
@@ -184,7 +184,9 @@ mod tests {
 
     fn all_requests() -> Vec<Request> {
         vec![
-            Request::Hello { protocol_version: PROTOCOL_VERSION },
+            Request::Hello {
+                protocol_version: PROTOCOL_VERSION,
+            },
             Request::Authenticate {
                 user: "alice".into(),
                 service: "sudo".into(),
@@ -213,21 +215,48 @@ mod tests {
                 clip_count: 10,
             },
             Request::List { user: None },
-            Request::List { user: Some("alice".into()) },
-            Request::Remove { user: Some("alice".into()), all: false, password: Some(Secret::new("pw".into())) },
-            Request::Remove { user: None, all: true, password: None },
-            Request::Test { user: "alice".into() },
-            Request::ResetThrottle { user: "alice".into() },
+            Request::List {
+                user: Some("alice".into()),
+            },
+            Request::Remove {
+                user: Some("alice".into()),
+                all: false,
+                password: Some(Secret::new("pw".into())),
+            },
+            Request::Remove {
+                user: None,
+                all: true,
+                password: None,
+            },
+            Request::Test {
+                user: "alice".into(),
+            },
+            Request::ResetThrottle {
+                user: "alice".into(),
+            },
         ]
     }
 
     fn all_responses() -> Vec<Response> {
         let mut v = vec![
-            Response::Hello { protocol_version: PROTOCOL_VERSION },
-            Response::Info { text: "Look at the camera — ünïcode".into() },
-            Response::Result { outcome: Outcome::Accept },
-            Response::Result { outcome: Outcome::Reject },
-            Response::Progress { stage: "record".into(), done: 3, total: 10, text: "clip 3".into() },
+            Response::Hello {
+                protocol_version: PROTOCOL_VERSION,
+            },
+            Response::Info {
+                text: "Look at the camera — ünïcode".into(),
+            },
+            Response::Result {
+                outcome: Outcome::Accept,
+            },
+            Response::Result {
+                outcome: Outcome::Reject,
+            },
+            Response::Progress {
+                stage: "record".into(),
+                done: 3,
+                total: 10,
+                text: "clip 3".into(),
+            },
             Response::Enrolled {
                 summary: EnrollSummary {
                     validation_eer: 0.05,
@@ -248,18 +277,30 @@ mod tests {
                 }],
             },
             Response::Models { entries: vec![] },
-            Response::Done { text: "removed".into() },
-            Response::TestResult { outcome: Outcome::Accept, score: Some(0.87) },
+            Response::Done {
+                text: "removed".into(),
+            },
             Response::TestResult {
-                outcome: Outcome::Unavailable { reason: UnavailableReason::NoFace },
+                outcome: Outcome::Accept,
+                score: Some(0.87),
+            },
+            Response::TestResult {
+                outcome: Outcome::Unavailable {
+                    reason: UnavailableReason::NoFace,
+                },
                 score: None,
             },
         ];
         for reason in UnavailableReason::ALL {
-            v.push(Response::Result { outcome: Outcome::Unavailable { reason } });
+            v.push(Response::Result {
+                outcome: Outcome::Unavailable { reason },
+            });
         }
         for kind in ErrorKind::ALL {
-            v.push(Response::Error { kind, message: format!("{kind:?}") });
+            v.push(Response::Error {
+                kind,
+                message: format!("{kind:?}"),
+            });
         }
         v
     }
@@ -281,7 +322,9 @@ mod tests {
     #[test]
     fn json_shape_is_tagged_snake_case() {
         let frame = encode_frame(&Response::Result {
-            outcome: Outcome::Unavailable { reason: UnavailableReason::TooDark },
+            outcome: Outcome::Unavailable {
+                reason: UnavailableReason::TooDark,
+            },
         })
         .unwrap();
         assert_eq!(
@@ -309,7 +352,12 @@ mod tests {
         let (msg, _): (Request, usize) = decode_frame(&frame).unwrap();
         assert_eq!(
             msg,
-            Request::Authenticate { user: "a".into(), service: "s".into(), rhost: None, tty: None }
+            Request::Authenticate {
+                user: "a".into(),
+                service: "s".into(),
+                rhost: None,
+                tty: None
+            }
         );
     }
 
@@ -338,16 +386,33 @@ mod tests {
             );
         }
         let nested = br#"{"type":"result","outcome":{"type":"accept","score":1}}"#;
-        assert!(matches!(decode_frame::<Response>(&frame_of(nested)), Err(IpcError::Malformed(_))));
+        assert!(matches!(
+            decode_frame::<Response>(&frame_of(nested)),
+            Err(IpcError::Malformed(_))
+        ));
         let nested = br#"{"type":"enrolled","summary":{"validation_eer":0,"genuine_mean":0,"impostor_mean":0,"margin":0,"threshold_policy":"eer","threshold":0,"clips":1,"x":1}}"#;
-        assert!(matches!(decode_frame::<Response>(&frame_of(nested)), Err(IpcError::Malformed(_))));
-        let bad_reason = br#"{"type":"result","outcome":{"type":"unavailable","reason":"sunspots"}}"#;
-        assert!(matches!(decode_frame::<Response>(&frame_of(bad_reason)), Err(IpcError::Malformed(_))));
+        assert!(matches!(
+            decode_frame::<Response>(&frame_of(nested)),
+            Err(IpcError::Malformed(_))
+        ));
+        let bad_reason =
+            br#"{"type":"result","outcome":{"type":"unavailable","reason":"sunspots"}}"#;
+        assert!(matches!(
+            decode_frame::<Response>(&frame_of(bad_reason)),
+            Err(IpcError::Malformed(_))
+        ));
     }
 
     #[test]
     fn garbage_is_malformed() {
-        for payload in [&b""[..], b"not json", b"\xff\xfe\x00", b"[1,2,3]", b"{\"type\":", b"null"] {
+        for payload in [
+            &b""[..],
+            b"not json",
+            b"\xff\xfe\x00",
+            b"[1,2,3]",
+            b"{\"type\":",
+            b"null",
+        ] {
             let mut cursor = io::Cursor::new(frame_of(payload));
             assert!(matches!(
                 read_frame::<_, Request>(&mut cursor),
@@ -362,13 +427,25 @@ mod tests {
         for cut in 1..frame.len() {
             let mut cursor = io::Cursor::new(&frame[..cut]);
             assert!(
-                matches!(read_frame::<_, Request>(&mut cursor), Err(IpcError::Truncated)),
+                matches!(
+                    read_frame::<_, Request>(&mut cursor),
+                    Err(IpcError::Truncated)
+                ),
                 "cut at {cut}"
             );
-            assert!(matches!(decode_frame::<Request>(&frame[..cut]), Err(IpcError::Truncated)));
+            assert!(matches!(
+                decode_frame::<Request>(&frame[..cut]),
+                Err(IpcError::Truncated)
+            ));
         }
-        assert!(matches!(read_frame::<_, Request>(&mut io::empty()), Err(IpcError::Closed)));
-        assert!(matches!(decode_frame::<Request>(&[]), Err(IpcError::Truncated)));
+        assert!(matches!(
+            read_frame::<_, Request>(&mut io::empty()),
+            Err(IpcError::Closed)
+        ));
+        assert!(matches!(
+            decode_frame::<Request>(&[]),
+            Err(IpcError::Truncated)
+        ));
     }
 
     #[test]
@@ -418,24 +495,39 @@ mod tests {
     #[test]
     fn max_frame_boundary() {
         // A Done whose JSON payload is exactly MAX_FRAME bytes is accepted; one more is refused.
-        let overhead = encode_frame(&Response::Done { text: String::new() }).unwrap().len() - 4;
-        let exact = Response::Done { text: "a".repeat(MAX_FRAME - overhead) };
+        let overhead = encode_frame(&Response::Done {
+            text: String::new(),
+        })
+        .unwrap()
+        .len()
+            - 4;
+        let exact = Response::Done {
+            text: "a".repeat(MAX_FRAME - overhead),
+        };
         let frame = encode_frame(&exact).unwrap();
         assert_eq!(frame.len(), 4 + MAX_FRAME);
         round_trip(exact);
-        let over = Response::Done { text: "a".repeat(MAX_FRAME - overhead + 1) };
+        let over = Response::Done {
+            text: "a".repeat(MAX_FRAME - overhead + 1),
+        };
         assert!(matches!(
             encode_frame(&over),
             Err(IpcError::TooLarge { len }) if len == MAX_FRAME + 1
         ));
         let mut sink = Vec::new();
         assert!(write_frame(&mut sink, &over).is_err());
-        assert!(sink.is_empty(), "nothing is written for an oversized message");
+        assert!(
+            sink.is_empty(),
+            "nothing is written for an oversized message"
+        );
     }
 
     #[test]
     fn non_finite_floats_refused_at_encode() {
-        let msg = Response::TestResult { outcome: Outcome::Reject, score: Some(f64::NAN) };
+        let msg = Response::TestResult {
+            outcome: Outcome::Reject,
+            score: Some(f64::NAN),
+        };
         assert!(matches!(encode_frame(&msg), Err(IpcError::Encode(_))));
         let mut summary = EnrollSummary {
             validation_eer: 0.0,
@@ -447,7 +539,9 @@ mod tests {
             clips: 1,
         };
         assert!(matches!(
-            encode_frame(&Response::Enrolled { summary: summary.clone() }),
+            encode_frame(&Response::Enrolled {
+                summary: summary.clone()
+            }),
             Err(IpcError::Encode(_))
         ));
         summary.threshold = 0.5;
@@ -458,7 +552,9 @@ mod tests {
     fn version_check() {
         assert!(check_version(PROTOCOL_VERSION).is_ok());
         for v in [0, PROTOCOL_VERSION + 1, u32::MAX] {
-            assert!(matches!(check_version(v), Err(IpcError::UnsupportedVersion { got }) if got == v));
+            assert!(
+                matches!(check_version(v), Err(IpcError::UnsupportedVersion { got }) if got == v)
+            );
         }
     }
 
@@ -475,7 +571,9 @@ mod tests {
         let mut out = Vec::new();
         for line in doc.lines() {
             let line = line.trim_start_matches("//!").trim();
-            let Some((offset, rest)) = line.split_once("  ") else { continue };
+            let Some((offset, rest)) = line.split_once("  ") else {
+                continue;
+            };
             if offset.len() != 8 || !offset.bytes().all(|b| b.is_ascii_hexdigit()) {
                 continue;
             }
@@ -489,7 +587,10 @@ mod tests {
 
     #[test]
     fn documented_hexdumps_match_encoder() {
-        let real = encode_frame(&Request::Hello { protocol_version: PROTOCOL_VERSION }).unwrap();
+        let real = encode_frame(&Request::Hello {
+            protocol_version: PROTOCOL_VERSION,
+        })
+        .unwrap();
         assert_eq!(hexdump_bytes(include_str!("lib.rs")), real, "crate docs");
         let man = include_str!("../../man/authnet-ipc.7");
         // roff escapes backslashes; the dump itself has none.

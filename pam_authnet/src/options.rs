@@ -1,0 +1,172 @@
+//! Module options from the PAM configuration line, parsed afresh on every call (no statics).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default daemon socket.
+pub const DEFAULT_SOCKET: &str = "/run/authnet/authnetd.sock";
+/// Default overall budget of one `pam_sm_authenticate` call.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest accepted `timeout=`: a login prompt blocked longer than this is a misconfiguration.
+pub const MAX_TIMEOUT_SECS: u64 = 300;
+/// Largest accepted `max-tries=`: each try is a full camera attempt.
+pub const MAX_TRIES: u32 = 10;
+
+/// The parsed options of one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// `socket=PATH`: where `authnetd` listens.
+    pub socket: PathBuf,
+    /// `timeout=SECONDS` (1..=300): the whole call, every connect, read and write included,
+    /// finishes within this budget.
+    pub timeout: Duration,
+    /// `max-tries=N` (1..=10): how many authenticate attempts to make while the daemon answers
+    /// `reject`.
+    pub max_tries: u32,
+    /// `debug`: log decisions to syslog (`LOG_AUTHPRIV`).
+    pub debug: bool,
+    /// `quiet`: do not relay the daemon's `info` texts to the user.
+    pub quiet: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            socket: PathBuf::from(DEFAULT_SOCKET),
+            timeout: DEFAULT_TIMEOUT,
+            max_tries: 1,
+            debug: false,
+            quiet: false,
+        }
+    }
+}
+
+/// A bad module argument; the module answers `PAM_SERVICE_ERR`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionError {
+    /// The argument is not one this module knows.
+    #[error("unknown option {0:?}")]
+    Unknown(String),
+    /// The argument is known but its value is out of range or unparsable.
+    #[error("bad value in {0:?}")]
+    BadValue(String),
+}
+
+impl Options {
+    /// Parses the module arguments (`argv` of `pam_sm_*`), after the defaults.
+    pub fn parse<'a, I: IntoIterator<Item = &'a str>>(args: I) -> Result<Self, OptionError> {
+        let mut o = Self::default();
+        for arg in args {
+            let bad = || OptionError::BadValue(arg.to_owned());
+            match arg.split_once('=') {
+                None if arg == "debug" => o.debug = true,
+                None if arg == "quiet" => o.quiet = true,
+                Some(("socket", path)) => {
+                    if !path.starts_with('/') {
+                        return Err(bad());
+                    }
+                    o.socket = PathBuf::from(path);
+                }
+                Some(("timeout", secs)) => {
+                    let secs: u64 = secs.parse().map_err(|_| bad())?;
+                    if !(1..=MAX_TIMEOUT_SECS).contains(&secs) {
+                        return Err(bad());
+                    }
+                    o.timeout = Duration::from_secs(secs);
+                }
+                Some(("max-tries", n)) => {
+                    let n: u32 = n.parse().map_err(|_| bad())?;
+                    if !(1..=MAX_TRIES).contains(&n) {
+                        return Err(bad());
+                    }
+                    o.max_tries = n;
+                }
+                _ => return Err(OptionError::Unknown(arg.to_owned())),
+            }
+        }
+        Ok(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        assert_eq!(Options::parse([]), Ok(Options::default()));
+        let d = Options::default();
+        assert_eq!(d.socket, PathBuf::from("/run/authnet/authnetd.sock"));
+        assert_eq!(d.timeout, Duration::from_secs(10));
+        assert_eq!(d.max_tries, 1);
+        assert!(!d.debug && !d.quiet);
+    }
+
+    #[test]
+    fn all_options() {
+        let o = Options::parse([
+            "socket=/tmp/x.sock",
+            "timeout=3",
+            "max-tries=2",
+            "debug",
+            "quiet",
+        ]);
+        assert_eq!(
+            o,
+            Ok(Options {
+                socket: PathBuf::from("/tmp/x.sock"),
+                timeout: Duration::from_secs(3),
+                max_tries: 2,
+                debug: true,
+                quiet: true,
+            })
+        );
+    }
+
+    #[test]
+    fn later_options_override_earlier() {
+        let o = Options::parse(["timeout=3", "timeout=4"]).map(|o| o.timeout);
+        assert_eq!(o, Ok(Duration::from_secs(4)));
+    }
+
+    #[test]
+    fn bad_values_refused() {
+        for arg in [
+            "timeout=0",
+            "timeout=301",
+            "timeout=-1",
+            "timeout=",
+            "timeout=1.5",
+            "max-tries=0",
+            "max-tries=11",
+            "max-tries=x",
+            "socket=relative.sock",
+            "socket=",
+        ] {
+            assert_eq!(
+                Options::parse([arg]),
+                Err(OptionError::BadValue(arg.into())),
+                "{arg}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_options_refused() {
+        for arg in [
+            "verbose",
+            "Debug",
+            "debug=1",
+            "quiet=yes",
+            "sock=/x",
+            "",
+            "timeout",
+        ] {
+            assert_eq!(
+                Options::parse([arg]),
+                Err(OptionError::Unknown(arg.into())),
+                "{arg}"
+            );
+        }
+    }
+}
