@@ -19,7 +19,7 @@ use pam::conv::Conv;
 use pam::items::{RHost, Service, Tty};
 use pam::module::{PamHandle, PamHooks};
 
-use crate::logic::{self, EnvSource, Item, LogLevel, PamCode, PamHandler};
+use crate::logic::{self, ConversationRefused, EnvSource, Item, LogLevel, PamCode, PamHandler};
 use crate::remote::MAX_ENVIRON;
 
 #[link(name = "pam")]
@@ -155,12 +155,14 @@ impl PamHandler for RealPam<'_> {
         }
     }
 
-    fn info(&mut self, text: &str) -> Result<(), ()> {
+    fn info(&mut self, text: &str) -> Result<(), ConversationRefused> {
         let conv = match self.pamh.get_item::<Conv>() {
             Ok(Some(conv)) => conv,
-            _ => return Err(()),
+            _ => return Err(ConversationRefused),
         };
-        conv.send(PAM_TEXT_INFO, text).map(|_| ()).map_err(|_| ())
+        conv.send(PAM_TEXT_INFO, text)
+            .map(|_| ())
+            .map_err(|_| ConversationRefused)
     }
 
     fn log(&mut self, level: LogLevel, msg: &str) {

@@ -64,6 +64,11 @@ pub enum LogLevel {
     Error,
 }
 
+/// The application's conversation function is missing or refused a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the PAM conversation refused the message")]
+pub struct ConversationRefused;
+
 /// What the logic needs from libpam. The real implementation lives in `ffi.rs`; tests use a
 /// scripted fake.
 pub trait PamHandler {
@@ -74,7 +79,7 @@ pub trait PamHandler {
     /// An environment variable from `source`, if set.
     fn env(&mut self, source: EnvSource, name: &str) -> Option<String>;
     /// Shows `text` to the user as `PAM_TEXT_INFO`. Failure is reported but not fatal.
-    fn info(&mut self, text: &str) -> Result<(), ()>;
+    fn info(&mut self, text: &str) -> Result<(), ConversationRefused>;
     /// Writes one line to the system log (`LOG_AUTHPRIV`).
     fn log(&mut self, level: LogLevel, msg: &str);
 }
@@ -393,4 +398,603 @@ impl Write for DeadlineIo<'_> {
 /// `/proc/<ppid>/environ`).
 pub fn lookup_in_block(block: &[u8], name: &str) -> Option<String> {
     environ_lookup(block, name).map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    //! Every row of the result table, through a scripted PAM handler and a scripted daemon.
+
+    use super::*;
+    use std::collections::{HashMap, VecDeque};
+    use std::os::unix::net::UnixListener;
+    use std::path::PathBuf;
+    use std::thread::JoinHandle;
+
+    /// One call the logic is expected to make on the handler, in order.
+    #[derive(Debug, PartialEq)]
+    enum Expect {
+        User(Option<&'static str>),
+        Info(&'static str),
+    }
+
+    /// A PAM handler that serves fixed items/environment and checks its calls against a
+    /// script; on drop it asserts that the whole script was consumed.
+    struct ScriptedPam {
+        items: HashMap<Item, String>,
+        env: HashMap<(EnvSource, &'static str), String>,
+        script: VecDeque<Expect>,
+        logs: Vec<(LogLevel, String)>,
+        refuse_info: bool,
+    }
+
+    impl ScriptedPam {
+        fn new(script: Vec<Expect>) -> Self {
+            let mut items = HashMap::new();
+            items.insert(Item::Service, "sudo".to_owned());
+            Self {
+                items,
+                env: HashMap::new(),
+                script: script.into(),
+                logs: Vec::new(),
+                refuse_info: false,
+            }
+        }
+
+        fn with_item(mut self, item: Item, value: &str) -> Self {
+            self.items.insert(item, value.to_owned());
+            self
+        }
+
+        fn with_env(mut self, source: EnvSource, name: &'static str, value: &str) -> Self {
+            self.env.insert((source, name), value.to_owned());
+            self
+        }
+
+        fn next(&mut self, what: &str) -> Expect {
+            self.script
+                .pop_front()
+                .unwrap_or_else(|| panic!("unexpected call: {what}"))
+        }
+    }
+
+    impl PamHandler for ScriptedPam {
+        fn user(&mut self) -> Option<String> {
+            match self.next("user()") {
+                Expect::User(u) => u.map(str::to_owned),
+                other => panic!("user() called, expected {other:?}"),
+            }
+        }
+
+        fn item(&self, item: Item) -> Option<String> {
+            self.items.get(&item).cloned()
+        }
+
+        fn env(&mut self, source: EnvSource, name: &str) -> Option<String> {
+            self.env
+                .iter()
+                .find(|((s, n), _)| *s == source && *n == name)
+                .map(|(_, v)| v.clone())
+        }
+
+        fn info(&mut self, text: &str) -> Result<(), ConversationRefused> {
+            match self.next(&format!("info({text:?})")) {
+                Expect::Info(t) => assert_eq!(text, t),
+                other => panic!("info({text:?}) called, expected {other:?}"),
+            }
+            if self.refuse_info {
+                Err(ConversationRefused)
+            } else {
+                Ok(())
+            }
+        }
+
+        fn log(&mut self, level: LogLevel, msg: &str) {
+            self.logs.push((level, msg.to_owned()));
+        }
+    }
+
+    impl Drop for ScriptedPam {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                assert!(
+                    self.script.is_empty(),
+                    "expected calls never made: {:?}",
+                    self.script
+                );
+            }
+        }
+    }
+
+    /// One step of the fake daemon.
+    enum Step {
+        /// Read a frame and require it to equal this request.
+        Expect(Request),
+        /// Send this response.
+        Send(Response),
+        /// Send these raw bytes.
+        Raw(Vec<u8>),
+        /// Do nothing for this long (the client should time out).
+        Stall(Duration),
+    }
+
+    fn hello() -> [Step; 2] {
+        [
+            Step::Expect(Request::Hello {
+                protocol_version: PROTOCOL_VERSION,
+            }),
+            Step::Send(Response::Hello {
+                protocol_version: PROTOCOL_VERSION,
+            }),
+        ]
+    }
+
+    fn auth_request() -> Request {
+        Request::Authenticate {
+            user: "alice".into(),
+            service: "sudo".into(),
+            rhost: None,
+            tty: None,
+        }
+    }
+
+    /// A scripted daemon on a Unix socket in a temp dir. Joining returns an error if the
+    /// script did not run to completion.
+    struct FakeDaemon {
+        _dir: tempfile::TempDir,
+        socket: PathBuf,
+        thread: Option<JoinHandle<Result<(), String>>>,
+    }
+
+    impl FakeDaemon {
+        fn start(steps: Vec<Step>) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let socket = dir.path().join("authnetd.sock");
+            let listener = UnixListener::bind(&socket).unwrap();
+            let thread = std::thread::spawn(move || {
+                let (mut stream, _) = listener.accept().map_err(|e| e.to_string())?;
+                for step in steps {
+                    match step {
+                        Step::Expect(want) => {
+                            let got: Request =
+                                read_frame(&mut stream).map_err(|e| format!("{want:?}: {e:?}"))?;
+                            if got != want {
+                                return Err(format!("got {got:?}, expected {want:?}"));
+                            }
+                        }
+                        Step::Send(resp) => {
+                            write_frame(&mut stream, &resp).map_err(|e| e.to_string())?
+                        }
+                        Step::Raw(bytes) => stream.write_all(&bytes).map_err(|e| e.to_string())?,
+                        Step::Stall(d) => std::thread::sleep(d),
+                    }
+                }
+                Ok(())
+            });
+            Self {
+                _dir: dir,
+                socket,
+                thread: Some(thread),
+            }
+        }
+
+        fn arg(&self) -> String {
+            format!("socket={}", self.socket.display())
+        }
+
+        fn finish(mut self) {
+            let result = self.thread.take().unwrap().join().unwrap();
+            assert_eq!(result, Ok(()), "daemon script");
+        }
+    }
+
+    /// Runs the logic against `daemon` with extra `args`.
+    fn run(pam: &mut ScriptedPam, daemon: &FakeDaemon, args: &[&str]) -> PamCode {
+        let socket = daemon.arg();
+        let mut all = vec![socket.as_str()];
+        all.extend_from_slice(args);
+        authenticate(pam, &all, false)
+    }
+
+    /// The daemon answers one authenticate with `responses`; returns the module's code.
+    fn one_attempt(responses: Vec<Response>) -> PamCode {
+        let mut steps: Vec<Step> = hello().into();
+        steps.push(Step::Expect(auth_request()));
+        steps.extend(responses.into_iter().map(Step::Send));
+        let daemon = FakeDaemon::start(steps);
+        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        let code = run(&mut pam, &daemon, &["quiet"]);
+        daemon.finish();
+        code
+    }
+
+    #[test]
+    fn accept_is_success_and_infos_are_relayed_in_order() {
+        let daemon = FakeDaemon::start(
+            hello()
+                .into_iter()
+                .chain([
+                    Step::Expect(auth_request()),
+                    Step::Send(Response::Info {
+                        text: "Look at the camera".into(),
+                    }),
+                    Step::Send(Response::Info {
+                        text: "Mouth\u{1b}[31m your password".into(),
+                    }),
+                    Step::Send(Response::Result {
+                        outcome: Outcome::Accept,
+                    }),
+                ])
+                .collect(),
+        );
+        let mut pam = ScriptedPam::new(vec![
+            Expect::User(Some("alice")),
+            Expect::Info("Look at the camera"),
+            // The escape character is stripped before reaching the terminal.
+            Expect::Info("Mouth[31m your password"),
+        ]);
+        assert_eq!(run(&mut pam, &daemon, &[]), PamCode::Success);
+        daemon.finish();
+    }
+
+    #[test]
+    fn reject_is_auth_err() {
+        assert_eq!(
+            one_attempt(vec![Response::Result {
+                outcome: Outcome::Reject
+            }]),
+            PamCode::AuthErr
+        );
+    }
+
+    #[test]
+    fn every_unavailable_reason_is_authinfo_unavail() {
+        for reason in UnavailableReason::ALL {
+            let code = one_attempt(vec![
+                Response::Info {
+                    text: "hidden by quiet".into(),
+                },
+                Response::Result {
+                    outcome: Outcome::Unavailable { reason },
+                },
+            ]);
+            assert_eq!(code, PamCode::AuthinfoUnavail, "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn every_daemon_error_kind_has_its_code() {
+        for kind in ErrorKind::ALL {
+            let want = match kind {
+                ErrorKind::UnknownUser | ErrorKind::InvalidUserName => PamCode::UserUnknown,
+                ErrorKind::Internal | ErrorKind::BadRequest => PamCode::ServiceErr,
+                ErrorKind::AuthFailed => PamCode::AuthErr,
+                ErrorKind::UnsupportedVersion
+                | ErrorKind::PermissionDenied
+                | ErrorKind::NotEnrolled
+                | ErrorKind::Busy => PamCode::AuthinfoUnavail,
+            };
+            let code = one_attempt(vec![Response::Error {
+                kind,
+                message: "x".into(),
+            }]);
+            assert_eq!(code, want, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn version_refused_by_daemon_is_authinfo_unavail() {
+        let daemon = FakeDaemon::start(vec![
+            Step::Expect(Request::Hello {
+                protocol_version: PROTOCOL_VERSION,
+            }),
+            Step::Send(Response::Error {
+                kind: ErrorKind::UnsupportedVersion,
+                message: "speaks 2".into(),
+            }),
+        ]);
+        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        assert_eq!(run(&mut pam, &daemon, &[]), PamCode::AuthinfoUnavail);
+        daemon.finish();
+    }
+
+    #[test]
+    fn daemon_with_other_version_is_protocol_violation() {
+        let daemon = FakeDaemon::start(vec![
+            Step::Expect(Request::Hello {
+                protocol_version: PROTOCOL_VERSION,
+            }),
+            Step::Send(Response::Hello {
+                protocol_version: PROTOCOL_VERSION + 1,
+            }),
+        ]);
+        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        assert_eq!(run(&mut pam, &daemon, &[]), PamCode::AuthinfoUnavail);
+        daemon.finish();
+        assert!(pam
+            .logs
+            .iter()
+            .any(|(l, m)| *l == LogLevel::Error && m.contains("protocol")));
+    }
+
+    #[test]
+    fn max_tries_retries_on_reject_only() {
+        // Two rejects then an accept, with max-tries=3: success, three requests sent.
+        let mut steps: Vec<Step> = hello().into();
+        for outcome in [Outcome::Reject, Outcome::Reject, Outcome::Accept] {
+            steps.push(Step::Expect(auth_request()));
+            steps.push(Step::Send(Response::Result { outcome }));
+        }
+        let daemon = FakeDaemon::start(steps);
+        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        assert_eq!(run(&mut pam, &daemon, &["max-tries=3"]), PamCode::Success);
+        daemon.finish();
+
+        // Two rejects with max-tries=2: AUTH_ERR, no third request.
+        let mut steps: Vec<Step> = hello().into();
+        for _ in 0..2 {
+            steps.push(Step::Expect(auth_request()));
+            steps.push(Step::Send(Response::Result {
+                outcome: Outcome::Reject,
+            }));
+        }
+        let daemon = FakeDaemon::start(steps);
+        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        assert_eq!(run(&mut pam, &daemon, &["max-tries=2"]), PamCode::AuthErr);
+        daemon.finish();
+    }
+
+    #[test]
+    fn daemon_down_is_authinfo_unavail() {
+        let dir = tempfile::tempdir().unwrap();
+        // ENOENT
+        let absent = format!("socket={}", dir.path().join("absent.sock").display());
+        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        assert_eq!(
+            authenticate(&mut pam, &[&absent], false),
+            PamCode::AuthinfoUnavail
+        );
+        // ECONNREFUSED: a socket file nobody listens on.
+        let stale = dir.path().join("stale.sock");
+        drop(UnixListener::bind(&stale).unwrap());
+        let stale = format!("socket={}", stale.display());
+        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        assert_eq!(
+            authenticate(&mut pam, &[&stale], false),
+            PamCode::AuthinfoUnavail
+        );
+    }
+
+    #[test]
+    fn daemon_dying_mid_call_is_authinfo_unavail() {
+        // Dies right after hello (EOF before the result).
+        let mut steps: Vec<Step> = hello().into();
+        steps.push(Step::Expect(auth_request()));
+        steps.push(Step::Send(Response::Info {
+            text: "Look at the camera".into(),
+        }));
+        let daemon = FakeDaemon::start(steps);
+        let mut pam = ScriptedPam::new(vec![
+            Expect::User(Some("alice")),
+            Expect::Info("Look at the camera"),
+        ]);
+        assert_eq!(run(&mut pam, &daemon, &[]), PamCode::AuthinfoUnavail);
+        daemon.finish();
+        // Dies in the middle of a frame.
+        let mut steps: Vec<Step> = hello().into();
+        steps.push(Step::Expect(auth_request()));
+        steps.push(Step::Raw(vec![0, 0, 0, 50, b'{']));
+        let daemon = FakeDaemon::start(steps);
+        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        assert_eq!(run(&mut pam, &daemon, &[]), PamCode::AuthinfoUnavail);
+        daemon.finish();
+    }
+
+    #[test]
+    fn daemon_garbage_is_authinfo_unavail() {
+        for raw in [
+            vec![0xFF, 0xFF, 0xFF, 0xFF],
+            vec![0, 0, 0, 3, b'a', b'b', b'c'],
+            // Well-framed, but with a field the protocol does not have.
+            [&[0u8, 0, 0, 25][..], br#"{"type":"hello","x":true}"#].concat(),
+        ] {
+            let daemon = FakeDaemon::start(vec![
+                Step::Expect(Request::Hello {
+                    protocol_version: PROTOCOL_VERSION,
+                }),
+                Step::Raw(raw),
+            ]);
+            let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+            assert_eq!(run(&mut pam, &daemon, &[]), PamCode::AuthinfoUnavail);
+            daemon.finish();
+            assert!(
+                pam.logs.iter().any(|(l, _)| *l == LogLevel::Error),
+                "garbage is logged"
+            );
+        }
+        // A well-formed but out-of-place message.
+        let code = one_attempt(vec![Response::Done { text: "?".into() }]);
+        assert_eq!(code, PamCode::AuthinfoUnavail);
+    }
+
+    #[test]
+    fn silent_daemon_times_out_within_budget() {
+        let mut steps: Vec<Step> = hello().into();
+        steps.push(Step::Expect(auth_request()));
+        steps.push(Step::Stall(Duration::from_secs(3)));
+        let daemon = FakeDaemon::start(steps);
+        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        let start = Instant::now();
+        let code = run(&mut pam, &daemon, &["timeout=1", "debug"]);
+        let elapsed = start.elapsed();
+        assert_eq!(code, PamCode::AuthinfoUnavail);
+        // The budget is 1 s; the daemon would have answered (nothing) after 3 s.
+        assert!(elapsed < Duration::from_millis(2500), "took {elapsed:?}");
+        assert!(
+            pam.logs.iter().any(|(_, m)| m.contains("TimedOut")),
+            "{:?}",
+            pam.logs
+        );
+        daemon.finish();
+    }
+
+    #[test]
+    fn dripping_daemon_cannot_stretch_the_deadline() {
+        // One byte every 400 ms: each read alone is within the timeout, the sum is not.
+        let mut steps: Vec<Step> = hello().into();
+        steps.push(Step::Expect(auth_request()));
+        for b in [0u8, 0, 0, 40, b'{', b'"', b't'] {
+            steps.push(Step::Raw(vec![b]));
+            steps.push(Step::Stall(Duration::from_millis(400)));
+        }
+        let daemon = FakeDaemon::start(steps);
+        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        let start = Instant::now();
+        assert_eq!(
+            run(&mut pam, &daemon, &["timeout=1"]),
+            PamCode::AuthinfoUnavail
+        );
+        assert!(
+            start.elapsed() < Duration::from_millis(2000),
+            "took {:?}",
+            start.elapsed()
+        );
+        // The daemon's thread is left to finish on its own: its later writes fail once the
+        // client has gone, which is the point.
+        drop(daemon);
+    }
+
+    #[test]
+    fn remote_sessions_skip_without_touching_the_daemon() {
+        // No user() call is scripted and the socket does not exist: a skip must do neither.
+        let nowhere = "socket=/nonexistent/authnetd.sock";
+        let cases = [
+            ScriptedPam::new(vec![]).with_item(Item::RHost, "192.0.2.7"),
+            ScriptedPam::new(vec![]).with_env(EnvSource::Pam, "SSH_CONNECTION", "a 1 b 22"),
+            ScriptedPam::new(vec![]).with_env(EnvSource::Process, "SSH_CLIENT", "a 1 22"),
+            ScriptedPam::new(vec![]).with_env(EnvSource::Parent, "SSH_TTY", "/dev/pts/1"),
+        ];
+        for mut pam in cases {
+            assert_eq!(
+                authenticate(&mut pam, &[nowhere], false),
+                PamCode::AuthinfoUnavail
+            );
+        }
+    }
+
+    #[test]
+    fn local_rhost_and_empty_markers_do_not_skip() {
+        for rhost in ["", "localhost", "127.0.0.1", "::1"] {
+            let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))])
+                .with_item(Item::RHost, rhost)
+                .with_env(EnvSource::Process, "SSH_TTY", "");
+            // It reached pam_get_user (scripted), then failed to connect.
+            let code = authenticate(&mut pam, &["socket=/nonexistent/authnetd.sock"], false);
+            assert_eq!(code, PamCode::AuthinfoUnavail);
+        }
+    }
+
+    #[test]
+    fn rhost_and_tty_are_forwarded() {
+        let daemon = FakeDaemon::start(
+            hello()
+                .into_iter()
+                .chain([
+                    Step::Expect(Request::Authenticate {
+                        user: "alice".into(),
+                        service: "login".into(),
+                        rhost: Some("localhost".into()),
+                        tty: Some("tty1".into()),
+                    }),
+                    Step::Send(Response::Result {
+                        outcome: Outcome::Accept,
+                    }),
+                ])
+                .collect(),
+        );
+        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))])
+            .with_item(Item::Service, "login")
+            .with_item(Item::RHost, "localhost")
+            .with_item(Item::Tty, "tty1");
+        assert_eq!(run(&mut pam, &daemon, &[]), PamCode::Success);
+        daemon.finish();
+    }
+
+    #[test]
+    fn silent_flag_and_quiet_suppress_info() {
+        for (args, silent) in [(&["quiet"][..], false), (&[][..], true)] {
+            let mut steps: Vec<Step> = hello().into();
+            steps.push(Step::Expect(auth_request()));
+            steps.push(Step::Send(Response::Info {
+                text: "Look at the camera".into(),
+            }));
+            steps.push(Step::Send(Response::Result {
+                outcome: Outcome::Accept,
+            }));
+            let daemon = FakeDaemon::start(steps);
+            // No Info expected: a relayed info would fail the script.
+            let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+            let socket = daemon.arg();
+            let mut all = vec![socket.as_str()];
+            all.extend_from_slice(args);
+            assert_eq!(authenticate(&mut pam, &all, silent), PamCode::Success);
+            daemon.finish();
+        }
+    }
+
+    #[test]
+    fn refused_conversation_does_not_fail_authentication() {
+        let mut steps: Vec<Step> = hello().into();
+        steps.push(Step::Expect(auth_request()));
+        steps.push(Step::Send(Response::Info { text: "hi".into() }));
+        steps.push(Step::Send(Response::Result {
+            outcome: Outcome::Accept,
+        }));
+        let daemon = FakeDaemon::start(steps);
+        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice")), Expect::Info("hi")]);
+        pam.refuse_info = true;
+        assert_eq!(run(&mut pam, &daemon, &[]), PamCode::Success);
+        daemon.finish();
+    }
+
+    #[test]
+    fn bad_options_are_service_err_before_anything_else() {
+        for args in [
+            &["bogus"][..],
+            &["timeout=0"],
+            &["max-tries=99"],
+            &["socket=rel"],
+        ] {
+            let mut pam = ScriptedPam::new(vec![]);
+            assert_eq!(
+                authenticate(&mut pam, args, false),
+                PamCode::ServiceErr,
+                "{args:?}"
+            );
+            assert!(
+                pam.logs.iter().any(|(l, _)| *l == LogLevel::Error),
+                "bad options are logged"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_user_is_user_unknown() {
+        let mut pam = ScriptedPam::new(vec![Expect::User(None)]);
+        let code = authenticate(&mut pam, &["socket=/nonexistent/authnetd.sock"], false);
+        assert_eq!(code, PamCode::UserUnknown);
+    }
+
+    #[test]
+    fn debug_logs_only_with_debug_option() {
+        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        authenticate(&mut pam, &["socket=/nonexistent/a.sock"], false);
+        assert!(pam.logs.is_empty(), "{:?}", pam.logs);
+        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        authenticate(&mut pam, &["socket=/nonexistent/a.sock", "debug"], false);
+        assert!(pam
+            .logs
+            .iter()
+            .any(|(l, m)| *l == LogLevel::Debug && m.contains("DaemonUnreachable")));
+    }
 }
