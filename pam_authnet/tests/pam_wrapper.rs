@@ -1,0 +1,237 @@
+//! The real `libpam_authnet.so`, loaded by libpam through `pam_wrapper` and driven by
+//! `pamtester`, against a scripted daemon or none at all.
+//!
+//! The stack under test is the recommended one:
+//!
+//! ```text
+//! auth sufficient libpam_authnet.so socket=… timeout=…
+//! auth required   pam_deny.so
+//! ```
+//!
+//! so pamtester succeeds only if the module answers `PAM_SUCCESS`, and any other answer falls
+//! through to `pam_deny`. These tests need the `pamtester` and `libpam-wrapper` packages; when
+//! either is missing they say so on stderr and skip.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use authnet_ipc::{read_frame, write_frame, Outcome, Request, Response, PROTOCOL_VERSION};
+
+const SERVICE: &str = "authnet-test";
+const USER: &str = "alice";
+
+/// `pamtester` on PATH and `libpam_wrapper.so` in a library directory, or why not.
+fn tools() -> Result<(), String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if !std::env::split_paths(&path).any(|d| d.join("pamtester").is_file()) {
+        return Err("pamtester is not installed (apt-get install pamtester)".into());
+    }
+    let libdirs = [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+    ];
+    if !libdirs
+        .iter()
+        .any(|d| Path::new(d).join("libpam_wrapper.so").is_file())
+    {
+        return Err("libpam_wrapper.so is not installed (apt-get install libpam-wrapper)".into());
+    }
+    Ok(())
+}
+
+macro_rules! require_tools {
+    () => {
+        if let Err(why) = tools() {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+}
+
+/// The cdylib cargo built next to this test binary.
+fn module_path() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    for dir in [deps, deps.parent().unwrap()] {
+        let so = dir.join("libpam_authnet.so");
+        if so.is_file() {
+            return so;
+        }
+    }
+    panic!("libpam_authnet.so not found near {}", exe.display());
+}
+
+/// True when this process itself looks like an SSH session: the module would (rightly) skip,
+/// so tests that expect it to reach the daemon cannot run here.
+fn in_ssh_session() -> bool {
+    ["SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+}
+
+/// Runs `pamtester SERVICE USER authenticate` with the module configured by `args`.
+fn pamtester(dir: &Path, args: &str) -> Output {
+    let services = dir.join("pam.d");
+    std::fs::create_dir_all(&services).unwrap();
+    std::fs::write(
+        services.join(SERVICE),
+        format!(
+            "auth sufficient {} {args}\nauth required pam_deny.so\n",
+            module_path().display()
+        ),
+    )
+    .unwrap();
+    Command::new("pamtester")
+        .args([SERVICE, USER, "authenticate"])
+        .env("LD_PRELOAD", "libpam_wrapper.so")
+        .env("PAM_WRAPPER", "1")
+        .env("PAM_WRAPPER_SERVICE_DIR", &services)
+        .env_remove("SSH_CONNECTION")
+        .env_remove("SSH_CLIENT")
+        .env_remove("SSH_TTY")
+        .output()
+        .unwrap()
+}
+
+/// A daemon that answers hello and one authenticate with `outcome`, and returns the
+/// authenticate request it received.
+fn daemon(dir: &Path, outcome: Outcome) -> (PathBuf, JoinHandle<Request>) {
+    let socket = dir.join("authnetd.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let thread = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let hello: Request = read_frame(&mut s).unwrap();
+        assert_eq!(
+            hello,
+            Request::Hello {
+                protocol_version: PROTOCOL_VERSION
+            }
+        );
+        write_frame(
+            &mut s,
+            &Response::Hello {
+                protocol_version: PROTOCOL_VERSION,
+            },
+        )
+        .unwrap();
+        let auth: Request = read_frame(&mut s).unwrap();
+        write_frame(
+            &mut s,
+            &Response::Info {
+                text: "Look at the camera".into(),
+            },
+        )
+        .unwrap();
+        write_frame(&mut s, &Response::Result { outcome }).unwrap();
+        auth
+    });
+    (socket, thread)
+}
+
+fn succeeded(out: &Output) -> bool {
+    out.status.success()
+        && String::from_utf8_lossy(&out.stdout).contains("successfully authenticated")
+}
+
+#[test]
+fn exports_the_pam_entry_points() {
+    // nm is part of binutils; without it this check cannot run.
+    let Ok(out) = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(module_path())
+        .output()
+    else {
+        eprintln!("SKIPPED: nm is not installed");
+        return;
+    };
+    let symbols = String::from_utf8_lossy(&out.stdout);
+    for sym in ["pam_sm_authenticate", "pam_sm_setcred"] {
+        assert!(
+            symbols.lines().any(|l| l.ends_with(&format!(" T {sym}"))),
+            "{sym} missing"
+        );
+    }
+}
+
+#[test]
+fn daemon_absent_falls_through_to_the_next_module_fast() {
+    require_tools!();
+    let dir = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let out = pamtester(dir.path(), "socket=/nonexistent/authnetd.sock timeout=5");
+    assert!(!out.status.success(), "pam_deny must have decided: {out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Authentication failure"),
+        "{out:?}"
+    );
+    // Fast means well under the 5 s budget: the module never waits for an absent daemon.
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn bad_option_falls_through() {
+    require_tools!();
+    let dir = tempfile::tempdir().unwrap();
+    let out = pamtester(dir.path(), "no-such-option");
+    assert!(!out.status.success(), "{out:?}");
+}
+
+#[test]
+fn daemon_accept_authenticates() {
+    require_tools!();
+    if in_ssh_session() {
+        eprintln!("SKIPPED: this test process runs in an SSH session, so the module skips");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (socket, thread) = daemon(dir.path(), Outcome::Accept);
+    let out = pamtester(
+        dir.path(),
+        &format!("socket={} timeout=5", socket.display()),
+    );
+    let request = thread.join().unwrap();
+    assert!(succeeded(&out), "{out:?}");
+    match request {
+        Request::Authenticate {
+            user,
+            service,
+            rhost: _,
+            tty: _,
+        } => {
+            assert_eq!(user, USER);
+            assert_eq!(service, SERVICE);
+        }
+        other => panic!("expected authenticate, got {other:?}"),
+    }
+}
+
+#[test]
+fn daemon_reject_falls_through_to_deny() {
+    require_tools!();
+    if in_ssh_session() {
+        eprintln!("SKIPPED: this test process runs in an SSH session, so the module skips");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (socket, thread) = daemon(dir.path(), Outcome::Reject);
+    let out = pamtester(
+        dir.path(),
+        &format!("socket={} timeout=5", socket.display()),
+    );
+    assert!(matches!(
+        thread.join().unwrap(),
+        Request::Authenticate { .. }
+    ));
+    assert!(!out.status.success(), "{out:?}");
+}
