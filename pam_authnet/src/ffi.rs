@@ -22,6 +22,8 @@ use pam::module::{PamHandle, PamHooks};
 use crate::logic::{self, ConversationRefused, EnvSource, Item, LogLevel, PamCode, PamHandler};
 use crate::remote::MAX_ENVIRON;
 
+// SAFETY: these declarations match <security/pam_appl.h> and <security/pam_ext.h> of
+// Linux-PAM; `PamHandle` is the `pam` crate's opaque stand-in for `pam_handle_t`.
 #[link(name = "pam")]
 unsafe extern "C" {
     /// `const char *pam_getenv(pam_handle_t *pamh, const char *name);`
