@@ -1,1 +1,3 @@
 //! Per-user temporal model (being written).
+pub mod bank;
+pub mod file;
