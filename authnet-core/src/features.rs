@@ -113,3 +113,426 @@ mod tests {
         assert!(f.frames.iter().all(|x| x.mouth == vec![2.0]));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Extraction: frames -> UtteranceFeatures
+// ---------------------------------------------------------------------------------------------
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::capture::{CaptureError, DirSource, Frame, FrameSource};
+use crate::vision::detect::{crop, CropMode, DetectOutcome, FaceBox, FaceDetector};
+use crate::vision::embed::{EmbedError, Embedder};
+use crate::vision::mouth;
+
+/// Bumped whenever the meaning of a feature vector changes, so stale cache entries are ignored.
+pub const FEATURE_VERSION: u32 = 1;
+
+/// Errors turning frames into features.
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    /// Reading frames failed.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    /// The backbone failed.
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    /// `CropMode::Detect` was asked for without a detector.
+    #[error("face detection requested but no detector model is loaded")]
+    NoDetector,
+}
+
+/// What happened to each frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtractReport {
+    /// Frames read.
+    pub frames: usize,
+    /// Frames with a face (all of them in pass-through modes).
+    pub faces_found: usize,
+    /// Frames without a face.
+    pub no_face: usize,
+    /// Frames too dark to judge.
+    pub too_dark: usize,
+}
+
+/// Turns frames into [`FrameFeatures`]: detection (or pass-through), mouth descriptor, and the
+/// identity backbone, batched to the backbone's batch size.
+#[derive(Debug)]
+pub struct FeatureExtractor {
+    embedder: Embedder,
+    detector: Option<FaceDetector>,
+    crop: CropMode,
+}
+
+/// An utterance being assembled frame by frame, so that detection and embedding run while the
+/// camera still captures (the daemon feeds frames as they arrive).
+#[derive(Debug)]
+pub struct Incremental<'a> {
+    ex: &'a mut FeatureExtractor,
+    pending: Vec<(image::RgbImage, Vec<f32>)>,
+    out: UtteranceFeatures,
+    report: ExtractReport,
+}
+
+impl FeatureExtractor {
+    /// An extractor. `detector` is required for [`CropMode::Detect`].
+    pub fn new(
+        embedder: Embedder,
+        detector: Option<FaceDetector>,
+        crop: CropMode,
+    ) -> Result<Self, FeatureError> {
+        if crop == CropMode::Detect && detector.is_none() {
+            return Err(FeatureError::NoDetector);
+        }
+        Ok(Self {
+            embedder,
+            detector,
+            crop,
+        })
+    }
+
+    /// The crop mode in force.
+    pub fn crop_mode(&self) -> CropMode {
+        self.crop
+    }
+
+    /// Switches crop mode (e.g. `--crop auto` deciding per speaker).
+    pub fn set_crop_mode(&mut self, crop: CropMode) -> Result<(), FeatureError> {
+        if crop == CropMode::Detect && self.detector.is_none() {
+            return Err(FeatureError::NoDetector);
+        }
+        self.crop = crop;
+        Ok(())
+    }
+
+    /// Runs the backbone on crops directly (benchmarks, enrolment templates).
+    pub fn embed_crops(
+        &mut self,
+        crops: &[image::RgbImage],
+    ) -> Result<Vec<Vec<f32>>, FeatureError> {
+        Ok(self.embedder.embed(crops)?)
+    }
+
+    /// The backbone.
+    pub fn embedder(&self) -> &Embedder {
+        &self.embedder
+    }
+
+    /// Runs only the detector on a frame (pass-through modes report a face when bright enough).
+    pub fn detect(&mut self, frame: &Frame) -> DetectOutcome {
+        match (&mut self.detector, self.crop) {
+            (Some(d), CropMode::Detect) => d.detect(frame),
+            (d, _) => {
+                let dark = d
+                    .as_ref()
+                    .map(|d| d.config().dark_threshold)
+                    .unwrap_or(25.0);
+                if frame.mean_luma() < dark {
+                    DetectOutcome::TooDark
+                } else {
+                    DetectOutcome::Face(FaceBox::full(frame))
+                }
+            }
+        }
+    }
+
+    /// Starts an utterance.
+    pub fn begin(&mut self) -> Incremental<'_> {
+        if let Some(d) = &mut self.detector {
+            d.reset();
+        }
+        let out = UtteranceFeatures {
+            backbone: self.embedder.manifest().name.clone(),
+            identity_dim: self.embedder.dim(),
+            mouth_dim: mouth::MOUTH_DIM,
+            frames: Vec::new(),
+            frames_read: 0,
+        };
+        Incremental {
+            ex: self,
+            pending: Vec::new(),
+            out,
+            report: ExtractReport::default(),
+        }
+    }
+
+    /// Features of a whole list of frames.
+    pub fn extract(
+        &mut self,
+        frames: &[Frame],
+    ) -> Result<(UtteranceFeatures, ExtractReport), FeatureError> {
+        let mut inc = self.begin();
+        for f in frames {
+            inc.push(f)?;
+        }
+        inc.finish()
+    }
+
+    /// Features of every frame of a source.
+    pub fn extract_source(
+        &mut self,
+        src: &mut dyn FrameSource,
+    ) -> Result<(UtteranceFeatures, ExtractReport), FeatureError> {
+        let mut inc = self.begin();
+        let mut n = 0;
+        while let Some(f) = src.next_frame()? {
+            inc.push(&f)?;
+            n += 1;
+            if n >= crate::capture::MAX_FRAMES {
+                break;
+            }
+        }
+        inc.finish()
+    }
+
+    /// Features of an utterance directory, through `cache` when given.
+    pub fn extract_dir(
+        &mut self,
+        dir: &Path,
+        cache: Option<&FeatureCache>,
+    ) -> Result<(UtteranceFeatures, ExtractReport), FeatureError> {
+        let key = match cache {
+            Some(c) => {
+                let k = c.key(dir, &self.embedder.manifest().sha256, self.crop)?;
+                if let Some(hit) = c.get(&k) {
+                    return Ok(hit);
+                }
+                Some(k)
+            }
+            None => None,
+        };
+        let mut src = DirSource::open(dir)?;
+        if self.crop != CropMode::Detect {
+            src = src.allow_mixed_sizes();
+        }
+        let got = self.extract_source(&mut src)?;
+        if let (Some(c), Some(k)) = (cache, key) {
+            // A cache that cannot be written only costs time later.
+            let _ = c.put(&k, &got);
+        }
+        Ok(got)
+    }
+}
+
+impl Incremental<'_> {
+    /// Processes one frame: detection and mouth descriptor now, the backbone once a batch is full.
+    pub fn push(&mut self, frame: &Frame) -> Result<DetectOutcome, FeatureError> {
+        self.report.frames += 1;
+        self.out.frames_read += 1;
+        let outcome = self.ex.detect(frame);
+        match outcome {
+            DetectOutcome::Face(b) => {
+                self.report.faces_found += 1;
+                let face = crop(frame, b);
+                let m = match self.ex.crop {
+                    CropMode::Mouth => mouth::describe(&face),
+                    _ => mouth::describe(&crop(frame, b.mouth_region())),
+                };
+                self.pending.push((face, m));
+                let batch = self.ex.embedder.manifest().batch.max(1);
+                if self.pending.len() >= batch {
+                    self.flush()?;
+                }
+            }
+            DetectOutcome::NoFace => self.report.no_face += 1,
+            DetectOutcome::TooDark => self.report.too_dark += 1,
+        }
+        Ok(outcome)
+    }
+
+    fn flush(&mut self) -> Result<(), FeatureError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let crops: Vec<image::RgbImage> = self.pending.iter().map(|(c, _)| c.clone()).collect();
+        let ids = self.ex.embedder.embed(&crops)?;
+        for ((_, m), id) in self.pending.drain(..).zip(ids) {
+            self.out.frames.push(FrameFeatures {
+                identity: id,
+                mouth: m,
+            });
+        }
+        Ok(())
+    }
+
+    /// Frames processed so far.
+    pub fn report(&self) -> ExtractReport {
+        self.report
+    }
+
+    /// Embeds what is left and returns the utterance.
+    pub fn finish(mut self) -> Result<(UtteranceFeatures, ExtractReport), FeatureError> {
+        self.flush()?;
+        Ok((self.out.clone(), self.report))
+    }
+}
+
+/// A content-addressed cache of extracted features: the key hashes the feature version, the
+/// backbone's sha256, the crop mode and every frame file's name and bytes, so a changed frame,
+/// model or setting never returns stale features.
+#[derive(Debug, Clone)]
+pub struct FeatureCache {
+    dir: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CacheEntry {
+    version: u32,
+    features: UtteranceFeatures,
+    report: ExtractReport,
+}
+
+impl FeatureCache {
+    /// A cache stored under `dir` (created on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The cache key of an utterance directory.
+    pub fn key(
+        &self,
+        utterance: &Path,
+        backbone_sha256: &str,
+        crop: CropMode,
+    ) -> Result<String, CaptureError> {
+        let mut h = Sha256::new();
+        h.update(FEATURE_VERSION.to_le_bytes());
+        h.update(backbone_sha256.as_bytes());
+        h.update(format!("{crop:?}").as_bytes());
+        for f in crate::capture::list_frames(utterance)? {
+            let bytes = std::fs::read(&f).map_err(|source| CaptureError::Io {
+                path: f.clone(),
+                source,
+            })?;
+            h.update(
+                f.file_name()
+                    .map(|n| n.as_encoded_bytes())
+                    .unwrap_or_default(),
+            );
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(&bytes);
+        }
+        Ok(hex::encode(h.finalize()))
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.json"))
+    }
+
+    /// A cached entry, if present and readable.
+    pub fn get(&self, key: &str) -> Option<(UtteranceFeatures, ExtractReport)> {
+        let text = std::fs::read(self.path(key)).ok()?;
+        let e: CacheEntry = serde_json::from_slice(&text).ok()?;
+        (e.version == FEATURE_VERSION).then_some((e.features, e.report))
+    }
+
+    /// Stores an entry atomically (temp file + rename).
+    pub fn put(&self, key: &str, v: &(UtteranceFeatures, ExtractReport)) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let tmp = self.dir.join(format!(".{key}.{}.tmp", std::process::id()));
+        let e = CacheEntry {
+            version: FEATURE_VERSION,
+            features: v.0.clone(),
+            report: v.1,
+        };
+        std::fs::write(&tmp, serde_json::to_vec(&e).map_err(std::io::Error::other)?)?;
+        std::fs::rename(&tmp, self.path(key))
+    }
+}
+
+/// Where to find ONNX Runtime and the models when the caller gives no path.
+pub mod locate {
+    use std::path::PathBuf;
+
+    /// Installed location of ONNX Runtime (`make install`).
+    pub const INSTALLED_ORT: &str = "/usr/lib/authnet/libonnxruntime.so.1.22.1";
+    /// Installed models directory.
+    pub const INSTALLED_MODELS: &str = "/usr/share/authnet/models";
+    /// Repository-relative ONNX Runtime (`make setup`).
+    pub const REPO_ORT: &str = "vendor/onnxruntime/lib/libonnxruntime.so.1.22.1";
+
+    /// `$AUTHNET_ORT_LIB`, else the installed library, else the repository's vendored one.
+    pub fn ort_lib() -> PathBuf {
+        if let Some(p) = std::env::var_os("AUTHNET_ORT_LIB") {
+            return p.into();
+        }
+        if std::path::Path::new(INSTALLED_ORT).is_file() {
+            return INSTALLED_ORT.into();
+        }
+        REPO_ORT.into()
+    }
+
+    /// `$AUTHNET_MODELS_DIR`, else the installed directory, else `./models`.
+    pub fn models_dir() -> PathBuf {
+        if let Some(p) = std::env::var_os("AUTHNET_MODELS_DIR") {
+            return p.into();
+        }
+        if std::path::Path::new(INSTALLED_MODELS).is_dir() {
+            return INSTALLED_MODELS.into();
+        }
+        "models".into()
+    }
+}
+
+/// File name of the SeetaFace detector model inside the models directory.
+pub const DETECTOR_FILE: &str = "seeta_fd_frontal_v1.0.bin";
+
+/// Everything needed to build a [`FeatureExtractor`] from files.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// ONNX Runtime shared library.
+    pub ort_lib: PathBuf,
+    /// Directory with the manifests, the backbone and the detector.
+    pub models_dir: PathBuf,
+    /// Backbone manifest name.
+    pub backbone: String,
+    /// Crop mode.
+    pub crop: CropMode,
+    /// ONNX Runtime intra-op threads.
+    pub threads: usize,
+    /// Detector settings.
+    pub detector: crate::vision::detect::DetectorConfig,
+}
+
+impl PipelineConfig {
+    /// Defaults: located paths, MobileFaceNet, detection on, 2 threads.
+    pub fn located() -> Self {
+        Self {
+            ort_lib: locate::ort_lib(),
+            models_dir: locate::models_dir(),
+            backbone: "mobilefacenet".into(),
+            crop: CropMode::Detect,
+            threads: 2,
+            detector: Default::default(),
+        }
+    }
+}
+
+/// Errors building the pipeline from files.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Backbone or runtime.
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    /// Detector model.
+    #[error(transparent)]
+    Detect(#[from] crate::vision::detect::DetectError),
+    /// Inconsistent settings.
+    #[error(transparent)]
+    Feature(#[from] FeatureError),
+}
+
+impl FeatureExtractor {
+    /// Loads ONNX Runtime, the backbone named by `cfg.backbone` and the detector (always loaded,
+    /// so the crop mode can change later).
+    pub fn from_config(cfg: &PipelineConfig) -> Result<Self, PipelineError> {
+        crate::vision::embed::init_runtime(&cfg.ort_lib)?;
+        let manifest = crate::vision::embed::Manifest::load(&cfg.models_dir, &cfg.backbone)?;
+        let embedder = Embedder::load(&cfg.models_dir, manifest, cfg.threads)?;
+        let detector =
+            FaceDetector::load(&cfg.models_dir.join(DETECTOR_FILE), cfg.detector.clone())?;
+        Ok(Self::new(embedder, Some(detector), cfg.crop)?)
+    }
+}

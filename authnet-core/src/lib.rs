@@ -20,3 +20,6 @@ pub mod model;
 pub mod rng;
 pub mod sequence;
 pub mod vision;
+
+/// The `image` crate version our frame and crop types come from.
+pub use image;

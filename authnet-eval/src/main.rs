@@ -1,1 +1,125 @@
-fn main() {}
+//! `authnet-eval`: feature extraction, the paper's evaluation protocol, and benchmarks.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use authnet_core::features::{FeatureExtractor, PipelineConfig};
+use authnet_core::sequence::{assemble, PadPolicy, DEFAULT_TIMESTEPS};
+use authnet_core::vision::CropMode;
+
+mod bench;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "authnet-eval",
+    version,
+    about = "AuthNet evaluation, features and benchmarks"
+)]
+struct Cli {
+    /// ONNX Runtime library (default: $AUTHNET_ORT_LIB, the installed one, or ./vendor/...).
+    #[arg(long, global = true)]
+    ort_lib: Option<PathBuf>,
+    /// Models directory (default: $AUTHNET_MODELS_DIR, /usr/share/authnet/models, or ./models).
+    #[arg(long, global = true)]
+    models: Option<PathBuf>,
+    /// Backbone manifest name.
+    #[arg(long, global = true, default_value = "mobilefacenet")]
+    backbone: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Extract the per-frame features of one utterance directory.
+    Features {
+        /// Utterance directory (frames in name order).
+        dir: PathBuf,
+        /// detect (face detector), none (frames are face crops), mouth (frames are mouth crops).
+        #[arg(long, default_value = "detect")]
+        crop: CropMode,
+        /// Timesteps of the assembled sequence.
+        #[arg(long, default_value_t = DEFAULT_TIMESTEPS)]
+        timesteps: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure per-frame detect and embed time on real frames.
+    Bench(bench::BenchArgs),
+}
+
+fn pipeline(cli: &Cli, crop: CropMode) -> PipelineConfig {
+    let mut cfg = PipelineConfig::located();
+    if let Some(p) = &cli.ort_lib {
+        cfg.ort_lib = p.clone();
+    }
+    if let Some(p) = &cli.models {
+        cfg.models_dir = p.clone();
+    }
+    cfg.backbone = cli.backbone.clone();
+    cfg.crop = crop;
+    cfg
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    match &cli.cmd {
+        Cmd::Features {
+            dir,
+            crop,
+            timesteps,
+            json,
+        } => {
+            let mut ex = FeatureExtractor::from_config(&pipeline(cli, *crop))?;
+            let (feat, report) = ex
+                .extract_dir(dir, None)
+                .with_context(|| format!("extracting features of {}", dir.display()))?;
+            let seq = assemble(&feat.identity_seq(), *timesteps, PadPolicy::default());
+            let dim = feat.identity_dim + feat.mouth_dim;
+            if *json {
+                let v = serde_json::json!({
+                    "dir": dir,
+                    "frames": report.frames,
+                    "faces_found": report.faces_found,
+                    "no_face": report.no_face,
+                    "too_dark": report.too_dark,
+                    "timesteps": seq.len(),
+                    "dim": dim,
+                    "identity_dim": feat.identity_dim,
+                    "mouth_dim": feat.mouth_dim,
+                    "backbone": feat.backbone,
+                    "crop": crop,
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "{}: {} frames, {} faces, {} timesteps x {} features ({} identity + {} mouth), backbone {}",
+                    dir.display(),
+                    report.frames,
+                    report.faces_found,
+                    seq.len(),
+                    dim,
+                    feat.identity_dim,
+                    feat.mouth_dim,
+                    feat.backbone
+                );
+            }
+            Ok(())
+        }
+        Cmd::Bench(args) => bench::run(args, pipeline(cli, CropMode::Detect)),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("authnet-eval: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

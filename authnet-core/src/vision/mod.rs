@@ -1,1 +1,16 @@
-//! Face detection, mouth descriptor and backbone embedder.
+//! Vision: from a frame to the two per-frame signals.
+//!
+//! - [`detect`]: the SeetaFace detector (rustface) finds the largest face on a downscaled
+//!   grayscale copy, or a pass-through treats the frame as an existing crop.
+//! - [`embed`]: the identity backbone (MobileFaceNet by default) on ONNX Runtime, built from a
+//!   model manifest.
+//! - [`mouth`]: an explicit mouth-region descriptor (HOG plus a low-resolution intensity patch)
+//!   of the lower face: identity embeddings are trained to ignore expression, and the password
+//!   lives in the lips.
+
+pub mod detect;
+pub mod embed;
+pub mod mouth;
+
+pub use detect::{CropMode, DetectOutcome, FaceBox, FaceDetector};
+pub use embed::{Embedder, Manifest};
