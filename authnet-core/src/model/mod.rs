@@ -1,3 +1,4 @@
 //! Per-user temporal model (being written).
 pub mod bank;
 pub mod file;
+pub mod lstm;
