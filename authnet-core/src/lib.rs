@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod model;
 pub mod rng;
 pub mod sequence;
+pub mod testdata;
 pub mod vision;
 
 /// The `image` crate version our frame and crop types come from.

@@ -1,4 +1,10 @@
-//! Per-user temporal model (being written).
+//! The per-user temporal model and everything around it:
+//! - [`lstm`]: the stacked-LSTM sequence classifier (candle) and its trainer;
+//! - [`password`]: the user's password model: identity gate, word gate, liveness veto, fusion,
+//!   calibration of the EER and target-FMR thresholds, and enrolment;
+//! - [`bank`]: the impostor bank (other people's feature sequences) and the dataset walker;
+//! - [`file`]: the user model file (safetensors + validated metadata).
 pub mod bank;
 pub mod file;
 pub mod lstm;
+pub mod password;
