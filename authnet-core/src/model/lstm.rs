@@ -37,14 +37,15 @@
 //! in the order `[in_gate, forget_gate, out_gate, cell_gate]` (the three sigmoid gates first, so
 //! that they are one contiguous block).
 
-use std::sync::OnceLock;
 use std::time::Instant;
 
-use candle_core::{CpuStorage, CustomOp2, Device, Layout, Shape, Tensor, Var};
+use candle_core::{Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 
 use crate::rng::SplitMix64;
+
+mod ops;
 
 /// One utterance: `T` timesteps of `D` features (`T x D`).
 pub type Sequence = Vec<Vec<f32>>;
@@ -218,31 +219,46 @@ impl LstmConfig {
     /// Every parameter: name, shape and initialisation, in the stable order of
     /// [`SeqClassifier::tensors`].
     fn param_specs(&self) -> Vec<ParamSpec> {
-        let mut specs = Vec::new();
+        self.param_blocks().into_iter().flatten().collect()
+    }
+
+    /// The parameters grouped as stored: each group is one packed `[rows, cols]` matrix whose
+    /// members are stacked by rows (a bias is one row). Order: projection, LSTM layers, dense,
+    /// head.
+    fn param_blocks(&self) -> Vec<Vec<ParamSpec>> {
+        let mut blocks = Vec::new();
         let mut width = self.input_dim;
         if let Some(p) = self.projection {
-            specs.push(ParamSpec::xavier("proj.weight", width, p));
-            specs.push(ParamSpec::zeros("proj.bias", p));
+            blocks.push(vec![
+                ParamSpec::xavier("proj.weight", width, p),
+                ParamSpec::zeros("proj.bias", p),
+            ]);
             width = p;
         }
         for (l, &h) in self.hidden.iter().enumerate() {
-            specs.push(ParamSpec::xavier(&format!("lstm.{l}.w_ih"), width, 4 * h));
-            specs.push(ParamSpec::xavier(&format!("lstm.{l}.w_hh"), h, 4 * h));
-            specs.push(ParamSpec {
-                name: format!("lstm.{l}.bias"),
-                shape: vec![4 * h],
-                init: Init::LstmBias { hidden: h },
-            });
+            blocks.push(vec![
+                ParamSpec::xavier(&format!("lstm.{l}.w_ih"), width, 4 * h),
+                ParamSpec::xavier(&format!("lstm.{l}.w_hh"), h, 4 * h),
+                ParamSpec {
+                    name: format!("lstm.{l}.bias"),
+                    shape: vec![4 * h],
+                    init: Init::LstmBias { hidden: h },
+                },
+            ]);
             width = h;
         }
         if let Some(k) = self.dense {
-            specs.push(ParamSpec::xavier("dense.weight", width, k));
-            specs.push(ParamSpec::zeros("dense.bias", k));
+            blocks.push(vec![
+                ParamSpec::xavier("dense.weight", width, k),
+                ParamSpec::zeros("dense.bias", k),
+            ]);
             width = k;
         }
-        specs.push(ParamSpec::xavier("head.weight", width, 1));
-        specs.push(ParamSpec::zeros("head.bias", 1));
-        specs
+        blocks.push(vec![
+            ParamSpec::xavier("head.weight", width, 1),
+            ParamSpec::zeros("head.bias", 1),
+        ]);
+        blocks
     }
 }
 
@@ -369,38 +385,30 @@ pub struct TrainReport {
     pub seconds: f64,
 }
 
-/// A linear layer, `y = x W + b`: `weight [in, out]`, `bias [out]`.
+/// One stored parameter matrix: its members (external tensors) stacked by rows.
 #[derive(Debug)]
-struct Linear {
-    weight: Var,
-    bias: Var,
-}
-
-/// One LSTM layer: `w_ih [in, 4H]`, `w_hh [H, 4H]`, `bias [4H]`, gate blocks ordered
-/// `[in_gate, forget_gate, out_gate, cell_gate]`.
-#[derive(Debug)]
-struct LstmLayer {
-    hidden: usize,
-    w_ih: Var,
-    w_hh: Var,
-    bias: Var,
+struct Block {
+    members: Vec<ParamSpec>,
+    /// `[sum of member rows, cols]`.
+    var: Var,
+    /// Rows of the first member (the weight matrix: `in` of a linear layer).
+    input_dim: usize,
 }
 
 /// The sequence classifier: configuration, seed and parameters.
 ///
-/// The parameters are kept as an ordered list of candle [`Var`]s rather than in a
-/// `candle_nn::VarMap`: a `VarMap` is a `HashMap` behind a `Mutex`, and a fixed order is what
-/// [`SeqClassifier::tensors`] and the optimiser want (and no lock can be poisoned).
+/// Every layer's parameters are one packed matrix (a linear layer `[in + 1, out]`: weight rows,
+/// then the bias row; an LSTM layer `[in + H + 1, 4H]`: `W_ih`, `W_hh`, bias), one candle
+/// [`Var`] each, in a fixed order, rather than a `candle_nn::VarMap` (a `HashMap` behind a
+/// `Mutex`): the custom ops in [`ops`] take them whole, and [`SeqClassifier::tensors`] and the
+/// optimiser want a stable order. [`SeqClassifier::tensors`] unpacks them into the separately
+/// named tensors of the model file.
 #[derive(Debug)]
 pub struct SeqClassifier {
     cfg: LstmConfig,
     seed: u64,
-    /// `(name, var)` in [`LstmConfig::param_specs`] order; the handles below share storage.
-    vars: Vec<(String, Var)>,
-    proj: Option<Linear>,
-    layers: Vec<LstmLayer>,
-    dense: Option<Linear>,
-    head: Linear,
+    /// Projection (if any), LSTM layers, dense (if any), head, in this order.
+    blocks: Vec<Block>,
 }
 
 impl SeqClassifier {
@@ -480,20 +488,25 @@ impl SeqClassifier {
     /// Every parameter as `(name, shape, row-major values)`, in a stable order (see the module
     /// documentation).
     pub fn tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-        self.vars
-            .iter()
-            .map(|(name, var)| {
-                let t = var.as_tensor();
-                // Invariant: every var was created by `assemble` as a CPU f32 tensor, and
-                // flattening a CPU f32 tensor to a Vec<f32> cannot fail.
-                #[allow(clippy::expect_used)]
-                let data = t
-                    .flatten_all()
-                    .and_then(|f| f.to_vec1::<f32>())
-                    .expect("CPU f32 parameter converts to Vec<f32>");
-                (name.clone(), t.dims().to_vec(), data)
-            })
-            .collect()
+        let mut out = Vec::new();
+        for block in &self.blocks {
+            // Invariant: every var was created by `assemble` as a CPU f32 tensor, and
+            // flattening a CPU f32 tensor to a Vec<f32> cannot fail.
+            #[allow(clippy::expect_used)]
+            let data = block
+                .var
+                .as_tensor()
+                .flatten_all()
+                .and_then(|f| f.to_vec1::<f32>())
+                .expect("CPU f32 parameter converts to Vec<f32>");
+            let mut offset = 0;
+            for m in &block.members {
+                let end = offset + m.len();
+                out.push((m.name.clone(), m.shape.clone(), data[offset..end].to_vec()));
+                offset = end;
+            }
+        }
+        out
     }
 
     /// One logit per sequence (`sigmoid(logit)` is the score). No dropout.
@@ -548,7 +561,7 @@ impl SeqClassifier {
         };
 
         let mut rng = SplitMix64::new(tc.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.seed);
-        let vars: Vec<Var> = self.vars.iter().map(|(_, v)| v.clone()).collect();
+        let vars: Vec<Var> = self.blocks.iter().map(|b| b.var.clone()).collect();
         let mut opt = AdamW::new(
             vars.clone(),
             ParamsAdamW {
@@ -662,31 +675,41 @@ impl SeqClassifier {
         mut dropout: Option<&mut SplitMix64>,
     ) -> candle_core::Result<Tensor> {
         let train = dropout.is_some();
-        let p = |v: &Var| {
+        let p = |b: &Block| {
             if train {
-                v.as_tensor().clone()
+                b.var.as_tensor().clone()
             } else {
-                v.as_detached_tensor()
+                b.var.as_detached_tensor()
             }
         };
-        // [T*B, D] -> [T*B, P]
-        let mut seq = match &self.proj {
-            Some(proj) => x.matmul(&p(&proj.weight))?.broadcast_add(&p(&proj.bias))?,
-            None => x.clone(),
-        };
-        for (l, layer) in self.layers.iter().enumerate() {
-            // [T*B, in] x [in, 4H] for all timesteps at once.
-            let xw = seq
-                .matmul(&p(&layer.w_ih))?
-                .broadcast_add(&p(&layer.bias))?;
-            let op = LstmRecurrence::new(steps, batch, layer.hidden);
-            // [T*B, H]
+        let mut blocks = self.blocks.iter();
+        let mut seq = x.clone();
+        // Whether `seq` depends on parameters (and so needs a gradient).
+        let mut seq_tracked = false;
+        if self.cfg.projection.is_some() {
+            if let Some(proj) = blocks.next() {
+                // [T*B, D] -> [T*B, P]
+                let op = ops::DataLinear::new(seq);
+                seq = if train {
+                    p(proj).apply_op1(op)?
+                } else {
+                    p(proj).apply_op1_no_bwd(&op)?
+                };
+                seq_tracked = true;
+            }
+        }
+        for (l, &hidden) in self.cfg.hidden.iter().enumerate() {
+            let Some(layer) = blocks.next() else { break };
+            let op =
+                ops::LstmLayerOp::new(steps, batch, layer.input_dim, hidden, train && seq_tracked);
+            // [T*B, in] -> [T*B, H]
             let hs = if train {
-                xw.apply_op2(&p(&layer.w_hh), op)?
+                seq.apply_op2(&p(layer), op)?
             } else {
-                xw.apply_op2_no_bwd(&p(&layer.w_hh), &op)?
+                seq.apply_op2_no_bwd(&p(layer), &op)?
             };
-            seq = if l + 1 == self.layers.len() {
+            seq_tracked = true;
+            seq = if l + 1 == self.cfg.hidden.len() {
                 // Only h_T of the top layer is used: [B, H].
                 hs.narrow(0, (steps - 1) * batch, batch)?
             } else {
@@ -698,69 +721,51 @@ impl SeqClassifier {
                 }
             }
         }
-        // [B, H_L] -> [B, K]
-        if let Some(dense) = &self.dense {
-            seq = seq
-                .matmul(&p(&dense.weight))?
-                .broadcast_add(&p(&dense.bias))?
-                .relu()?;
+        // Small: stock candle ops. [B, H_L] -> [B, K] (ReLU) -> [B, 1]
+        for (i, block) in blocks.enumerate() {
+            let packed = p(block);
+            let w = packed.narrow(0, 0, block.input_dim)?;
+            let b = packed.narrow(0, block.input_dim, 1)?;
+            seq = seq.matmul(&w)?.broadcast_add(&b)?;
+            if i == 0 && self.cfg.dense.is_some() {
+                seq = seq.relu()?;
+            }
         }
         // [B, 1] -> [B]
-        seq.matmul(&p(&self.head.weight))?
-            .broadcast_add(&p(&self.head.bias))?
-            .squeeze(1)
+        seq.squeeze(1)
     }
 
-    /// Creates the vars from `(spec, values)` (lengths already checked) and the typed handles.
+    /// Packs `values` (one per spec, in [`LstmConfig::param_specs`] order, lengths already
+    /// checked) into the blocks' vars.
     fn assemble(
         cfg: LstmConfig,
         seed: u64,
         values: Vec<(ParamSpec, Vec<f32>)>,
     ) -> Result<Self, LstmError> {
-        let mut vars = Vec::with_capacity(values.len());
-        for (spec, data) in values {
-            let t = Tensor::from_vec(data, spec.shape.as_slice(), &CPU)?;
-            vars.push((spec.name, Var::from_tensor(&t)?));
+        let mut values = values.into_iter();
+        let mut blocks = Vec::new();
+        for members in cfg.param_blocks() {
+            let cols = members[0].shape.last().copied().unwrap_or(1);
+            let mut data = Vec::with_capacity(members.iter().map(ParamSpec::len).sum());
+            for m in &members {
+                match values.next() {
+                    Some((spec, v)) if spec.name == m.name && v.len() == m.len() => data.extend(v),
+                    _ => {
+                        return Err(LstmError::MissingTensor {
+                            name: m.name.clone(),
+                        })
+                    }
+                }
+            }
+            let rows = data.len() / cols;
+            let t = Tensor::from_vec(data, (rows, cols), &CPU)?;
+            blocks.push(Block {
+                input_dim: members[0].shape[0],
+                members,
+                var: Var::from_tensor(&t)?,
+            });
         }
-        let var = |name: &str| {
-            vars.iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
-                .ok_or_else(|| LstmError::MissingTensor {
-                    name: name.to_owned(),
-                })
-        };
-        let linear = |prefix: &str| -> Result<Linear, LstmError> {
-            Ok(Linear {
-                weight: var(&format!("{prefix}.weight"))?,
-                bias: var(&format!("{prefix}.bias"))?,
-            })
-        };
-        let proj = cfg.projection.map(|_| linear("proj")).transpose()?;
-        let layers = cfg
-            .hidden
-            .iter()
-            .enumerate()
-            .map(|(l, &hidden)| {
-                Ok(LstmLayer {
-                    hidden,
-                    w_ih: var(&format!("lstm.{l}.w_ih"))?,
-                    w_hh: var(&format!("lstm.{l}.w_hh"))?,
-                    bias: var(&format!("lstm.{l}.bias"))?,
-                })
-            })
-            .collect::<Result<Vec<_>, LstmError>>()?;
-        let dense = cfg.dense.map(|_| linear("dense")).transpose()?;
-        let head = linear("head")?;
-        Ok(Self {
-            cfg,
-            seed,
-            vars,
-            proj,
-            layers,
-            dense,
-            head,
-        })
+        Ok(Self { cfg, seed, blocks })
     }
 }
 
@@ -889,261 +894,8 @@ fn batch_tensor(
 ) -> candle_core::Result<Tensor> {
     let mut data = Vec::with_capacity(steps * idx.len() * d);
     // `check_sequences` made every sequence exactly `steps` long.
-    data.extend((0..steps).flat_map(|t| idx.iter().flat_map(move |&i| x[i][t].iter().copied())));
+    (0..steps).for_each(|t| idx.iter().for_each(|&i| data.extend_from_slice(&x[i][t])));
     Tensor::from_vec(data, (steps * idx.len(), d), &CPU)
-}
-
-/// Saved activations of one [`LstmRecurrence`] forward pass, reused by its backward pass.
-#[derive(Debug)]
-struct Tape {
-    /// Activated gates, `[T*B, 4H]`: `[in_gate, forget_gate, out_gate, cell_gate]`.
-    gates: Vec<f32>,
-    /// Cell states `c_t`, `[T*B, H]`.
-    cells: Vec<f32>,
-    /// `tanh(c_t)`, `[T*B, H]`.
-    cells_tanh: Vec<f32>,
-    /// Hidden states `h_t`, `[T*B, H]`.
-    hs: Vec<f32>,
-}
-
-/// The recurrent part of one LSTM layer as a single candle op.
-///
-/// Inputs: `xw [T*B, 4H]` (time-major `x_t W_ih + b`, precomputed for all timesteps) and
-/// `w_hh [H, 4H]`. Output: every hidden state, `hs [T*B, H]`. With `h_0 = c_0 = 0`:
-///
-/// ```text
-/// a_t = xw_t + h_{t-1} W_hh                      [B, 4H]
-/// in_gate = σ(a_i)  forget_gate = σ(a_f)  out_gate = σ(a_o)  cell_gate = tanh(a_g)
-/// c_t = forget_gate * c_{t-1} + in_gate * cell_gate
-/// h_t = out_gate * tanh(c_t)
-/// ```
-///
-/// The backward pass is hand-written backpropagation through time, using the activations the
-/// forward pass saved in `tape`. Plain single-threaded loops: deterministic.
-#[derive(Debug)]
-struct LstmRecurrence {
-    steps: usize,
-    batch: usize,
-    hidden: usize,
-    tape: OnceLock<Tape>,
-}
-
-impl LstmRecurrence {
-    fn new(steps: usize, batch: usize, hidden: usize) -> Self {
-        Self {
-            steps,
-            batch,
-            hidden,
-            tape: OnceLock::new(),
-        }
-    }
-
-    fn check_lengths(&self, xw: usize, w_hh: usize) -> candle_core::Result<()> {
-        let h = self.hidden;
-        if xw != self.steps * self.batch * 4 * h || w_hh != h * 4 * h {
-            return Err(candle_core::Error::Msg(format!(
-                "lstm recurrence: xw has {xw} values, w_hh {w_hh}, for T={} B={} H={h}",
-                self.steps, self.batch
-            )));
-        }
-        Ok(())
-    }
-
-    /// The forward pass over all timesteps; `xw` and `w_hh` have the lengths checked by
-    /// `check_lengths`.
-    fn run(&self, xw: &[f32], w_hh: &[f32]) -> Tape {
-        let (b, h) = (self.batch, self.hidden);
-        let g4 = 4 * h;
-        let n = self.steps * b * h;
-        let mut gates = xw.to_vec();
-        let mut cells = vec![0.0f32; n];
-        let mut cells_tanh = vec![0.0f32; n];
-        let mut hs = vec![0.0f32; n];
-        for t in 0..self.steps {
-            let gt = &mut gates[t * b * g4..(t + 1) * b * g4];
-            let (h_done, h_now) = hs.split_at_mut(t * b * h);
-            let (c_done, c_now) = cells.split_at_mut(t * b * h);
-            if t > 0 {
-                let h_prev = &h_done[(t - 1) * b * h..];
-                matmul_acc(gt, h_prev, w_hh, b, h, g4);
-            }
-            for r in 0..b {
-                let row = &mut gt[r * g4..(r + 1) * g4];
-                let (sig, cell_gate) = row.split_at_mut(3 * h);
-                sig.iter_mut().for_each(|v| *v = sigmoid(*v));
-                cell_gate.iter_mut().for_each(|v| *v = v.tanh());
-                for k in 0..h {
-                    let (in_gate, forget_gate, out_gate) = (sig[k], sig[h + k], sig[2 * h + k]);
-                    let c_prev = if t > 0 {
-                        c_done[((t - 1) * b + r) * h + k]
-                    } else {
-                        0.0
-                    };
-                    let c = forget_gate * c_prev + in_gate * cell_gate[k];
-                    let tc = c.tanh();
-                    c_now[r * h + k] = c;
-                    cells_tanh[(t * b + r) * h + k] = tc;
-                    h_now[r * h + k] = out_gate * tc;
-                }
-            }
-        }
-        Tape {
-            gates,
-            cells,
-            cells_tanh,
-            hs,
-        }
-    }
-
-    /// Backpropagation through time: from `grad_hs [T*B, H]`, returns
-    /// `(grad_xw [T*B, 4H], grad_w_hh [H, 4H])`.
-    fn backward(&self, tape: &Tape, w_hh: &[f32], grad_hs: &[f32]) -> (Vec<f32>, Vec<f32>) {
-        let (b, h) = (self.batch, self.hidden);
-        let g4 = 4 * h;
-        let mut grad_xw = vec![0.0f32; self.steps * b * g4];
-        let mut grad_w = vec![0.0f32; h * g4];
-        // dL/dh_t and dL/dc_t arriving from timestep t+1.
-        let mut dh_next = vec![0.0f32; b * h];
-        let mut dc_next = vec![0.0f32; b * h];
-        for t in (0..self.steps).rev() {
-            let da_t = &mut grad_xw[t * b * g4..(t + 1) * b * g4];
-            for r in 0..b {
-                let gate = &tape.gates[(t * b + r) * g4..(t * b + r + 1) * g4];
-                let da = &mut da_t[r * g4..(r + 1) * g4];
-                for k in 0..h {
-                    let i = (t * b + r) * h + k;
-                    let (in_gate, forget_gate, out_gate, cell_gate) =
-                        (gate[k], gate[h + k], gate[2 * h + k], gate[3 * h + k]);
-                    let c_prev = if t > 0 { tape.cells[i - b * h] } else { 0.0 };
-                    let tc = tape.cells_tanh[i];
-                    let dh = grad_hs[i] + dh_next[r * h + k];
-                    let dc = dc_next[r * h + k] + dh * out_gate * (1.0 - tc * tc);
-                    da[k] = dc * cell_gate * in_gate * (1.0 - in_gate);
-                    da[h + k] = dc * c_prev * forget_gate * (1.0 - forget_gate);
-                    da[2 * h + k] = dh * tc * out_gate * (1.0 - out_gate);
-                    da[3 * h + k] = dc * in_gate * (1.0 - cell_gate * cell_gate);
-                    dc_next[r * h + k] = dc * forget_gate;
-                }
-            }
-            if t > 0 {
-                let h_prev = &tape.hs[(t - 1) * b * h..t * b * h];
-                // grad_w += h_prev^T da_t: [H, B] x [B, 4H]
-                for r in 0..b {
-                    let da = &da_t[r * g4..(r + 1) * g4];
-                    for k in 0..h {
-                        axpy(&mut grad_w[k * g4..(k + 1) * g4], h_prev[r * h + k], da);
-                    }
-                }
-                // dh_{t-1} = da_t W_hh^T: [B, 4H] x [4H, H]
-                for r in 0..b {
-                    let da = &da_t[r * g4..(r + 1) * g4];
-                    for k in 0..h {
-                        dh_next[r * h + k] = dot(da, &w_hh[k * g4..(k + 1) * g4]);
-                    }
-                }
-            }
-        }
-        (grad_xw, grad_w)
-    }
-}
-
-impl CustomOp2 for LstmRecurrence {
-    fn name(&self) -> &'static str {
-        "authnet-lstm-recurrence"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let xw = contiguous_f32(s1, l1)?;
-        let w_hh = contiguous_f32(s2, l2)?;
-        self.check_lengths(xw.len(), w_hh.len())?;
-        let tape = self.run(xw, w_hh);
-        let hs = tape.hs.clone();
-        // Each op instance runs forward once (`forward` builds a new one per layer and call),
-        // so the slot is empty; if it were not, `bwd` would use the first tape, which is the
-        // one autograd recorded.
-        let _ = self.tape.set(tape);
-        Ok((
-            CpuStorage::F32(hs),
-            Shape::from((self.steps * self.batch, self.hidden)),
-        ))
-    }
-
-    fn bwd(
-        &self,
-        xw: &Tensor,
-        w_hh: &Tensor,
-        _hs: &Tensor,
-        grad_hs: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let w = w_hh.flatten_all()?.to_vec1::<f32>()?;
-        let g = grad_hs.flatten_all()?.to_vec1::<f32>()?;
-        let (grad_xw, grad_w) = match self.tape.get() {
-            Some(tape) => self.backward(tape, &w, &g),
-            None => {
-                let x = xw.flatten_all()?.to_vec1::<f32>()?;
-                self.check_lengths(x.len(), w.len())?;
-                self.backward(&self.run(&x, &w), &w, &g)
-            }
-        };
-        Ok((
-            Some(Tensor::from_vec(grad_xw, xw.shape(), xw.device())?),
-            Some(Tensor::from_vec(grad_w, w_hh.shape(), w_hh.device())?),
-        ))
-    }
-}
-
-/// The f32 values of a contiguous CPU tensor.
-fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    let data = s.as_slice::<f32>()?;
-    match l.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => Err(candle_core::Error::RequiresContiguous {
-            op: "authnet-lstm-recurrence",
-        }),
-    }
-}
-
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-/// `out [rows, n] += a [rows, k] x w [k, n]`, row-major; the inner loop runs over contiguous
-/// `n` so that it vectorises.
-fn matmul_acc(out: &mut [f32], a: &[f32], w: &[f32], rows: usize, k: usize, n: usize) {
-    for r in 0..rows {
-        let o = &mut out[r * n..(r + 1) * n];
-        for (kk, &av) in a[r * k..(r + 1) * k].iter().enumerate() {
-            axpy(o, av, &w[kk * n..(kk + 1) * n]);
-        }
-    }
-}
-
-/// `y += a * x`.
-fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-    y.iter_mut().zip(x).for_each(|(yi, xi)| *yi += a * xi);
-}
-
-/// Dot product with eight independent accumulators (vectorisable without reassociating
-/// floating point; the summation order is fixed, hence deterministic).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks = a.len() / 8;
-    for c in 0..chunks {
-        for j in 0..8 {
-            acc[j] += a[c * 8 + j] * b[c * 8 + j];
-        }
-    }
-    let mut s = acc.iter().sum::<f32>();
-    for j in chunks * 8..a.len().min(b.len()) {
-        s += a[j] * b[j];
-    }
-    s
 }
 
 /// A task that only a temporal model can solve, for tests and benchmarks: every sequence is a
@@ -1447,80 +1199,6 @@ mod tests {
         // d/dz = w (σ(z) - y) / sum(w)
         assert!((g[0] - 1.0 / 6.0).abs() < 1e-6);
         assert!(g[1].abs() < 1e-6);
-    }
-
-    #[test]
-    fn recurrence_matches_hand_computed_lstm_step() {
-        // H = 1, B = 1, T = 2: in, forget, out, cell pre-activations.
-        let xw = [0.5f32, -0.2, 0.3, 0.8, -0.1, 0.4, 0.2, -0.6];
-        let w_hh = [0.7f32, -0.3, 0.2, 0.5];
-        let op = LstmRecurrence::new(2, 1, 1);
-        let tape = op.run(&xw, &w_hh);
-        let s = |x: f64| 1.0 / (1.0 + (-x).exp());
-        let c1 = s(0.5) * 0.8f64.tanh();
-        let h1 = s(0.3) * c1.tanh();
-        let a = [
-            -0.1 + 0.7 * h1,
-            0.4 - 0.3 * h1,
-            0.2 + 0.2 * h1,
-            -0.6 + 0.5 * h1,
-        ];
-        let c2 = s(a[1]) * c1 + s(a[0]) * a[3].tanh();
-        let h2 = s(a[2]) * c2.tanh();
-        for (got, want) in tape.hs.iter().zip([h1, h2]) {
-            assert!((f64::from(*got) - want).abs() < 1e-6, "{got} vs {want}");
-        }
-        assert!((f64::from(tape.cells[1]) - c2).abs() < 1e-6);
-    }
-
-    #[test]
-    fn recurrence_gradients_match_finite_differences() {
-        let (steps, batch, hidden) = (4, 3, 2);
-        let mut rng = SplitMix64::new(11);
-        let mut draw = |n: usize| (0..n).map(|_| rng.normal() * 0.8).collect::<Vec<f32>>();
-        let xw0 = draw(steps * batch * 4 * hidden);
-        let w0 = draw(hidden * 4 * hidden);
-        let r = draw(steps * batch * hidden);
-        // L = sum(hs * r)
-        let loss_of = |xw: &[f32], w: &[f32]| -> f64 {
-            let tape = LstmRecurrence::new(steps, batch, hidden).run(xw, w);
-            tape.hs
-                .iter()
-                .zip(&r)
-                .map(|(h, r)| f64::from(*h) * f64::from(*r))
-                .sum()
-        };
-        let xw = Var::from_vec(xw0.clone(), (steps * batch, 4 * hidden), &CPU).unwrap();
-        let w = Var::from_vec(w0.clone(), (hidden, 4 * hidden), &CPU).unwrap();
-        let rt = Tensor::from_vec(r.clone(), (steps * batch, hidden), &CPU).unwrap();
-        let hs = xw
-            .as_tensor()
-            .apply_op2(w.as_tensor(), LstmRecurrence::new(steps, batch, hidden))
-            .unwrap();
-        let loss = (hs * rt).unwrap().sum_all().unwrap();
-        let grads = loss.backward().unwrap();
-        let eps = 1e-2f32;
-        for (analytic, base, is_w) in [
-            (tensor_grad(&xw, &grads), &xw0, false),
-            (tensor_grad(&w, &grads), &w0, true),
-        ] {
-            for i in 0..base.len() {
-                let mut plus = base.clone();
-                let mut minus = base.clone();
-                plus[i] += eps;
-                minus[i] -= eps;
-                let numeric = if is_w {
-                    (loss_of(&xw0, &plus) - loss_of(&xw0, &minus)) / (2.0 * f64::from(eps))
-                } else {
-                    (loss_of(&plus, &w0) - loss_of(&minus, &w0)) / (2.0 * f64::from(eps))
-                };
-                assert!(
-                    (f64::from(analytic[i]) - numeric).abs() < 2e-3,
-                    "w={is_w} i={i}: analytic {} numeric {numeric}",
-                    analytic[i]
-                );
-            }
-        }
     }
 
     fn train_small(init_seed: u64, train_seed: u64) -> (SeqClassifier, TrainReport, Vec<f32>) {
