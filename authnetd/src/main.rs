@@ -1,1 +1,116 @@
-fn main() {}
+//! `authnetd`: the AuthNet daemon. It owns the camera, the face pipeline and the per-user
+//! models, and answers `pam_authnet` (and `authnet-enroll`) over a Unix socket. See
+//! authnetd(8) and authnetd.toml(5).
+//!
+//! Modules: [`config`] (raw TOML, then a validated struct), [`server`] (accept loop,
+//! `SO_PEERCRED`), [`session`] (the attempt state machine and the other requests), [`camera`]
+//! (clips and the camera queue), [`store`] (per-user files), [`throttle`], [`enroll`], [`log`]
+//! and [`sys`] (the only unsafe code).
+
+mod camera;
+mod config;
+mod enroll;
+mod log;
+mod server;
+mod session;
+mod store;
+mod sys;
+mod throttle;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use authnet_core::features::{FeatureExtractor, PipelineConfig};
+use authnet_core::model::bank::ImpostorBank;
+use clap::Parser;
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(name = "authnetd", version, about = "AuthNet face + mouthed-password daemon")]
+struct Args {
+    /// Configuration file.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Stay in the foreground (authnetd never forks; accepted for clarity in unit files and
+    /// scripts) and log to stderr.
+    #[arg(long)]
+    foreground: bool,
+    /// Log to stderr instead of syslog.
+    #[arg(long)]
+    log_stderr: bool,
+    /// Also log scores (debug level).
+    #[arg(long)]
+    debug: bool,
+    /// Check the configuration and exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("authnetd: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let explicit = args.config.is_some();
+    let path = args
+        .config
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_CONFIG));
+    let cfg = config::load(&path, explicit)?;
+    if args.check_config {
+        println!("{}: OK", path.display());
+        return Ok(());
+    }
+    let log = log::Logger::new(args.log_stderr || args.foreground, args.debug);
+
+    let mut detector = authnet_core::vision::detect::DetectorConfig::default();
+    detector.dark_threshold = cfg.dark_frame_threshold;
+    let pc = PipelineConfig {
+        ort_lib: cfg.onnxruntime_lib.clone(),
+        models_dir: cfg.models_dir.clone(),
+        backbone: cfg.backbone.clone(),
+        crop: cfg.crop,
+        threads: cfg.ort_threads,
+        detector,
+    };
+    let pipeline = FeatureExtractor::from_config(&pc).with_context(|| {
+        format!(
+            "loading the pipeline (onnxruntime {}, models {})",
+            pc.ort_lib.display(),
+            pc.models_dir.display()
+        )
+    })?;
+    let bank = match &cfg.impostor_bank {
+        Some(p) => Some(
+            ImpostorBank::load(
+                p,
+                &pipeline.embedder().manifest().name,
+                pipeline.embedder().dim(),
+            )
+            .with_context(|| format!("loading impostor bank {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let store = store::Store::open(&cfg.state_dir)
+        .with_context(|| format!("state directory {}", cfg.state_dir.display()))?;
+    let (listener, activated) = server::listen(&cfg.socket)?;
+    log.info(&format!(
+        "authnetd {} ready: {} ({}), camera {}, crop {:?}, policy {}",
+        env!("CARGO_PKG_VERSION"),
+        if activated {
+            "socket from systemd".to_string()
+        } else {
+            cfg.socket.display().to_string()
+        },
+        pc.backbone,
+        cfg.camera.source,
+        cfg.crop,
+        cfg.threshold_policy.name()
+    ));
+    let daemon = Arc::new(session::Daemon::new(cfg, log, pipeline, bank, store));
+    server::serve(listener, daemon)
+}

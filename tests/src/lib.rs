@@ -1,1 +1,467 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests: the real `authnetd` on a temporary socket and state
+//! directory ([`Daemon`]), a recorded-frames camera whose clip can be switched between
+//! attempts ([`Camera`]), a protocol client ([`Client`]), MIRACL-VC1 clips ([`data`]) and a
+//! user model trained from them ([`trained_model`]).
+//!
+//! The tests spawn `target/debug/authnetd`; `make test` builds it first
+//! (`cargo build --workspace --bins`). Real data is found through [`data::root`], which says
+//! clearly when it is missing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use authnet_core::features::{FeatureExtractor, PipelineConfig, UtteranceFeatures};
+use authnet_core::model::password::{self, EnrollConfig, EnrollInput};
+use authnet_core::vision::CropMode;
+use authnet_ipc::{read_frame, write_frame, Outcome, Request, Response, PROTOCOL_VERSION};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// ONNX Runtime: `$AUTHNET_ORT_LIB`, else the vendored library (`make setup`).
+pub fn ort_lib() -> PathBuf {
+    std::env::var_os("AUTHNET_ORT_LIB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(authnet_core::features::locate::REPO_ORT))
+}
+
+/// The models directory of the repository.
+pub fn models_dir() -> PathBuf {
+    repo().join("models")
+}
+
+/// A built binary of the workspace (`target/debug/NAME`, or `$CARGO_TARGET_DIR/debug/NAME`).
+pub fn binary(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target"));
+    let p = target.join("debug").join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo build -p {name}` (or `make test`, which builds it) first",
+        p.display()
+    );
+    p
+}
+
+/// The `pam_authnet` module as built by cargo.
+pub fn pam_module() -> PathBuf {
+    binary("libpam_authnet.so")
+}
+
+/// MIRACL-VC1 clips.
+pub mod data {
+    use std::path::PathBuf;
+
+    /// `$AUTHNET_DATA`, else `<repo>/../shared/data/miracl-vc1`. Panics with a clear message
+    /// when missing (CI always has it).
+    pub fn root() -> PathBuf {
+        let p = std::env::var_os("AUTHNET_DATA")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| super::repo().join("../shared/data/miracl-vc1"));
+        assert!(
+            p.join("faces").is_dir(),
+            "MIRACL-VC1 data not found at {} (set AUTHNET_DATA; see ../shared/data/README)",
+            p.display()
+        );
+        p
+    }
+
+    /// `faces/<speaker>/words/<word>/<instance>` (e.g. `("F02", 1, 8)`).
+    pub fn word(speaker: &str, word: u32, instance: u32) -> PathBuf {
+        root().join(format!("faces/{speaker}/words/{word:02}/{instance:02}"))
+    }
+}
+
+/// Positive enrolment clips: F02 word 01, instances 1..=7. Instances 8..=10 are held out.
+pub const ENROLL_INSTANCES: std::ops::RangeInclusive<u32> = 1..=7;
+
+/// Features of utterance directories, crop mode `none` (F02 clips are face crops).
+pub fn features(dirs: &[PathBuf]) -> Vec<UtteranceFeatures> {
+    let pc = PipelineConfig {
+        ort_lib: ort_lib(),
+        models_dir: models_dir(),
+        backbone: "mobilefacenet".into(),
+        crop: CropMode::None,
+        threads: 1,
+        detector: Default::default(),
+    };
+    let mut ex = FeatureExtractor::from_config(&pc).expect("pipeline loads");
+    dirs.iter()
+        .map(|d| ex.extract_dir(d, None).expect("features extract").0)
+        .collect()
+}
+
+/// The bytes of a model for F02 mouthing word 01, trained once per test process from seven
+/// F02 word-01 clips against F02's other words (instances 1..=3 of words 02..=10), with
+/// `authnet_core::model::password::enroll`.
+pub fn trained_model() -> &'static [u8] {
+    static MODEL: OnceLock<Vec<u8>> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let pos: Vec<PathBuf> = ENROLL_INSTANCES.map(|i| data::word("F02", 1, i)).collect();
+        let neg: Vec<PathBuf> = (2..=10)
+            .flat_map(|w| (1..=3).map(move |i| data::word("F02", w, i)))
+            .collect();
+        let positives = features(&pos);
+        let others = features(&neg);
+        let input = EnrollInput {
+            positives: &positives,
+            other_words: &others,
+            bank: None,
+        };
+        let (mut model, _report) =
+            password::enroll(&input, &EnrollConfig::default(), &mut |_, _, _| {}).expect("enrol");
+        let manifest = authnet_core::vision::Manifest::load(&models_dir(), "mobilefacenet")
+            .expect("manifest");
+        model.set_backbone_sha256(&manifest.sha256);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("model.safetensors");
+        model.save(&p).expect("save");
+        std::fs::read(&p).unwrap()
+    })
+}
+
+/// A recorded-frames camera (`dir:` source) whose `current` file selects the clip.
+#[derive(Debug)]
+pub struct Camera {
+    root: PathBuf,
+}
+
+impl Camera {
+    /// A camera rooted at `root` (created).
+    pub fn new(root: &Path) -> Self {
+        std::fs::create_dir_all(root).unwrap();
+        Self { root: root.into() }
+    }
+
+    /// Plays `clip` from the next attempt on (atomic rename of `current`).
+    pub fn play(&self, clip: &Path) {
+        let tmp = self.root.join(".current.tmp");
+        std::fs::write(&tmp, format!("{}\n", clip.display())).unwrap();
+        std::fs::rename(&tmp, self.root.join("current")).unwrap();
+    }
+
+    /// The `camera.source` value.
+    pub fn source(&self) -> String {
+        format!("dir:{}", self.root.display())
+    }
+}
+
+/// Writes `n` copies of `frame` into `dir` (a frozen-frame "photo" clip).
+pub fn frozen_clip(frame: &Path, n: usize, dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let ext = frame.extension().unwrap().to_string_lossy().into_owned();
+    for i in 1..=n {
+        std::fs::copy(frame, dir.join(format!("color_{i:03}.{ext}"))).unwrap();
+    }
+    dir.into()
+}
+
+/// Writes `n` uniform grey `w`×`h` frames into `dir` (a clip without a face).
+pub fn blank_clip(n: usize, w: u32, h: u32, grey: u8, dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let img = authnet_core::image::RgbImage::from_pixel(w, h, authnet_core::image::Rgb([grey; 3]));
+    for i in 1..=n {
+        img.save(dir.join(format!("color_{i:03}.png"))).unwrap();
+    }
+    dir.into()
+}
+
+/// A daemon setup before start.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Crop mode (`none` for F02 crops, `detect` for full frames).
+    pub crop: &'static str,
+    /// Camera frame rate (a `dir:` camera plays at this pace).
+    pub fps: u32,
+    /// `auth_timeout` in seconds.
+    pub auth_timeout: f64,
+    /// `camera_wait` in seconds.
+    pub camera_wait: f64,
+    /// Extra TOML appended verbatim (top-level keys before any table).
+    pub extra: String,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            crop: "none",
+            fps: 100,
+            auth_timeout: 10.0,
+            camera_wait: 30.0,
+            extra: String::new(),
+        }
+    }
+}
+
+/// A running `authnetd` with its own socket, state directory, camera and log file.
+#[derive(Debug)]
+pub struct Daemon {
+    /// The temporary directory holding everything.
+    pub dir: PathBuf,
+    /// The socket.
+    pub socket: PathBuf,
+    /// The state directory.
+    pub state: PathBuf,
+    /// The config file.
+    pub config: PathBuf,
+    /// The camera.
+    pub camera: Camera,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+/// Writes the config file for `c` under `dir`.
+pub fn write_config(dir: &Path, c: &DaemonConfig, camera: &Camera) -> PathBuf {
+    let text = format!(
+        "socket = \"{sock}\"\nstate_dir = \"{state}\"\nonnxruntime_lib = \"{ort}\"\n\
+         models_dir = \"{models}\"\ncrop = \"{crop}\"\nort_threads = 1\n\
+         auth_timeout = {timeout:?}\ncamera_wait = {wait:?}\nabort_if_lid_closed = false\n\
+         {extra}\n[camera]\nsource = \"{src}\"\nfps = {fps}\n",
+        sock = dir.join("authnetd.sock").display(),
+        state = dir.join("state").display(),
+        ort = ort_lib().display(),
+        models = models_dir().display(),
+        crop = c.crop,
+        timeout = c.auth_timeout,
+        wait = c.camera_wait,
+        extra = c.extra,
+        src = camera.source(),
+        fps = c.fps,
+    );
+    let p = dir.join("authnetd.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+impl Daemon {
+    /// Writes a config under `dir` and starts the daemon on it, waiting until it listens.
+    pub fn start(dir: &Path, c: &DaemonConfig) -> Self {
+        let camera = Camera::new(&dir.join("camera"));
+        let config = write_config(dir, c, &camera);
+        let mut d = Self {
+            dir: dir.into(),
+            socket: dir.join("authnetd.sock"),
+            state: dir.join("state"),
+            config,
+            camera,
+            log: dir.join("authnetd.log"),
+            child: None,
+        };
+        d.restart();
+        d
+    }
+
+    /// Starts (again) on the same config, state and socket.
+    pub fn restart(&mut self) {
+        self.kill();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(binary("authnetd"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--log-stderr")
+            .arg("--debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let t = Instant::now();
+        while UnixStream::connect(&self.socket).is_err() {
+            if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!("authnetd exited with {st}; log:\n{}", self.log_text());
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "authnetd did not listen within 60 s; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Installs the trained F02 word-01 model as `user`'s.
+    pub fn enrol(&self, user: &str) {
+        let d = self.state.join(user);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("model.safetensors"), trained_model()).unwrap();
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// SIGKILLs the daemon (no cleanup, as a crash would).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log_text(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// A connected client that has said hello.
+    pub fn client(&self) -> Client {
+        Client::connect(&self.socket)
+    }
+
+    /// One authenticate round trip as root: the final outcome.
+    pub fn authenticate(&self, user: &str) -> Outcome {
+        self.client().authenticate(user)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A protocol client.
+#[derive(Debug)]
+pub struct Client {
+    /// The socket.
+    pub stream: UnixStream,
+}
+
+impl Client {
+    /// Connects and exchanges hello.
+    pub fn connect(socket: &Path) -> Self {
+        let stream = UnixStream::connect(socket).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(120)))
+            .unwrap();
+        let mut c = Self { stream };
+        c.send(&Request::Hello {
+            protocol_version: PROTOCOL_VERSION,
+        });
+        match c.recv() {
+            Response::Hello { protocol_version } => assert_eq!(protocol_version, PROTOCOL_VERSION),
+            o => panic!("expected hello, got {o:?}"),
+        }
+        c
+    }
+
+    /// Sends one request.
+    pub fn send(&mut self, r: &Request) {
+        write_frame(&mut self.stream, r).unwrap();
+    }
+
+    /// Receives one response.
+    pub fn recv(&mut self) -> Response {
+        read_frame(&mut self.stream).unwrap()
+    }
+
+    /// Sends `r` and collects responses up to the final one (skipping `info` and `progress`).
+    pub fn call(&mut self, r: &Request) -> (Vec<Response>, Response) {
+        self.send(r);
+        let mut interim = Vec::new();
+        loop {
+            match self.recv() {
+                m @ (Response::Info { .. } | Response::Progress { .. }) => interim.push(m),
+                last => return (interim, last),
+            }
+        }
+    }
+
+    /// `authenticate` for a local session; the outcome (panics on an error response).
+    pub fn authenticate(&mut self, user: &str) -> Outcome {
+        match self.call(&auth_request(user)).1 {
+            Response::Result { outcome } => outcome,
+            o => panic!("expected a result, got {o:?}"),
+        }
+    }
+}
+
+/// An `authenticate` request for a local session.
+pub fn auth_request(user: &str) -> Request {
+    Request::Authenticate {
+        user: user.into(),
+        service: "authnet-test".into(),
+        rhost: None,
+        tty: Some("/dev/tty1".into()),
+    }
+}
+
+/// `pamtester` on PATH and `libpam_wrapper.so` installed, or why not.
+pub fn pam_tools() -> Result<(), String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if !std::env::split_paths(&path).any(|d| d.join("pamtester").is_file()) {
+        return Err("pamtester is not installed (apt-get install pamtester)".into());
+    }
+    let found = [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+    ]
+    .iter()
+    .any(|d| Path::new(d).join("libpam_wrapper.so").is_file());
+    if !found {
+        return Err("libpam_wrapper.so is not installed (apt-get install libpam-wrapper)".into());
+    }
+    Ok(())
+}
+
+/// A PAM service `authnet-test` under `dir`: `auth sufficient <module> <args>` then
+/// `auth required pam_deny.so`. Returns the service directory.
+pub fn pam_service(dir: &Path, args: &str) -> PathBuf {
+    let services = dir.join("pam.d");
+    std::fs::create_dir_all(&services).unwrap();
+    std::fs::write(
+        services.join("authnet-test"),
+        format!(
+            "auth sufficient {} {args}\nauth required pam_deny.so\n",
+            pam_module().display()
+        ),
+    )
+    .unwrap();
+    services
+}
+
+/// `pamtester authnet-test USER authenticate` under pam_wrapper with the services in
+/// `services`, as a not-yet-waited child (stdin closed, output captured).
+pub fn pamtester(services: &Path, user: &str) -> Command {
+    let mut c = Command::new("pamtester");
+    c.args(["authnet-test", user, "authenticate"])
+        .env("LD_PRELOAD", "libpam_wrapper.so")
+        .env("PAM_WRAPPER", "1")
+        .env("PAM_WRAPPER_SERVICE_DIR", services)
+        .env_remove("SSH_CONNECTION")
+        .env_remove("SSH_CLIENT")
+        .env_remove("SSH_TTY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}

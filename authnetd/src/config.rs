@@ -1,0 +1,504 @@
+//! `/etc/authnet/authnetd.toml`: parsed into [`RawConfig`] (every key optional, unknown keys
+//! refused by serde), then checked into [`Config`], where every value is in range and every
+//! default is filled in. Errors name the offending key, so a typo fails the start with a message
+//! that says what to fix.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use authnet_core::vision::CropMode;
+use serde::Deserialize;
+
+/// Where the daemon reads its configuration unless `--config` says otherwise.
+pub const DEFAULT_CONFIG: &str = "/etc/authnet/authnetd.toml";
+/// Default socket path.
+pub const DEFAULT_SOCKET: &str = "/run/authnet/authnetd.sock";
+/// Default state directory (one subdirectory per user).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/authnet";
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key or a value of the wrong type (toml's message names the key).
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The cause, with line, column and key.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A value of the right type but out of range.
+    #[error("key `{key}`: {why}")]
+    Invalid {
+        /// Dotted key name, e.g. `camera.fps`.
+        key: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+fn invalid(key: &'static str, why: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        why: why.into(),
+    }
+}
+
+/// The file as written: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    socket: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    onnxruntime_lib: Option<PathBuf>,
+    models_dir: Option<PathBuf>,
+    backbone: Option<String>,
+    crop: Option<String>,
+    ort_threads: Option<u32>,
+    impostor_bank: Option<PathBuf>,
+    auth_timeout: Option<f64>,
+    camera_wait: Option<f64>,
+    max_tries: Option<u32>,
+    threshold_policy: Option<String>,
+    target_fmr: Option<f64>,
+    abort_if_ssh: Option<bool>,
+    abort_if_lid_closed: Option<bool>,
+    dark_frame_threshold: Option<f64>,
+    min_face_fraction: Option<f64>,
+    max_connections: Option<u32>,
+    io_timeout: Option<f64>,
+    camera: Option<RawCamera>,
+    throttle: Option<RawThrottle>,
+}
+
+/// `[camera]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCamera {
+    source: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+    fps: Option<u32>,
+    clip_seconds: Option<f64>,
+}
+
+/// `[throttle]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThrottle {
+    failures_before_delay: Option<u32>,
+    base_delay: Option<u64>,
+    lockout_after: Option<u32>,
+}
+
+/// Where frames come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CameraSource {
+    /// A V4L2 device node.
+    V4l2(PathBuf),
+    /// A recorded-frames camera: an utterance folder, or a folder whose file `current` names
+    /// the utterance folder to play (see [`crate::camera`]).
+    Dir(PathBuf),
+}
+
+impl std::fmt::Display for CameraSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::V4l2(p) => write!(f, "v4l2:{}", p.display()),
+            Self::Dir(p) => write!(f, "dir:{}", p.display()),
+        }
+    }
+}
+
+/// Which of the model's stored thresholds decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// The threshold meeting the target false-match rate (the secure default).
+    Fmr,
+    /// The equal-error-rate threshold.
+    Eer,
+}
+
+impl Policy {
+    /// The name used in the config file and on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fmr => "fmr",
+            Self::Eer => "eer",
+        }
+    }
+}
+
+/// Camera settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CameraConfig {
+    /// Where frames come from.
+    pub source: CameraSource,
+    /// Requested width.
+    pub width: u32,
+    /// Requested height.
+    pub height: u32,
+    /// Frames per second (the V4L2 request, and the pace at which a `dir:` camera plays).
+    pub fps: u32,
+    /// Longest clip one attempt records from a live camera.
+    pub clip: Duration,
+}
+
+/// Failed-attempt throttling (NIST SP 800-63B 5.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleConfig {
+    /// Consecutive failures allowed before a delay applies.
+    pub failures_before_delay: u32,
+    /// Delay after the first failure past `failures_before_delay`, doubling with each further one.
+    pub base_delay: Duration,
+    /// Consecutive failures after which the face path stays off until an admin resets it.
+    pub lockout_after: u32,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Socket path (ignored under socket activation).
+    pub socket: PathBuf,
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// ONNX Runtime library.
+    pub onnxruntime_lib: PathBuf,
+    /// Models directory.
+    pub models_dir: PathBuf,
+    /// Backbone manifest name.
+    pub backbone: String,
+    /// Crop mode.
+    pub crop: CropMode,
+    /// ONNX Runtime intra-op threads.
+    pub ort_threads: usize,
+    /// Impostor bank for enrolment.
+    pub impostor_bank: Option<PathBuf>,
+    /// Budget of one attempt's capture and scoring.
+    pub auth_timeout: Duration,
+    /// Longest wait for the camera before answering `camera_busy`.
+    pub camera_wait: Duration,
+    /// Clips captured per authenticate before answering reject / no_face.
+    pub max_tries: u32,
+    /// Which stored threshold decides.
+    pub threshold_policy: Policy,
+    /// FMR target used when enrolling.
+    pub target_fmr: f64,
+    /// Refuse remote sessions.
+    pub abort_if_ssh: bool,
+    /// Refuse when the lid is closed.
+    pub abort_if_lid_closed: bool,
+    /// Mean luma under which a frame counts as too dark.
+    pub dark_frame_threshold: f32,
+    /// Share of frames that must hold a face for a clip to be scored.
+    pub min_face_fraction: f64,
+    /// Connections served at once; more are refused with `busy`.
+    pub max_connections: usize,
+    /// Budget for reading one request or writing one response.
+    pub io_timeout: Duration,
+    /// Camera.
+    pub camera: CameraConfig,
+    /// Throttling.
+    pub throttle: ThrottleConfig,
+}
+
+fn seconds(key: &'static str, v: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {
+    if !v.is_finite() || v < min || v > max {
+        return Err(invalid(
+            key,
+            format!("{v} is out of range (expected {min}..={max} seconds)"),
+        ));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn range_u32(key: &'static str, v: u32, min: u32, max: u32) -> Result<u32, ConfigError> {
+    if v < min || v > max {
+        return Err(invalid(
+            key,
+            format!("{v} is out of range (expected {min}..={max})"),
+        ));
+    }
+    Ok(v)
+}
+
+fn absolute(key: &'static str, p: PathBuf) -> Result<PathBuf, ConfigError> {
+    if !p.is_absolute() {
+        return Err(invalid(
+            key,
+            format!("{} is not an absolute path", p.display()),
+        ));
+    }
+    Ok(p)
+}
+
+/// Parses `camera.source`: `v4l2:/dev/videoN` or `dir:/path`.
+pub fn parse_source(s: &str) -> Result<CameraSource, ConfigError> {
+    let key = "camera.source";
+    match s.split_once(':') {
+        Some(("v4l2", p)) => Ok(CameraSource::V4l2(absolute(key, p.into())?)),
+        Some(("dir", p)) => Ok(CameraSource::Dir(absolute(key, p.into())?)),
+        _ => Err(invalid(
+            key,
+            format!("{s:?} is neither v4l2:/dev/videoN nor dir:/path"),
+        )),
+    }
+}
+
+impl RawConfig {
+    /// Parses TOML text (`path` only names the file in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
+    }
+
+    /// Checks every value and fills in defaults. `ort_env` is `$AUTHNET_ORT_LIB`, used only
+    /// when the file has no `onnxruntime_lib`.
+    pub fn validate(self, ort_env: Option<PathBuf>) -> Result<Config, ConfigError> {
+        let crop = match self.crop.as_deref() {
+            None | Some("detect") => CropMode::Detect,
+            Some("none") => CropMode::None,
+            Some(o) => {
+                return Err(invalid(
+                    "crop",
+                    format!("{o:?} is not a crop mode (expected detect or none)"),
+                ))
+            }
+        };
+        let threshold_policy = match self.threshold_policy.as_deref() {
+            None | Some("fmr") => Policy::Fmr,
+            Some("eer") => Policy::Eer,
+            Some(o) => {
+                return Err(invalid(
+                    "threshold_policy",
+                    format!("{o:?} is not a policy (expected fmr or eer)"),
+                ))
+            }
+        };
+        let target_fmr = self.target_fmr.unwrap_or(0.001);
+        if !(target_fmr > 0.0 && target_fmr < 1.0) {
+            return Err(invalid(
+                "target_fmr",
+                format!("{target_fmr} is not in (0, 1)"),
+            ));
+        }
+        let dark = self.dark_frame_threshold.unwrap_or(25.0);
+        if !(0.0..=255.0).contains(&dark) {
+            return Err(invalid(
+                "dark_frame_threshold",
+                format!("{dark} is not a mean luma in 0..=255"),
+            ));
+        }
+        let min_face_fraction = self.min_face_fraction.unwrap_or(0.5);
+        if !(min_face_fraction > 0.0 && min_face_fraction <= 1.0) {
+            return Err(invalid(
+                "min_face_fraction",
+                format!("{min_face_fraction} is not in (0, 1]"),
+            ));
+        }
+        let backbone = self.backbone.unwrap_or_else(|| "mobilefacenet".into());
+        if backbone.is_empty()
+            || !backbone
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(invalid(
+                "backbone",
+                format!("{backbone:?} is not a manifest name"),
+            ));
+        }
+        let onnxruntime_lib = match self.onnxruntime_lib {
+            Some(p) => absolute("onnxruntime_lib", p)?,
+            None => ort_env.unwrap_or_else(|| {
+                PathBuf::from(authnet_core::features::locate::INSTALLED_ORT)
+            }),
+        };
+        let cam = self.camera.unwrap_or_default();
+        let camera = CameraConfig {
+            source: parse_source(cam.source.as_deref().unwrap_or("v4l2:/dev/video0"))?,
+            width: range_u32("camera.width", cam.width.unwrap_or(640), 16, 4096)?,
+            height: range_u32("camera.height", cam.height.unwrap_or(480), 16, 4096)?,
+            fps: range_u32("camera.fps", cam.fps.unwrap_or(30), 1, 1000)?,
+            clip: seconds(
+                "camera.clip_seconds",
+                cam.clip_seconds.unwrap_or(2.0),
+                0.1,
+                20.0,
+            )?,
+        };
+        let th = self.throttle.unwrap_or_default();
+        let failures_before_delay = range_u32(
+            "throttle.failures_before_delay",
+            th.failures_before_delay.unwrap_or(5),
+            1,
+            100,
+        )?;
+        let base_delay = th.base_delay.unwrap_or(30);
+        if !(1..=86_400).contains(&base_delay) {
+            return Err(invalid(
+                "throttle.base_delay",
+                format!("{base_delay} is out of range (expected 1..=86400 seconds)"),
+            ));
+        }
+        let lockout_after = range_u32(
+            "throttle.lockout_after",
+            th.lockout_after.unwrap_or(100),
+            1,
+            100,
+        )?;
+        if lockout_after <= failures_before_delay {
+            return Err(invalid(
+                "throttle.lockout_after",
+                format!(
+                    "{lockout_after} must exceed throttle.failures_before_delay ({failures_before_delay})"
+                ),
+            ));
+        }
+        Ok(Config {
+            socket: absolute("socket", self.socket.unwrap_or_else(|| DEFAULT_SOCKET.into()))?,
+            state_dir: absolute(
+                "state_dir",
+                self.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+            )?,
+            onnxruntime_lib,
+            models_dir: absolute(
+                "models_dir",
+                self.models_dir
+                    .unwrap_or_else(|| authnet_core::features::locate::INSTALLED_MODELS.into()),
+            )?,
+            backbone,
+            crop,
+            ort_threads: range_u32("ort_threads", self.ort_threads.unwrap_or(2), 1, 64)? as usize,
+            impostor_bank: self
+                .impostor_bank
+                .map(|p| absolute("impostor_bank", p))
+                .transpose()?,
+            auth_timeout: seconds("auth_timeout", self.auth_timeout.unwrap_or(10.0), 0.5, 120.0)?,
+            camera_wait: seconds("camera_wait", self.camera_wait.unwrap_or(5.0), 0.0, 120.0)?,
+            max_tries: range_u32("max_tries", self.max_tries.unwrap_or(1), 1, 10)?,
+            threshold_policy,
+            target_fmr,
+            abort_if_ssh: self.abort_if_ssh.unwrap_or(true),
+            abort_if_lid_closed: self.abort_if_lid_closed.unwrap_or(true),
+            dark_frame_threshold: dark as f32,
+            min_face_fraction,
+            max_connections: range_u32(
+                "max_connections",
+                self.max_connections.unwrap_or(64),
+                1,
+                1024,
+            )? as usize,
+            io_timeout: seconds("io_timeout", self.io_timeout.unwrap_or(5.0), 0.1, 60.0)?,
+            camera,
+            throttle: ThrottleConfig {
+                failures_before_delay,
+                base_delay: Duration::from_secs(base_delay),
+                lockout_after,
+            },
+        })
+    }
+}
+
+/// Reads and validates the file at `path`. A missing file at the default path means "all
+/// defaults"; a missing file named by `--config` is an error.
+pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.into(),
+                source,
+            })
+        }
+    };
+    RawConfig::parse(&text, path)?.validate(std::env::var_os("AUTHNET_ORT_LIB").map(PathBuf::from))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        RawConfig::parse(text, Path::new("t.toml"))?.validate(None)
+    }
+
+    #[test]
+    fn empty_file_gives_documented_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.socket, Path::new(DEFAULT_SOCKET));
+        assert_eq!(c.state_dir, Path::new(DEFAULT_STATE_DIR));
+        assert_eq!(c.crop, CropMode::Detect);
+        assert_eq!(c.threshold_policy, Policy::Fmr);
+        assert_eq!(c.camera.source, CameraSource::V4l2("/dev/video0".into()));
+        assert_eq!(c.throttle.failures_before_delay, 5);
+        assert_eq!(c.throttle.base_delay, Duration::from_secs(30));
+        assert_eq!(c.throttle.lockout_after, 100);
+        assert!(c.abort_if_ssh && c.abort_if_lid_closed);
+    }
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let text = include_str!("../../etc/authnetd.toml");
+        let c = parse(text).unwrap();
+        let d = parse("").unwrap();
+        assert_eq!(c.socket, d.socket);
+        assert_eq!(c.camera, d.camera);
+        assert_eq!(c.throttle, d.throttle);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = parse("sockett = \"/x\"").unwrap_err().to_string();
+        assert!(e.contains("sockett"), "{e}");
+        let e = parse("[camera]\nfsp = 3").unwrap_err().to_string();
+        assert!(e.contains("fsp"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (text, key) in [
+            ("crop = \"mouth\"", "crop"),
+            ("threshold_policy = \"far\"", "threshold_policy"),
+            ("target_fmr = 1.5", "target_fmr"),
+            ("[camera]\nfps = 0", "camera.fps"),
+            ("[camera]\nsource = \"usb:0\"", "camera.source"),
+            ("[throttle]\nlockout_after = 3", "throttle.lockout_after"),
+            ("auth_timeout = -1.0", "auth_timeout"),
+            ("socket = \"relative.sock\"", "socket"),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        // A type error: toml names the key.
+        let e = parse("max_tries = \"two\"").unwrap_err().to_string();
+        assert!(e.contains("max_tries"), "{e}");
+    }
+
+    #[test]
+    fn ort_env_applies_only_without_the_key() {
+        let c = RawConfig::parse("", Path::new("t"))
+            .unwrap()
+            .validate(Some("/env/ort.so".into()))
+            .unwrap();
+        assert_eq!(c.onnxruntime_lib, Path::new("/env/ort.so"));
+        let c = RawConfig::parse("onnxruntime_lib = \"/file/ort.so\"", Path::new("t"))
+            .unwrap()
+            .validate(Some("/env/ort.so".into()))
+            .unwrap();
+        assert_eq!(c.onnxruntime_lib, Path::new("/file/ort.so"));
+    }
+}

@@ -1,0 +1,266 @@
+//! The accept loop and one thread per connection.
+//!
+//! The peer's identity comes from `SO_PEERCRED`, never from the payload. Every read and write
+//! runs against a deadline (`io_timeout` per frame, re-armed before each syscall), so a client
+//! that drips one byte a second holds only its own thread, and only briefly. At most
+//! `max_connections` connections are served at once; the next one is told `busy` and closed.
+
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use authnet_ipc::{
+    check_version, read_frame, write_frame, ErrorKind, IpcError, Request, Response,
+    PROTOCOL_VERSION,
+};
+
+use crate::session::Daemon;
+use crate::sys::{self, PeerCred};
+
+/// A connected client with deadline-bounded framed I/O.
+#[derive(Debug)]
+pub struct Conn {
+    stream: UnixStream,
+    io_timeout: Duration,
+    /// Who is on the other end (from the kernel).
+    pub peer: PeerCred,
+}
+
+/// Re-arms the socket timeout before every syscall so the whole frame meets one deadline.
+struct Deadline<'a> {
+    s: &'a UnixStream,
+    until: Instant,
+}
+
+impl Deadline<'_> {
+    fn left(&self) -> io::Result<Duration> {
+        match self.until.checked_duration_since(Instant::now()) {
+            Some(d) if !d.is_zero() => Ok(d),
+            _ => Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed")),
+        }
+    }
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.s.set_read_timeout(Some(self.left()?))?;
+        (&mut &*self.s).read(buf)
+    }
+}
+
+impl Write for Deadline<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.s.set_write_timeout(Some(self.left()?))?;
+        (&mut &*self.s).write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What the client did while an attempt ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientState {
+    /// Nothing: carry on.
+    Waiting,
+    /// It sent `cancel` (or anything else, which also ends the attempt).
+    Cancelled,
+    /// It closed the connection.
+    Gone,
+}
+
+impl Conn {
+    /// Receives one request within `io_timeout`.
+    pub fn recv(&mut self) -> Result<Request, IpcError> {
+        let mut d = Deadline {
+            s: &self.stream,
+            until: Instant::now() + self.io_timeout,
+        };
+        read_frame(&mut d)
+    }
+
+    /// Sends one response within `io_timeout`.
+    pub fn send(&mut self, r: &Response) -> Result<(), IpcError> {
+        let mut d = Deadline {
+            s: &self.stream,
+            until: Instant::now() + self.io_timeout,
+        };
+        write_frame(&mut d, r)
+    }
+
+    /// Sends an error response.
+    pub fn error(&mut self, kind: ErrorKind, message: impl Into<String>) -> Result<(), IpcError> {
+        self.send(&Response::Error {
+            kind,
+            message: message.into(),
+        })
+    }
+
+    /// Checks, without blocking, whether the client cancelled or went away.
+    pub fn poll(&mut self) -> ClientState {
+        match sys::peek_nonblocking(&self.stream) {
+            Ok(0) => ClientState::Gone,
+            Ok(_) => match self.recv() {
+                Ok(Request::Cancel {}) => ClientState::Cancelled,
+                Ok(_) => ClientState::Cancelled,
+                Err(_) => ClientState::Gone,
+            },
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => ClientState::Waiting,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => ClientState::Waiting,
+            Err(_) => ClientState::Gone,
+        }
+    }
+}
+
+/// The listening socket: systemd's (socket activation) or our own bind.
+pub fn listen(path: &Path) -> anyhow::Result<(UnixListener, bool)> {
+    if let Some(l) = sys::activation_listener().context("socket activation")? {
+        return Ok((l, true));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    // A stale socket from a previous run: connectable means another daemon is alive.
+    if std::fs::symlink_metadata(path).is_ok() {
+        if UnixStream::connect(path).is_ok() {
+            anyhow::bail!("another authnetd is listening on {}", path.display());
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing stale socket {}", path.display()))?;
+    }
+    let l = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    // Everyone may connect (screen lockers run as the user); access control is by SO_PEERCRED.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+        .with_context(|| format!("chmod {}", path.display()))?;
+    Ok((l, false))
+}
+
+/// Decrements the connection count when a connection thread ends.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Serves forever.
+pub fn serve(listener: UnixListener, daemon: Arc<Daemon>) -> anyhow::Result<()> {
+    let active = Arc::new(AtomicUsize::new(0));
+    let max = daemon.cfg.max_connections;
+    for s in listener.incoming() {
+        let stream = match s {
+            Ok(s) => s,
+            Err(e) => {
+                daemon.log.warn(&format!("accept failed: {e}"));
+                // EMFILE and friends: back off instead of spinning.
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        if active.fetch_add(1, Ordering::SeqCst) >= max {
+            active.fetch_sub(1, Ordering::SeqCst);
+            let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+            let _ = write_frame(
+                &mut &stream,
+                &Response::Error {
+                    kind: ErrorKind::Busy,
+                    message: "too many connections".into(),
+                },
+            );
+            daemon.log.warn("connection refused: too many connections");
+            continue;
+        }
+        let slot = Slot(active.clone());
+        let d = daemon.clone();
+        let spawned = std::thread::Builder::new()
+            .name("authnetd-conn".into())
+            .spawn(move || {
+                let _slot = slot;
+                handle(stream, &d);
+            });
+        if let Err(e) = spawned {
+            daemon.log.error(&format!("cannot start a thread: {e}"));
+        }
+    }
+    Ok(())
+}
+
+/// One connection: hello, then requests until the client closes or misbehaves.
+fn handle(stream: UnixStream, daemon: &Daemon) {
+    let peer = match sys::peer_cred(&stream) {
+        Ok(p) => p,
+        Err(e) => {
+            daemon.log.warn(&format!("SO_PEERCRED failed: {e}"));
+            return;
+        }
+    };
+    let mut conn = Conn {
+        stream,
+        io_timeout: daemon.cfg.io_timeout,
+        peer,
+    };
+    match conn.recv() {
+        Ok(Request::Hello { protocol_version }) => {
+            if check_version(protocol_version).is_err() {
+                let _ = conn.error(
+                    ErrorKind::UnsupportedVersion,
+                    format!("this daemon speaks protocol {PROTOCOL_VERSION}"),
+                );
+                return;
+            }
+            if conn
+                .send(&Response::Hello {
+                    protocol_version: PROTOCOL_VERSION,
+                })
+                .is_err()
+            {
+                return;
+            }
+        }
+        Ok(_) => {
+            let _ = conn.error(ErrorKind::BadRequest, "the first message must be hello");
+            return;
+        }
+        Err(e) => {
+            refuse(&mut conn, daemon, &e);
+            return;
+        }
+    }
+    loop {
+        let req = match conn.recv() {
+            Ok(r) => r,
+            Err(IpcError::Closed) => return,
+            Err(e) => {
+                refuse(&mut conn, daemon, &e);
+                return;
+            }
+        };
+        if daemon.dispatch(&mut conn, req).is_err() {
+            return;
+        }
+    }
+}
+
+/// Answers a request that could not be read (when the connection still allows it) and logs it.
+fn refuse(conn: &mut Conn, daemon: &Daemon, e: &IpcError) {
+    match e {
+        IpcError::Closed => {}
+        IpcError::TooLarge { .. } | IpcError::Malformed(_) => {
+            daemon.log.warn(&format!(
+                "bad request from uid {} pid {}: {e}",
+                conn.peer.uid, conn.peer.pid
+            ));
+            let _ = conn.error(ErrorKind::BadRequest, e.to_string());
+        }
+        _ => daemon.log.debug(&format!(
+            "connection from uid {} dropped: {e}",
+            conn.peer.uid
+        )),
+    }
+}

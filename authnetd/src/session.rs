@@ -1,0 +1,657 @@
+//! The daemon's state and its requests: `authenticate` / `test` (the attempt state machine),
+//! `list`, `remove`, `reset_throttle` and `enroll`.
+//!
+//! An attempt runs: name and account checks → permission (peer uid) → remote session → lid →
+//! enrolment → throttle → model load → `info` → camera queue → capture, with detection and
+//! embedding of each frame *while the next is captured* → score → answer. The camera is
+//! released (its clip dropped) at the end of every attempt, on cancel and on disconnect.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use authnet_core::features::{FeatureExtractor, UtteranceFeatures};
+use authnet_core::model::bank::ImpostorBank;
+use authnet_core::model::file::Expect;
+use authnet_core::model::password::{PasswordModel, Scores, ThresholdPolicy};
+use authnet_core::vision::DetectOutcome;
+use authnet_ipc::{ErrorKind, IpcError, ModelEntry, Outcome, Request, Response, UnavailableReason};
+
+use crate::camera::{self, Clip, Gate};
+use crate::config::{Config, Policy};
+use crate::log::Logger;
+use crate::server::{ClientState, Conn};
+use crate::store::{self, Store};
+use crate::sys::{self, Account};
+use crate::throttle::{self, Verdict};
+
+/// The text shown while the camera records.
+pub const PROMPT: &str = "Mouth your password now";
+
+/// Where ACPI reports lid states.
+const LID_DIR: &str = "/proc/acpi/button/lid";
+
+/// Everything loaded once at start and shared by all connections.
+#[derive(Debug)]
+pub struct Daemon {
+    /// The validated configuration.
+    pub cfg: Config,
+    /// The logger.
+    pub log: Logger,
+    /// The state directory.
+    pub store: Store,
+    /// Detector + backbone; only used while holding `gate`.
+    pipeline: Mutex<FeatureExtractor>,
+    /// The camera queue.
+    gate: Gate,
+    /// Backbone name, sha256 and dimension, to refuse models of another pipeline.
+    backbone: String,
+    backbone_sha256: String,
+    identity_dim: usize,
+    /// Impostor bank for enrolment.
+    bank: Option<ImpostorBank>,
+    /// Serialises throttle read-modify-write.
+    throttle_lock: Mutex<()>,
+}
+
+/// The result of one attempt.
+#[derive(Debug)]
+struct Attempt {
+    outcome: Outcome,
+    scores: Option<Scores>,
+    /// From the last frame captured to the decision.
+    after_last_frame: Option<Duration>,
+}
+
+impl Attempt {
+    fn unavailable(reason: UnavailableReason) -> Self {
+        Self {
+            outcome: Outcome::Unavailable { reason },
+            scores: None,
+            after_last_frame: None,
+        }
+    }
+}
+
+/// Why an attempt stopped early without an answer to send.
+#[derive(Debug)]
+enum Abort {
+    /// The client closed the connection.
+    ClientGone,
+}
+
+impl Policy {
+    fn core(self) -> ThresholdPolicy {
+        match self {
+            Self::Fmr => ThresholdPolicy::Fmr,
+            Self::Eer => ThresholdPolicy::Eer,
+        }
+    }
+}
+
+fn is_local_rhost(rhost: &str) -> bool {
+    let h = rhost.trim();
+    h.is_empty()
+        || h == "localhost"
+        || h == "::1"
+        || h.starts_with("127.")
+        || h.starts_with("localhost.")
+        || h == "::ffff:127.0.0.1"
+}
+
+fn outcome_name(o: &Outcome) -> String {
+    match o {
+        Outcome::Accept => "accept".into(),
+        Outcome::Reject => "reject".into(),
+        Outcome::Unavailable { reason } => format!(
+            "unavailable:{}",
+            serde_json::to_value(reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+impl Daemon {
+    /// Builds the daemon from a validated config (loads the pipeline and the bank).
+    pub fn new(
+        cfg: Config,
+        log: Logger,
+        pipeline: FeatureExtractor,
+        bank: Option<ImpostorBank>,
+        store: Store,
+    ) -> Self {
+        let m = pipeline.embedder().manifest();
+        let (backbone, backbone_sha256) = (m.name.clone(), m.sha256.clone());
+        let identity_dim = pipeline.embedder().dim();
+        Self {
+            cfg,
+            log,
+            store,
+            pipeline: Mutex::new(pipeline),
+            gate: Gate::default(),
+            backbone,
+            backbone_sha256,
+            identity_dim,
+            bank,
+            throttle_lock: Mutex::new(()),
+        }
+    }
+
+    fn expect(&self) -> Expect<'_> {
+        Expect {
+            backbone: &self.backbone,
+            backbone_sha256: &self.backbone_sha256,
+            identity_dim: self.identity_dim,
+        }
+    }
+
+    /// Answers one request. `Err` means the connection is unusable and must be closed.
+    pub fn dispatch(&self, conn: &mut Conn, req: Request) -> Result<(), IpcError> {
+        match req {
+            Request::Hello { .. } => conn.error(ErrorKind::BadRequest, "hello was already sent"),
+            Request::Cancel {} => conn.error(ErrorKind::BadRequest, "nothing to cancel"),
+            Request::Authenticate {
+                user,
+                service,
+                rhost,
+                tty: _,
+            } => self.authenticate(conn, &user, &service, rhost.as_deref(), false),
+            Request::Test { user } => self.authenticate(conn, &user, "authnet-test", None, true),
+            Request::List { user } => self.list(conn, user),
+            Request::Remove { user, all, .. } => self.remove(conn, user, all),
+            Request::ResetThrottle { user } => self.reset_throttle(conn, &user),
+            Request::Enroll {
+                user,
+                clips,
+                other_word_clips,
+                ..
+            } => self.enroll(conn, &user, &clips, &other_word_clips),
+        }
+    }
+
+    /// Resolves `user` and checks the peer may act on it. On refusal the error is already sent
+    /// and `Ok(None)` returned.
+    fn authorise(&self, conn: &mut Conn, user: &str) -> Result<Option<Account>, IpcError> {
+        if !store::valid_user_name(user) {
+            conn.error(ErrorKind::InvalidUserName, "not a valid user name")?;
+            return Ok(None);
+        }
+        let acct = match sys::account_by_name(user) {
+            Ok(Some(a)) => a,
+            Ok(None) => {
+                conn.error(ErrorKind::UnknownUser, format!("no such user: {user}"))?;
+                return Ok(None);
+            }
+            Err(e) => {
+                self.log.error(&format!("passwd lookup of {user} failed: {e}"));
+                conn.error(ErrorKind::Internal, "passwd lookup failed")?;
+                return Ok(None);
+            }
+        };
+        if conn.peer.uid != 0 && conn.peer.uid != acct.uid {
+            self.log.warn(&format!(
+                "uid {} (pid {}) asked about user {user}: permission denied",
+                conn.peer.uid, conn.peer.pid
+            ));
+            conn.error(
+                ErrorKind::PermissionDenied,
+                "only root may ask about another user",
+            )?;
+            return Ok(None);
+        }
+        Ok(Some(acct))
+    }
+
+    fn authenticate(
+        &self,
+        conn: &mut Conn,
+        user: &str,
+        service: &str,
+        rhost: Option<&str>,
+        test: bool,
+    ) -> Result<(), IpcError> {
+        let started = Instant::now();
+        let Some(acct) = self.authorise(conn, user)? else {
+            return Ok(());
+        };
+        let attempt = match self.attempt(conn, &acct, rhost) {
+            Ok(a) => a,
+            Err(Abort::ClientGone) => {
+                self.log.info(&format!(
+                    "user={} service={service} decision=abandoned reason=client_gone latency_ms={}",
+                    acct.name,
+                    started.elapsed().as_millis()
+                ));
+                return Err(IpcError::Closed);
+            }
+        };
+        let reason = match attempt.outcome {
+            Outcome::Unavailable { reason } => reason.describe(),
+            Outcome::Accept => "match",
+            Outcome::Reject => "no match",
+        };
+        let after = attempt
+            .after_last_frame
+            .map(|d| format!(" post_capture_ms={:.1}", d.as_secs_f64() * 1000.0))
+            .unwrap_or_default();
+        self.log.info(&format!(
+            "user={} service={service} uid={} decision={} reason=\"{reason}\" latency_ms={}{after}",
+            acct.name,
+            conn.peer.uid,
+            outcome_name(&attempt.outcome),
+            started.elapsed().as_millis()
+        ));
+        if let Some(s) = &attempt.scores {
+            self.log.debug(&format!(
+                "user={} scores identity={:.4} word={:.4} liveness={:.4} fused={:.4} veto={}",
+                acct.name, s.identity, s.word, s.liveness, s.fused, s.liveness_veto
+            ));
+        }
+        if test {
+            conn.send(&Response::TestResult {
+                outcome: attempt.outcome,
+                score: attempt.scores.map(|s| s.fused).filter(|f| f.is_finite()),
+            })
+        } else {
+            conn.send(&Response::Result {
+                outcome: attempt.outcome,
+            })
+        }
+    }
+
+    /// Checks the throttle; `Some(reason)` when the attempt may not run.
+    fn throttled(&self, user: &str) -> Option<UnavailableReason> {
+        let _g = self.throttle_lock.lock().unwrap_or_else(|p| p.into_inner());
+        match throttle::check(&self.store.user_dir(user), &self.cfg.throttle) {
+            Ok(Verdict::Allowed) => None,
+            Ok(Verdict::Delayed(d)) => {
+                self.log.info(&format!(
+                    "user={user} throttled for {} more seconds",
+                    d.as_secs()
+                ));
+                Some(UnavailableReason::Throttled)
+            }
+            Ok(Verdict::LockedOut) => {
+                self.log.warn(&format!(
+                    "user={user} locked out after too many failures; reset with reset_throttle"
+                ));
+                Some(UnavailableReason::Throttled)
+            }
+            Err(e) => {
+                self.log
+                    .error(&format!("user={user} throttle state unusable ({e}); failing closed"));
+                Some(UnavailableReason::Throttled)
+            }
+        }
+    }
+
+    fn record(&self, user: &str, outcome: &Outcome) {
+        let _g = self.throttle_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let dir = self.store.user_dir(user);
+        let r = match outcome {
+            Outcome::Accept => throttle::record_success(&dir),
+            Outcome::Reject => throttle::record_failure(&dir).map(|_| ()),
+            Outcome::Unavailable { .. } => Ok(()),
+        };
+        if let Err(e) = r {
+            self.log
+                .error(&format!("user={user} cannot update throttle state: {e}"));
+        }
+    }
+
+    fn attempt(
+        &self,
+        conn: &mut Conn,
+        acct: &Account,
+        rhost: Option<&str>,
+    ) -> Result<Attempt, Abort> {
+        use UnavailableReason as U;
+        let user = acct.name.as_str();
+        if self.cfg.abort_if_ssh && rhost.is_some_and(|h| !is_local_rhost(h)) {
+            return Ok(Attempt::unavailable(U::RemoteSession));
+        }
+        if self.cfg.abort_if_lid_closed && camera::lid_closed(std::path::Path::new(LID_DIR)) {
+            return Ok(Attempt::unavailable(U::LidClosed));
+        }
+        let model_path = self.store.model_path(user);
+        if !model_path.is_file() {
+            return Ok(Attempt::unavailable(U::NotEnrolled));
+        }
+        if let Some(r) = self.throttled(user) {
+            return Ok(Attempt::unavailable(r));
+        }
+        let model = match PasswordModel::load(&model_path, &self.expect()) {
+            Ok(m) => m,
+            Err(e) => {
+                self.log.error(&format!(
+                    "user={user} model {} unusable: {e}",
+                    model_path.display()
+                ));
+                return Ok(Attempt::unavailable(U::ModelError));
+            }
+        };
+        let deadline = Instant::now() + self.cfg.auth_timeout;
+        if conn
+            .send(&Response::Info {
+                text: PROMPT.into(),
+            })
+            .is_err()
+        {
+            return Err(Abort::ClientGone);
+        }
+        let wait = self
+            .cfg
+            .camera_wait
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let Some(_camera) = self.gate.acquire(wait) else {
+            return Ok(Attempt::unavailable(U::CameraBusy));
+        };
+        // Another attempt for the same user may have failed while this one queued.
+        if let Some(r) = self.throttled(user) {
+            return Ok(Attempt::unavailable(r));
+        }
+        let mut last = Attempt::unavailable(U::NoFace);
+        for _ in 0..self.cfg.max_tries {
+            last = self.capture_and_score(conn, user, &model, deadline)?;
+            let again = matches!(
+                last.outcome,
+                Outcome::Reject
+                    | Outcome::Unavailable {
+                        reason: U::NoFace | U::TooDark
+                    }
+            );
+            if !again || Instant::now() >= deadline {
+                break;
+            }
+        }
+        self.record(user, &last.outcome);
+        Ok(last)
+    }
+
+    /// One clip: capture, with each frame detected and embedded as it arrives, then score.
+    fn capture_and_score(
+        &self,
+        conn: &mut Conn,
+        user: &str,
+        model: &PasswordModel,
+        deadline: Instant,
+    ) -> Result<Attempt, Abort> {
+        use UnavailableReason as U;
+        // Invariant: only the holder of `gate` locks the pipeline, so this never waits; a
+        // poisoned lock means an earlier attempt panicked, and the extractor holds no state
+        // across attempts (`begin` resets it).
+        let mut ex = self.pipeline.lock().unwrap_or_else(|p| p.into_inner());
+        let mut clip = match Clip::open(&self.cfg.camera, ex.crop_mode()) {
+            Ok(c) => c,
+            Err(e) => {
+                self.log.error(&format!(
+                    "camera {} unavailable: {e}",
+                    self.cfg.camera.source
+                ));
+                return Ok(Attempt::unavailable(U::NoCamera));
+            }
+        };
+        let mut inc = ex.begin();
+        let (mut faces, mut dark, mut none) = (0usize, 0usize, 0usize);
+        let timed_out = loop {
+            match conn.poll() {
+                ClientState::Waiting => {}
+                ClientState::Cancelled => return Ok(Attempt::unavailable(U::Cancelled)),
+                ClientState::Gone => return Err(Abort::ClientGone),
+            }
+            let frame = match clip.next_frame(deadline) {
+                Ok(Some(f)) => f,
+                Ok(None) => break Instant::now() >= deadline,
+                Err(e) => {
+                    self.log.error(&format!(
+                        "camera {} failed after {} frames: {e}",
+                        self.cfg.camera.source,
+                        clip.delivered()
+                    ));
+                    return Ok(Attempt::unavailable(U::NoCamera));
+                }
+            };
+            match inc.push(&frame) {
+                Ok(DetectOutcome::Face(_)) => faces += 1,
+                Ok(DetectOutcome::NoFace) => none += 1,
+                Ok(DetectOutcome::TooDark) => dark += 1,
+                Err(e) => {
+                    self.log.error(&format!("feature extraction failed: {e}"));
+                    return Ok(Attempt::unavailable(U::Internal));
+                }
+            }
+        };
+        let last_frame = Instant::now();
+        drop(clip); // Release the camera before the (short) scoring step.
+        if timed_out {
+            return Ok(Attempt::unavailable(U::Timeout));
+        }
+        let total = faces + dark + none;
+        if total == 0 || (faces as f64) < self.cfg.min_face_fraction * total as f64 {
+            let reason = if dark > none { U::TooDark } else { U::NoFace };
+            return Ok(Attempt::unavailable(reason));
+        }
+        let feats: UtteranceFeatures = match inc.finish() {
+            Ok((f, _)) => f,
+            Err(e) => {
+                self.log.error(&format!("feature extraction failed: {e}"));
+                return Ok(Attempt::unavailable(U::Internal));
+            }
+        };
+        drop(ex);
+        let scores = match model.score(&feats) {
+            Ok(s) => s,
+            Err(e) => {
+                self.log.warn(&format!("user={user} probe not scorable: {e}"));
+                return Ok(Attempt::unavailable(U::NoFace));
+            }
+        };
+        let policy = self.cfg.threshold_policy.core();
+        let outcome = if model.accepts(&scores, policy) {
+            Outcome::Accept
+        } else {
+            Outcome::Reject
+        };
+        Ok(Attempt {
+            outcome,
+            scores: Some(scores),
+            after_last_frame: Some(last_frame.elapsed()),
+        })
+    }
+
+    fn list(&self, conn: &mut Conn, user: Option<String>) -> Result<(), IpcError> {
+        let users = match user {
+            Some(u) => {
+                if self.authorise(conn, &u)?.is_none() {
+                    return Ok(());
+                }
+                vec![u]
+            }
+            None if conn.peer.uid == 0 => match self.store.enrolled_users() {
+                Ok(v) => v,
+                Err(e) => {
+                    self.log.error(&format!("listing models: {e}"));
+                    return conn.error(ErrorKind::Internal, "cannot list the state directory");
+                }
+            },
+            None => match sys::account_by_uid(conn.peer.uid) {
+                Ok(Some(a)) => vec![a.name],
+                _ => return conn.error(ErrorKind::UnknownUser, "your uid has no account"),
+            },
+        };
+        let mut entries = Vec::new();
+        for u in users {
+            let p = self.store.model_path(&u);
+            if !p.is_file() {
+                continue;
+            }
+            match PasswordModel::load(&p, &self.expect()) {
+                Ok(m) => entries.push(ModelEntry {
+                    user: u,
+                    created: m.meta().created.clone(),
+                    backbone: m.meta().backbone.clone(),
+                    threshold_policy: self.cfg.threshold_policy.name().into(),
+                }),
+                Err(e) => self
+                    .log
+                    .warn(&format!("user={u} model {} unusable: {e}", p.display())),
+            }
+        }
+        conn.send(&Response::Models { entries })
+    }
+
+    fn remove(&self, conn: &mut Conn, user: Option<String>, all: bool) -> Result<(), IpcError> {
+        if all {
+            if conn.peer.uid != 0 {
+                return conn.error(
+                    ErrorKind::PermissionDenied,
+                    "only root may remove every model",
+                );
+            }
+            let users = match self.store.enrolled_users() {
+                Ok(v) => v,
+                Err(e) => {
+                    self.log.error(&format!("listing models: {e}"));
+                    return conn.error(ErrorKind::Internal, "cannot list the state directory");
+                }
+            };
+            for u in &users {
+                if let Err(e) = self.store.remove_model(u) {
+                    self.log.error(&format!("removing model of {u}: {e}"));
+                    return conn.error(ErrorKind::Internal, "cannot remove a model");
+                }
+                self.log
+                    .info(&format!("user={u} model removed by uid {}", conn.peer.uid));
+            }
+            return conn.send(&Response::Done {
+                text: format!("removed {} models", users.len()),
+            });
+        }
+        let user = match user {
+            Some(u) => u,
+            None => match sys::account_by_uid(conn.peer.uid) {
+                Ok(Some(a)) if conn.peer.uid != 0 => a.name,
+                _ => return conn.error(ErrorKind::BadRequest, "name a user or set all"),
+            },
+        };
+        if self.authorise(conn, &user)?.is_none() {
+            return Ok(());
+        }
+        match self.store.remove_model(&user) {
+            Ok(true) => {
+                self.log.info(&format!(
+                    "user={user} model removed by uid {}",
+                    conn.peer.uid
+                ));
+                conn.send(&Response::Done {
+                    text: format!("removed the model of {user}"),
+                })
+            }
+            Ok(false) => conn.error(ErrorKind::NotEnrolled, format!("{user} has no model")),
+            Err(e) => {
+                self.log.error(&format!("removing model of {user}: {e}"));
+                conn.error(ErrorKind::Internal, "cannot remove the model")
+            }
+        }
+    }
+
+    fn reset_throttle(&self, conn: &mut Conn, user: &str) -> Result<(), IpcError> {
+        if conn.peer.uid != 0 {
+            return conn.error(
+                ErrorKind::PermissionDenied,
+                "only root may reset the throttle",
+            );
+        }
+        if self.authorise(conn, user)?.is_none() {
+            return Ok(());
+        }
+        let _g = self.throttle_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let r = self
+            .store
+            .ensure_user_dir(user)
+            .and_then(|d| throttle::save(&d, &throttle::ThrottleState::default()));
+        match r {
+            Ok(()) => {
+                self.log.info(&format!("user={user} throttle reset by root"));
+                conn.send(&Response::Done {
+                    text: format!("throttle of {user} reset"),
+                })
+            }
+            Err(e) => {
+                self.log.error(&format!("resetting throttle of {user}: {e}"));
+                conn.error(ErrorKind::Internal, "cannot write the throttle state")
+            }
+        }
+    }
+
+    fn enroll(
+        &self,
+        conn: &mut Conn,
+        user: &str,
+        clips: &[String],
+        other_word_clips: &[String],
+    ) -> Result<(), IpcError> {
+        crate::enroll::enroll(self, conn, user, clips, other_word_clips)
+    }
+
+    /// Extracts features of utterance directories, holding the camera queue (the pipeline is
+    /// shared with attempts). `progress(done, total)` after each clip.
+    pub(crate) fn extract_dirs(
+        &self,
+        dirs: &[PathBuf],
+        progress: &mut dyn FnMut(usize, usize) -> Result<(), IpcError>,
+    ) -> Result<Result<Vec<UtteranceFeatures>, String>, IpcError> {
+        let mut out = Vec::with_capacity(dirs.len());
+        for (i, d) in dirs.iter().enumerate() {
+            let r = {
+                let Some(_g) = self.gate.acquire(self.cfg.camera_wait) else {
+                    return Ok(Err("the camera pipeline is busy".into()));
+                };
+                let mut ex = self.pipeline.lock().unwrap_or_else(|p| p.into_inner());
+                ex.extract_dir(d, None)
+            };
+            match r {
+                Ok((f, _)) => out.push(f),
+                Err(e) => return Ok(Err(format!("{}: {e}", d.display()))),
+            }
+            progress(i + 1, dirs.len())?;
+        }
+        Ok(Ok(out))
+    }
+
+    /// The impostor bank, if configured.
+    pub(crate) fn bank(&self) -> Option<&ImpostorBank> {
+        self.bank.as_ref()
+    }
+
+    /// The backbone sha256 stamped into new models.
+    pub(crate) fn backbone_sha256(&self) -> &str {
+        &self.backbone_sha256
+    }
+
+    /// Authorises a user for enrolment (same rules as every per-user request).
+    pub(crate) fn authorise_user(
+        &self,
+        conn: &mut Conn,
+        user: &str,
+    ) -> Result<Option<Account>, IpcError> {
+        self.authorise(conn, user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_rhosts() {
+        for h in ["", "localhost", "127.0.0.1", "::1", "localhost.localdomain"] {
+            assert!(is_local_rhost(h), "{h}");
+        }
+        for h in ["10.0.0.1", "example.org", "::2"] {
+            assert!(!is_local_rhost(h), "{h}");
+        }
+    }
+}

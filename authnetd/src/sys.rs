@@ -1,0 +1,211 @@
+//! The daemon's only unsafe code: `SO_PEERCRED`, the passwd database and the socket-activation
+//! file descriptor. Each call is small and its safety argument sits next to it.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+
+/// The peer's credentials as the kernel recorded them when it connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCred {
+    /// Process id.
+    pub pid: i32,
+    /// Effective user id.
+    pub uid: u32,
+    /// Effective group id.
+    pub gid: u32,
+}
+
+/// `getsockopt(SO_PEERCRED)` on a connected Unix socket.
+pub fn peer_cred(s: &UnixStream) -> io::Result<PeerCred> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `s` owns an open socket fd for the duration of the call; `cred` is a valid,
+    // writable `ucred` and `len` holds its exact size, as SO_PEERCRED requires.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if len as usize != std::mem::size_of::<libc::ucred>() {
+        return Err(io::Error::other("short SO_PEERCRED answer"));
+    }
+    Ok(PeerCred {
+        pid: cred.pid,
+        uid: cred.uid,
+        gid: cred.gid,
+    })
+}
+
+/// Peeks at the socket without blocking and without consuming: `Ok(0)` means the peer
+/// closed, `Ok(n)` that bytes are waiting, `WouldBlock` that nothing arrived.
+pub fn peek_nonblocking(s: &UnixStream) -> io::Result<usize> {
+    let mut b = [0u8; 1];
+    // SAFETY: `b` is a valid 1-byte buffer for the duration of the call and `s` owns an open
+    // socket fd; MSG_PEEK | MSG_DONTWAIT neither consumes data nor blocks.
+    let n = unsafe {
+        libc::recv(
+            s.as_raw_fd(),
+            b.as_mut_ptr().cast(),
+            b.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// An account from the passwd database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Login name.
+    pub name: String,
+    /// User id.
+    pub uid: u32,
+}
+
+/// Largest buffer offered to `getpw*_r` (it asks for more with `ERANGE`).
+const MAX_PW_BUF: usize = 1 << 20;
+
+/// Runs a `getpw*_r` call with a growing buffer.
+fn getpw(
+    mut call: impl FnMut(
+        *mut libc::passwd,
+        *mut libc::c_char,
+        usize,
+        *mut *mut libc::passwd,
+    ) -> libc::c_int,
+) -> io::Result<Option<Account>> {
+    let mut size = 1024usize;
+    loop {
+        let mut buf = vec![0 as libc::c_char; size];
+        // SAFETY: an all-zero `passwd` is a valid value (null pointers, zero ids); it is only
+        // read after getpw*_r has filled it in.
+        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = call(&mut pw, buf.as_mut_ptr(), buf.len(), &mut result);
+        if rc == libc::ERANGE && size < MAX_PW_BUF {
+            size *= 4;
+            continue;
+        }
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        if result.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: on success `pw.pw_name` points into `buf`, which is still alive, and is a
+        // NUL-terminated string.
+        let name = unsafe { CStr::from_ptr(pw.pw_name) }
+            .to_string_lossy()
+            .into_owned();
+        return Ok(Some(Account { name, uid: pw.pw_uid }));
+    }
+}
+
+/// Looks an account up by name (`getpwnam_r`).
+pub fn account_by_name(name: &str) -> io::Result<Option<Account>> {
+    let Ok(cname) = CString::new(name) else {
+        return Ok(None);
+    };
+    getpw(|pw, buf, len, result| {
+        // SAFETY: `cname` is NUL-terminated; `pw`, `buf` (of `len` bytes) and `result` are
+        // valid for writes for the duration of the call (see `getpw`).
+        unsafe { libc::getpwnam_r(cname.as_ptr(), pw, buf, len, result) }
+    })
+}
+
+/// Looks an account up by uid (`getpwuid_r`).
+pub fn account_by_uid(uid: u32) -> io::Result<Option<Account>> {
+    getpw(|pw, buf, len, result| {
+        // SAFETY: as in `account_by_name`.
+        unsafe { libc::getpwuid_r(uid, pw, buf, len, result) }
+    })
+}
+
+/// The first fd systemd passes (`SD_LISTEN_FDS_START`).
+const LISTEN_FDS_START: RawFd = 3;
+
+/// The listening socket systemd passed, if `LISTEN_PID` names this process and `LISTEN_FDS`
+/// is at least 1 (only the first fd is used). The variables are removed so children do not
+/// inherit them.
+pub fn activation_listener() -> io::Result<Option<UnixListener>> {
+    let pid_ok = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let fds = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(0);
+    std::env::remove_var("LISTEN_PID");
+    std::env::remove_var("LISTEN_FDS");
+    std::env::remove_var("LISTEN_FDNAMES");
+    if !pid_ok || fds == 0 {
+        return Ok(None);
+    }
+    let fd = LISTEN_FDS_START;
+    let mut ty: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: plain getsockopt on an fd number into a valid c_int; an fd that is not a socket
+    // just fails with ENOTSOCK.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut ty as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 || ty != libc::SOCK_STREAM {
+        return Err(io::Error::other(
+            "LISTEN_FDS is set but fd 3 is not a stream socket",
+        ));
+    }
+    // SAFETY: systemd hands this process ownership of fd 3 (LISTEN_PID matched), it is an open
+    // stream socket (checked above), and nothing else in the process wraps it.
+    let l = unsafe { UnixListener::from_raw_fd(fd) };
+    // Close-on-exec, as std sets on the sockets it creates.
+    // SAFETY: fcntl on an fd we now own.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    Ok(Some(l))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn peer_cred_of_a_socketpair_is_ourselves() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let c = peer_cred(&a).unwrap();
+        assert_eq!(c.pid as u32, std::process::id());
+        // SAFETY: geteuid cannot fail.
+        assert_eq!(c.uid, unsafe { libc::geteuid() });
+    }
+
+    #[test]
+    fn root_and_missing_accounts() {
+        let root = account_by_uid(0).unwrap().unwrap();
+        assert_eq!(root.name, "root");
+        assert_eq!(account_by_name("root").unwrap().unwrap().uid, 0);
+        assert_eq!(account_by_name("no-such-user-authnet").unwrap(), None);
+        assert_eq!(account_by_name("bad\0name").unwrap(), None);
+    }
+}

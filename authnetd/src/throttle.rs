@@ -1,0 +1,172 @@
+//! Per-user failed-attempt throttling (NIST SP 800-63B 5.2.2), persisted in
+//! `<state>/<user>/throttle.json` so that a restart does not clear it.
+//!
+//! After `failures_before_delay` consecutive failures, each attempt must wait `base_delay`
+//! after the last failure, doubling with each further failure; after `lockout_after` the face
+//! path stays off until root sends `reset_throttle`. A success resets the count. Only
+//! rejections count as failures: an attempt that saw no face compared nothing.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ThrottleConfig;
+use crate::store::{self, StoreError};
+
+/// File name inside the user's state directory.
+pub const FILE: &str = "throttle.json";
+
+/// What is stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleState {
+    /// Failures since the last success or reset.
+    pub consecutive_failures: u32,
+    /// Unix time of the last failure, in seconds.
+    pub last_failure: u64,
+}
+
+/// Whether an attempt may run now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go ahead.
+    Allowed,
+    /// Wait this long.
+    Delayed(Duration),
+    /// Disabled until an administrator resets it.
+    LockedOut,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl ThrottleState {
+    /// The verdict at unix time `now`.
+    pub fn check(&self, cfg: &ThrottleConfig, now: u64) -> Verdict {
+        let n = self.consecutive_failures;
+        if n >= cfg.lockout_after {
+            return Verdict::LockedOut;
+        }
+        if n < cfg.failures_before_delay {
+            return Verdict::Allowed;
+        }
+        let doublings = (n - cfg.failures_before_delay).min(30);
+        let delay = cfg.base_delay.as_secs().saturating_mul(1u64 << doublings);
+        let until = self.last_failure.saturating_add(delay);
+        if now >= until {
+            Verdict::Allowed
+        } else {
+            Verdict::Delayed(Duration::from_secs(until - now))
+        }
+    }
+}
+
+/// Reads the state of the user whose directory is `dir` (absent file: no failures). A file
+/// that exists but cannot be parsed is an error: the caller must fail closed.
+pub fn load(dir: &Path) -> Result<ThrottleState, StoreError> {
+    let path = dir.join(FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+            path,
+            why: source.to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ThrottleState::default()),
+        Err(source) => Err(StoreError::Io { path, source }),
+    }
+}
+
+/// Writes the state atomically.
+pub fn save(dir: &Path, st: &ThrottleState) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(st).map_err(|e| StoreError::Corrupt {
+        path: dir.join(FILE),
+        why: e.to_string(),
+    })?;
+    store::write_atomic(dir, FILE, &bytes)
+}
+
+/// Records a failure now.
+pub fn record_failure(dir: &Path) -> Result<ThrottleState, StoreError> {
+    let mut st = load(dir).unwrap_or(ThrottleState {
+        // A corrupt file was already counted as a lockout by the check; keep failing closed.
+        consecutive_failures: u32::MAX / 2,
+        last_failure: 0,
+    });
+    st.consecutive_failures = st.consecutive_failures.saturating_add(1);
+    st.last_failure = now();
+    save(dir, &st)?;
+    Ok(st)
+}
+
+/// Records a success (clears the count).
+pub fn record_success(dir: &Path) -> Result<(), StoreError> {
+    match load(dir) {
+        Ok(st) if st == ThrottleState::default() => Ok(()),
+        _ => save(dir, &ThrottleState::default()),
+    }
+}
+
+/// The verdict for the user whose directory is `dir`, now. A corrupt file locks out.
+pub fn check(dir: &Path, cfg: &ThrottleConfig) -> Result<Verdict, StoreError> {
+    Ok(load(dir)?.check(cfg, now()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    fn cfg() -> ThrottleConfig {
+        ThrottleConfig {
+            failures_before_delay: 5,
+            base_delay: Duration::from_secs(30),
+            lockout_after: 100,
+        }
+    }
+
+    #[test]
+    fn delay_starts_after_five_and_doubles() {
+        let at = |n, last, now| {
+            ThrottleState {
+                consecutive_failures: n,
+                last_failure: last,
+            }
+            .check(&cfg(), now)
+        };
+        assert_eq!(at(4, 1000, 1000), Verdict::Allowed);
+        assert_eq!(at(5, 1000, 1000), Verdict::Delayed(Duration::from_secs(30)));
+        assert_eq!(at(5, 1000, 1030), Verdict::Allowed);
+        assert_eq!(at(6, 1000, 1000), Verdict::Delayed(Duration::from_secs(60)));
+        assert_eq!(at(7, 1000, 1100), Verdict::Delayed(Duration::from_secs(20)));
+        assert_eq!(at(100, 0, u64::MAX), Verdict::LockedOut);
+        // Huge counts do not overflow.
+        assert!(matches!(at(99, u64::MAX - 1, 0), Verdict::Delayed(_)));
+    }
+
+    #[test]
+    fn persisted_and_reset_by_success() {
+        let d = tempfile::tempdir().unwrap();
+        for _ in 0..5 {
+            record_failure(d.path()).unwrap();
+        }
+        assert!(matches!(
+            check(d.path(), &cfg()).unwrap(),
+            Verdict::Delayed(_)
+        ));
+        record_success(d.path()).unwrap();
+        assert_eq!(check(d.path(), &cfg()).unwrap(), Verdict::Allowed);
+    }
+
+    #[test]
+    fn corrupt_file_is_an_error_not_a_pass() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join(FILE), b"{garbage").unwrap();
+        assert!(check(d.path(), &cfg()).is_err());
+        let st = record_failure(d.path()).unwrap();
+        assert_eq!(st.check(&cfg(), now()), Verdict::LockedOut);
+    }
+}
