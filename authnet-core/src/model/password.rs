@@ -25,7 +25,9 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::bank::ImpostorBank;
-use super::file::{self, Expect, ModelFileError, ModelMeta, NamedTensor, Thresholds, TrainingStats};
+use super::file::{
+    self, Expect, ModelFileError, ModelMeta, NamedTensor, Thresholds, TrainingStats,
+};
 use super::lstm::{LstmConfig, LstmError, SeqClassifier, Sequence, TrainConfig};
 use crate::features::{cosine, l2_normalise, UtteranceFeatures};
 use crate::metrics::{self, MetricsError};
@@ -57,7 +59,9 @@ impl std::str::FromStr for ThresholdPolicy {
         match s {
             "eer" => Ok(Self::Eer),
             "fmr" => Ok(Self::Fmr),
-            o => Err(format!("unknown threshold policy {o:?} (expected eer or fmr)")),
+            o => Err(format!(
+                "unknown threshold policy {o:?} (expected eer or fmr)"
+            )),
         }
     }
 }
@@ -91,7 +95,9 @@ impl std::str::FromStr for WordModelKind {
             "linear" => Ok(Self::Linear),
             "lstm" => Ok(Self::Lstm),
             "ensemble" => Ok(Self::Ensemble),
-            o => Err(format!("unknown word model {o:?} (expected linear, lstm or ensemble)")),
+            o => Err(format!(
+                "unknown word model {o:?} (expected linear, lstm or ensemble)"
+            )),
         }
     }
 }
@@ -240,7 +246,10 @@ impl GateStats {
         let n = s.len().max(1) as f64;
         let mean = s.iter().sum::<f64>() / n;
         let var = s.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
-        Self { mean, std: var.sqrt().max(floor) }
+        Self {
+            mean,
+            std: var.sqrt().max(floor),
+        }
     }
     fn z(&self, s: f64) -> f64 {
         (s - self.mean) / self.std
@@ -274,7 +283,11 @@ struct Ridge {
 
 impl Ridge {
     fn score(&self, x: &[f32]) -> f64 {
-        x.iter().zip(&self.w).map(|(a, b)| (*a as f64) * (*b as f64)).sum::<f64>() + self.b as f64
+        x.iter()
+            .zip(&self.w)
+            .map(|(a, b)| (*a as f64) * (*b as f64))
+            .sum::<f64>()
+            + self.b as f64
     }
 }
 
@@ -314,7 +327,10 @@ pub fn motion_energy(u: &UtteranceFeatures) -> f64 {
 
 /// The flattened `T x mouth_dim` input of the ridge word model.
 fn word_input(u: &UtteranceFeatures, t: usize, pad: PadPolicy) -> Vec<f32> {
-    assemble(&u.mouth_seq(), t, pad).into_iter().flatten().collect()
+    assemble(&u.mouth_seq(), t, pad)
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// The `T x (mouth_dim + identity_dim)` input of the LSTM.
@@ -339,9 +355,17 @@ fn jitter(u: &UtteranceFeatures, rng: &mut SplitMix64) -> UtteranceFeatures {
     let end = n - rng.below(cut - cut / 2 + 1);
     let span = &u.frames[start..end.max(start + 2)];
     // Also vary the speaking rate: resample the span to 85–115 % of its length.
-    let len = ((span.len() as f32) * (0.85 + 0.3 * rng.next_f32())).round().max(2.0) as usize;
-    let ids = resample(&span.iter().map(|f| f.identity.clone()).collect::<Vec<_>>(), len);
-    let ms = resample(&span.iter().map(|f| f.mouth.clone()).collect::<Vec<_>>(), len);
+    let len = ((span.len() as f32) * (0.85 + 0.3 * rng.next_f32()))
+        .round()
+        .max(2.0) as usize;
+    let ids = resample(
+        &span.iter().map(|f| f.identity.clone()).collect::<Vec<_>>(),
+        len,
+    );
+    let ms = resample(
+        &span.iter().map(|f| f.mouth.clone()).collect::<Vec<_>>(),
+        len,
+    );
     out.frames = ids
         .into_iter()
         .zip(ms)
@@ -385,11 +409,19 @@ fn gram(x: &[Vec<f32>]) -> Result<Vec<Vec<f64>>, PasswordError> {
     let flat: Vec<f32> = x.iter().flatten().copied().collect();
     let t = Tensor::from_vec(flat, (n, d), &Device::Cpu)?;
     let g = t.matmul(&t.t()?)?.to_vec2::<f32>()?;
-    Ok(g.into_iter().map(|r| r.into_iter().map(|v| v as f64 + 1.0).collect()).collect())
+    Ok(g.into_iter()
+        .map(|r| r.into_iter().map(|v| v as f64 + 1.0).collect())
+        .collect())
 }
 
 /// Solves `(K_SS + lambda * diag(1/c)) alpha = y` for the index subset `s` (Cholesky).
-fn ridge_dual(k: &[Vec<f64>], s: &[usize], y: &[f64], c: &[f64], lambda: f64) -> Result<Vec<f64>, PasswordError> {
+fn ridge_dual(
+    k: &[Vec<f64>],
+    s: &[usize],
+    y: &[f64],
+    c: &[f64],
+    lambda: f64,
+) -> Result<Vec<f64>, PasswordError> {
     let n = s.len();
     let mut a = vec![0.0f64; n * n];
     for (i, &si) in s.iter().enumerate() {
@@ -437,7 +469,9 @@ fn ridge_dual(k: &[Vec<f64>], s: &[usize], y: &[f64], c: &[f64], lambda: f64) ->
 
 /// Dual scores of items `q` given the solution `alpha` on subset `s`.
 fn dual_scores(k: &[Vec<f64>], s: &[usize], alpha: &[f64], q: &[usize]) -> Vec<f64> {
-    q.iter().map(|&i| s.iter().zip(alpha).map(|(&j, a)| a * k[i][j]).sum()).collect()
+    q.iter()
+        .map(|&i| s.iter().zip(alpha).map(|(&j, a)| a * k[i][j]).sum())
+        .collect()
 }
 
 fn primal(x: &[Vec<f32>], s: &[usize], alpha: &[f64]) -> Ridge {
@@ -450,7 +484,10 @@ fn primal(x: &[Vec<f32>], s: &[usize], alpha: &[f64]) -> Ridge {
         }
         b += a;
     }
-    Ridge { w: w.into_iter().map(|v| v as f32).collect(), b: b as f32 }
+    Ridge {
+        w: w.into_iter().map(|v| v as f32).collect(),
+        b: b as f32,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -473,8 +510,14 @@ pub struct EnrollInput<'a> {
 enum Item {
     /// Copy `copy` of positive clip `clip` (copy 0 is the clip itself).
     Pos { clip: usize, copy: usize },
-    /// A negative; `clip` is the positive it was derived from, if any (then it shares its fold).
-    Neg { from_clip: Option<usize>, group: usize },
+    /// A negative; `from_clip` is the positive it was derived from, if any (then it shares its
+    /// fold). `calibrate` is false for the reversed and shuffled clips: they teach the word
+    /// model that order matters, but no attacker presents them, so they do not set thresholds.
+    Neg {
+        from_clip: Option<usize>,
+        group: usize,
+        calibrate: bool,
+    },
 }
 
 struct TrainSet {
@@ -493,14 +536,26 @@ fn build_train_set(input: &EnrollInput, cfg: &EnrollConfig, rng: &mut SplitMix64
             feats.push(if copy == 0 { u.clone() } else { jitter(u, rng) });
         }
         // Derived negatives: a photo (frozen frame), the clip backwards, the frames shuffled.
-        for d in [u.frozen(), reversed(u), shuffled(u, rng)] {
-            items.push(Item::Neg { from_clip: Some(clip), group: 0 });
+        for (d, calibrate) in [
+            (u.frozen(), true),
+            (reversed(u), false),
+            (shuffled(u, rng), false),
+        ] {
+            items.push(Item::Neg {
+                from_clip: Some(clip),
+                group: 0,
+                calibrate,
+            });
             feats.push(d);
         }
     }
     let mut g = 0;
     for u in input.other_words {
-        items.push(Item::Neg { from_clip: None, group: g });
+        items.push(Item::Neg {
+            from_clip: None,
+            group: g,
+            calibrate: true,
+        });
         feats.push(u.clone());
         g += 1;
     }
@@ -511,7 +566,11 @@ fn build_train_set(input: &EnrollInput, cfg: &EnrollConfig, rng: &mut SplitMix64
         idx.sort_unstable();
         for i in idx {
             if bank.entries[i].features.frames.len() >= MIN_FRAMES {
-                items.push(Item::Neg { from_clip: None, group: g });
+                items.push(Item::Neg {
+                    from_clip: None,
+                    group: g,
+                    calibrate: true,
+                });
                 feats.push(bank.entries[i].features.clone());
                 g += 1;
             }
@@ -542,17 +601,27 @@ fn train_lstm(
     cfg: &EnrollConfig,
     seed: u64,
 ) -> Result<SeqClassifier, PasswordError> {
-    let dim = xs.first().and_then(|s| s.first()).map(|r| r.len()).unwrap_or(0);
+    let dim = xs
+        .first()
+        .and_then(|s| s.first())
+        .map(|r| r.len())
+        .unwrap_or(0);
     let mut model = SeqClassifier::new(lstm_config(cfg, dim), seed)?;
     // Validation: every item whose clip/group id is 5 mod 6, so copies of one clip stay together.
     let is_val = |i: usize| match set.items[i] {
         Item::Pos { clip, .. } => clip % 6 == 5,
-        Item::Neg { from_clip: Some(c), .. } => c % 6 == 5,
+        Item::Neg {
+            from_clip: Some(c), ..
+        } => c % 6 == 5,
         Item::Neg { group, .. } => group % 6 == 5,
     };
     let (mut tx, mut ty, mut vx, mut vy) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for &i in train {
-        let y = if matches!(set.items[i], Item::Pos { .. }) { 1.0 } else { 0.0 };
+        let y = if matches!(set.items[i], Item::Pos { .. }) {
+            1.0
+        } else {
+            0.0
+        };
         if is_val(i) {
             vx.push(xs[i].clone());
             vy.push(y);
@@ -562,7 +631,8 @@ fn train_lstm(
         }
     }
     let w = super::lstm::balanced_weights(&ty);
-    let val = (!vy.is_empty() && vy.iter().any(|y| *y > 0.5)).then_some((vx.as_slice(), vy.as_slice()));
+    let val =
+        (!vy.is_empty() && vy.iter().any(|y| *y > 0.5)).then_some((vx.as_slice(), vy.as_slice()));
     let mut tc = cfg.train.clone();
     tc.seed = seed;
     model.train(&tx, &ty, Some(&w), val, &tc)?;
@@ -592,8 +662,11 @@ pub fn enroll(
     progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<(PasswordModel, EnrollReport), PasswordError> {
     let started = Instant::now();
-    let positives: Vec<&UtteranceFeatures> =
-        input.positives.iter().filter(|u| u.frames.len() >= MIN_FRAMES).collect();
+    let positives: Vec<&UtteranceFeatures> = input
+        .positives
+        .iter()
+        .filter(|u| u.frames.len() >= MIN_FRAMES)
+        .collect();
     if positives.len() < MIN_POSITIVES {
         return Err(PasswordError::TooFewPositives(positives.len()));
     }
@@ -608,7 +681,11 @@ pub fn enroll(
         }
         Ok(())
     };
-    input.positives.iter().chain(input.other_words).try_for_each(check)?;
+    input
+        .positives
+        .iter()
+        .chain(input.other_words)
+        .try_for_each(check)?;
     if let Some(b) = input.bank {
         if b.backbone != backbone || b.identity_dim != id_dim || b.mouth_dim != m_dim {
             return Err(PasswordError::FeatureMismatch {
@@ -618,26 +695,71 @@ pub fn enroll(
         }
     }
     let pos_owned: Vec<UtteranceFeatures> = positives.iter().map(|u| (*u).clone()).collect();
-    let others: Vec<UtteranceFeatures> =
-        input.other_words.iter().filter(|u| u.frames.len() >= MIN_FRAMES).cloned().collect();
-    let filtered = EnrollInput { positives: &pos_owned, other_words: &others, bank: input.bank };
+    let others: Vec<UtteranceFeatures> = input
+        .other_words
+        .iter()
+        .filter(|u| u.frames.len() >= MIN_FRAMES)
+        .cloned()
+        .collect();
+    let filtered = EnrollInput {
+        positives: &pos_owned,
+        other_words: &others,
+        bank: input.bank,
+    };
     let mut rng = SplitMix64::new(cfg.seed ^ 0xA17E_0001);
     let set = build_train_set(&filtered, cfg, &mut rng);
-    if !set.items.iter().any(|i| matches!(i, Item::Neg { from_clip: None, .. })) && others.is_empty() && input.bank.is_none() {
+    if !set.items.iter().any(|i| {
+        matches!(
+            i,
+            Item::Neg {
+                from_clip: None,
+                ..
+            }
+        )
+    }) && others.is_empty()
+        && input.bank.is_none()
+    {
         return Err(PasswordError::NoNegatives);
     }
     let (t, pad) = (cfg.timesteps, cfg.pad);
     let n = set.items.len();
-    let y: Vec<f64> = set.items.iter().map(|i| if matches!(i, Item::Pos { .. }) { 1.0 } else { -1.0 }).collect();
+    let y: Vec<f64> = set
+        .items
+        .iter()
+        .map(|i| {
+            if matches!(i, Item::Pos { .. }) {
+                1.0
+            } else {
+                -1.0
+            }
+        })
+        .collect();
     let npos = y.iter().filter(|v| **v > 0.0).count() as f64;
     let nneg = n as f64 - npos;
-    let c: Vec<f64> = y.iter().map(|v| if *v > 0.0 { n as f64 / (2.0 * npos) } else { n as f64 / (2.0 * nneg) }).collect();
+    let c: Vec<f64> = y
+        .iter()
+        .map(|v| {
+            if *v > 0.0 {
+                n as f64 / (2.0 * npos)
+            } else {
+                n as f64 / (2.0 * nneg)
+            }
+        })
+        .collect();
 
     let use_ridge = cfg.word_model != WordModelKind::Lstm;
     let use_lstm = cfg.word_model != WordModelKind::Linear;
     progress("features", 0, 1);
-    let xw: Vec<Vec<f32>> = if use_ridge { set.feats.iter().map(|u| word_input(u, t, pad)).collect() } else { Vec::new() };
-    let xl: Vec<Sequence> = if use_lstm { set.feats.iter().map(|u| lstm_input(u, t, pad)).collect() } else { Vec::new() };
+    let xw: Vec<Vec<f32>> = if use_ridge {
+        set.feats.iter().map(|u| word_input(u, t, pad)).collect()
+    } else {
+        Vec::new()
+    };
+    let xl: Vec<Sequence> = if use_lstm {
+        set.feats.iter().map(|u| lstm_input(u, t, pad)).collect()
+    } else {
+        Vec::new()
+    };
     let k = if use_ridge { gram(&xw)? } else { Vec::new() };
     let live: Vec<f64> = set.feats.iter().map(motion_energy).collect();
     let ident: Vec<Vec<f32>> = set.feats.iter().map(|u| u.mean_identity()).collect();
@@ -649,11 +771,18 @@ pub fn enroll(
     let mut clip_fold: Vec<usize> = (0..np).map(|i| i % folds).collect();
     rng.shuffle(&mut clip_fold);
     let fold_of = |i: usize| match set.items[i] {
-        Item::Pos { clip, .. } | Item::Neg { from_clip: Some(clip), .. } => clip_fold[clip],
+        Item::Pos { clip, .. }
+        | Item::Neg {
+            from_clip: Some(clip),
+            ..
+        } => clip_fold[clip],
         Item::Neg { group, .. } => group % folds,
     };
     // Held-out items scored per fold: jittered copies are training-only.
-    let is_eval = |i: usize| !matches!(set.items[i], Item::Pos { copy, .. } if copy > 0);
+    let is_eval = |i: usize| match set.items[i] {
+        Item::Pos { copy, .. } => copy == 0,
+        Item::Neg { calibrate, .. } => calibrate,
+    };
 
     // Choose the ridge penalty by out-of-fold EER of the word score alone.
     let mut lambda = None;
@@ -667,7 +796,11 @@ pub fn enroll(
                 let te: Vec<usize> = (0..n).filter(|&i| fold_of(i) == f && is_eval(i)).collect();
                 let a = ridge_dual(&k, &tr, &y, &c, lam)?;
                 for (i, s) in te.iter().zip(dual_scores(&k, &tr, &a, &te)) {
-                    if y[*i] > 0.0 { gs.push(s) } else { is_.push(s) }
+                    if y[*i] > 0.0 {
+                        gs.push(s)
+                    } else {
+                        is_.push(s)
+                    }
                 }
             }
             let e = metrics::eer(&gs, &is_)?.eer;
@@ -684,8 +817,10 @@ pub fn enroll(
         progress("calibrating", f, folds + 1);
         let tr: Vec<usize> = (0..n).filter(|&i| fold_of(i) != f).collect();
         let te: Vec<usize> = (0..n).filter(|&i| fold_of(i) == f && is_eval(i)).collect();
-        let tr_pos: Vec<&UtteranceFeatures> =
-            (0..np).filter(|&c2| clip_fold[c2] != f).map(|c2| &pos_owned[c2]).collect();
+        let tr_pos: Vec<&UtteranceFeatures> = (0..np)
+            .filter(|&c2| clip_fold[c2] != f)
+            .map(|c2| &pos_owned[c2])
+            .collect();
         let tmpl = template_of(&tr_pos);
         let ridge_s = match lambda {
             Some(lam) => {
@@ -707,16 +842,27 @@ pub fn enroll(
                 ridge_s.as_ref().map(|v| v[j]),
                 lstm_s.as_ref().map(|v| lstm_word(v[j])),
             );
-            oof[i] = Some(GateScores { identity: cosine(&ident[i], &tmpl) as f64, word, liveness: live[i] });
+            oof[i] = Some(GateScores {
+                identity: cosine(&ident[i], &tmpl) as f64,
+                word,
+                liveness: live[i],
+            });
         }
     }
     progress("calibrating", folds, folds + 1);
 
     // Gate statistics from out-of-fold genuine scores, liveness floor from the positives.
-    let gen: Vec<&GateScores> = (0..n).filter(|&i| y[i] > 0.0).filter_map(|i| oof[i].as_ref()).collect();
-    let id_stats = GateStats::from_scores(&gen.iter().map(|g| g.identity).collect::<Vec<_>>(), 0.02);
+    let gen: Vec<&GateScores> = (0..n)
+        .filter(|&i| y[i] > 0.0)
+        .filter_map(|i| oof[i].as_ref())
+        .collect();
+    let id_stats =
+        GateStats::from_scores(&gen.iter().map(|g| g.identity).collect::<Vec<_>>(), 0.02);
     let word_stats = GateStats::from_scores(&gen.iter().map(|g| g.word).collect::<Vec<_>>(), 0.05);
-    let min_live = pos_owned.iter().map(motion_energy).fold(f64::INFINITY, f64::min);
+    let min_live = pos_owned
+        .iter()
+        .map(motion_energy)
+        .fold(f64::INFINITY, f64::min);
     let liveness_floor = cfg.liveness_fraction * min_live;
     let stored = StoredConfig {
         word_model: cfg.word_model,
@@ -730,14 +876,26 @@ pub fn enroll(
     for i in 0..n {
         if let Some(s) = &oof[i] {
             let fused = fuse(&stored, s.identity, s.word, s.liveness).0;
-            if y[i] > 0.0 { g_f.push(fused) } else { i_f.push(fused) }
+            if y[i] > 0.0 {
+                g_f.push(fused)
+            } else {
+                i_f.push(fused)
+            }
         }
     }
     let eer = metrics::eer(&g_f, &i_f)?;
     let fmr_t = metrics::threshold_at_fmr(&g_f, &i_f, cfg.target_fmr)?;
     // The FMR threshold must not be laxer than the EER one.
-    let thresholds = Thresholds { eer: eer.threshold, fmr: fmr_t.max(eer.threshold), target_fmr: cfg.target_fmr };
-    let live_imp: Vec<f64> = i_f.iter().copied().filter(|v| *v > -LIVENESS_VETO / 2.0).collect();
+    let thresholds = Thresholds {
+        eer: eer.threshold,
+        fmr: fmr_t.max(eer.threshold),
+        target_fmr: cfg.target_fmr,
+    };
+    let live_imp: Vec<f64> = i_f
+        .iter()
+        .copied()
+        .filter(|v| *v > -LIVENESS_VETO / 2.0)
+        .collect();
     let genuine_mean = g_f.iter().sum::<f64>() / g_f.len().max(1) as f64;
     let impostor_mean = live_imp.iter().sum::<f64>() / live_imp.len().max(1) as f64;
 
@@ -747,7 +905,11 @@ pub fn enroll(
         Some(lam) => Some(primal(&xw, &all, &ridge_dual(&k, &all, &y, &c, lam)?)),
         None => None,
     };
-    let lstm = if use_lstm { Some(train_lstm(&set, &xl, &all, cfg, cfg.seed)?) } else { None };
+    let lstm = if use_lstm {
+        Some(train_lstm(&set, &xl, &all, cfg, cfg.seed)?)
+    } else {
+        None
+    };
     progress("calibrating", folds + 1, folds + 1);
     let train_seconds = started.elapsed().as_secs_f64();
     let meta = ModelMeta {
@@ -769,9 +931,16 @@ pub fn enroll(
             train_seconds,
         },
         created: file::rfc3339_utc(std::time::SystemTime::now()),
-        config: serde_json::to_value(&stored).map_err(|_| PasswordError::Invalid("config not serialisable"))?,
+        config: serde_json::to_value(&stored)
+            .map_err(|_| PasswordError::Invalid("config not serialisable"))?,
     };
-    let model = PasswordModel { meta, cfg: stored, template: template_of(&positives), ridge, lstm };
+    let model = PasswordModel {
+        meta,
+        cfg: stored,
+        template: template_of(&positives),
+        ridge,
+        lstm,
+    };
     let report = EnrollReport {
         validation_eer: eer.eer,
         genuine_mean,
@@ -825,8 +994,14 @@ impl PasswordModel {
             || probe.mouth_dim != self.meta.mouth_dim
         {
             return Err(PasswordError::FeatureMismatch {
-                expected: format!("{} {}+{}", self.meta.backbone, self.meta.identity_dim, self.meta.mouth_dim),
-                found: format!("{} {}+{}", probe.backbone, probe.identity_dim, probe.mouth_dim),
+                expected: format!(
+                    "{} {}+{}",
+                    self.meta.backbone, self.meta.identity_dim, self.meta.mouth_dim
+                ),
+                found: format!(
+                    "{} {}+{}",
+                    probe.backbone, probe.identity_dim, probe.mouth_dim
+                ),
             });
         }
         if probe.frames.len() < MIN_FRAMES {
@@ -834,7 +1009,10 @@ impl PasswordModel {
         }
         let (t, pad) = (self.meta.timesteps, self.meta.pad_policy);
         let identity = cosine(&probe.mean_identity(), &self.template) as f64;
-        let r = self.ridge.as_ref().map(|r| r.score(&word_input(probe, t, pad)));
+        let r = self
+            .ridge
+            .as_ref()
+            .map(|r| r.score(&word_input(probe, t, pad)));
         let l = match &self.lstm {
             Some(m) => Some(lstm_word(m.logits(&[lstm_input(probe, t, pad)])?[0])),
             None => None,
@@ -842,12 +1020,22 @@ impl PasswordModel {
         let word = combine_word(self.cfg.word_model, r, l);
         let liveness = motion_energy(probe);
         let (fused, liveness_veto) = fuse(&self.cfg, identity, word, liveness);
-        Ok(Scores { identity, word, liveness, fused, liveness_veto })
+        Ok(Scores {
+            identity,
+            word,
+            liveness,
+            fused,
+            liveness_veto,
+        })
     }
 
     /// The weights as named tensors.
     fn tensors(&self) -> Vec<NamedTensor> {
-        let mut v = vec![NamedTensor::new("template", vec![self.template.len()], self.template.clone())];
+        let mut v = vec![NamedTensor::new(
+            "template",
+            vec![self.template.len()],
+            self.template.clone(),
+        )];
         if let Some(r) = &self.ridge {
             v.push(NamedTensor::new("ridge.w", vec![r.w.len()], r.w.clone()));
             v.push(NamedTensor::new("ridge.b", vec![1], vec![r.b]));
@@ -875,43 +1063,78 @@ impl PasswordModel {
         let cfg: StoredConfig = serde_json::from_value(meta.config.clone())
             .map_err(|_| PasswordError::Invalid("config does not match this version's schema"))?;
         let get = |name: &str| tensors.iter().find(|t| t.name == name);
-        let template = get("template").ok_or(PasswordError::Invalid("no template tensor"))?.data.clone();
+        let template = get("template")
+            .ok_or(PasswordError::Invalid("no template tensor"))?
+            .data
+            .clone();
         if template.len() != meta.identity_dim {
-            return Err(PasswordError::Invalid("template length differs from identity_dim"));
+            return Err(PasswordError::Invalid(
+                "template length differs from identity_dim",
+            ));
         }
         let wants_ridge = cfg.word_model != WordModelKind::Lstm;
         let ridge = if wants_ridge {
-            let w = get("ridge.w").ok_or(PasswordError::Invalid("no ridge.w tensor"))?.data.clone();
-            let b = get("ridge.b").and_then(|t| t.data.first().copied()).ok_or(PasswordError::Invalid("no ridge.b tensor"))?;
+            let w = get("ridge.w")
+                .ok_or(PasswordError::Invalid("no ridge.w tensor"))?
+                .data
+                .clone();
+            let b = get("ridge.b")
+                .and_then(|t| t.data.first().copied())
+                .ok_or(PasswordError::Invalid("no ridge.b tensor"))?;
             if w.len() != meta.timesteps * meta.mouth_dim {
-                return Err(PasswordError::Invalid("ridge.w length differs from timesteps x mouth_dim"));
+                return Err(PasswordError::Invalid(
+                    "ridge.w length differs from timesteps x mouth_dim",
+                ));
             }
             Some(Ridge { w, b })
         } else {
             None
         };
         let lstm = if cfg.word_model != WordModelKind::Linear {
-            let lc = cfg.lstm.clone().ok_or(PasswordError::Invalid("no LSTM configuration"))?;
+            let lc = cfg
+                .lstm
+                .clone()
+                .ok_or(PasswordError::Invalid("no LSTM configuration"))?;
             if lc.input_dim != meta.identity_dim + meta.mouth_dim {
-                return Err(PasswordError::Invalid("LSTM input_dim differs from the feature dims"));
+                return Err(PasswordError::Invalid(
+                    "LSTM input_dim differs from the feature dims",
+                ));
             }
             let ts: Vec<(String, Vec<usize>, Vec<f32>)> = tensors
                 .iter()
-                .filter_map(|t| t.name.strip_prefix("lstm/").map(|n| (n.to_string(), t.shape.clone(), t.data.clone())))
+                .filter_map(|t| {
+                    t.name
+                        .strip_prefix("lstm/")
+                        .map(|n| (n.to_string(), t.shape.clone(), t.data.clone()))
+                })
                 .collect();
             Some(SeqClassifier::from_tensors(lc, &ts)?)
         } else {
             None
         };
-        for s in [cfg.identity.mean, cfg.identity.std, cfg.word.mean, cfg.word.std, cfg.liveness_floor] {
+        for s in [
+            cfg.identity.mean,
+            cfg.identity.std,
+            cfg.word.mean,
+            cfg.word.std,
+            cfg.liveness_floor,
+        ] {
             if !s.is_finite() {
                 return Err(PasswordError::Invalid("non-finite gate statistics"));
             }
         }
         if cfg.identity.std <= 0.0 || cfg.word.std <= 0.0 {
-            return Err(PasswordError::Invalid("gate standard deviation must be positive"));
+            return Err(PasswordError::Invalid(
+                "gate standard deviation must be positive",
+            ));
         }
-        Ok(Self { meta, cfg, template, ridge, lstm })
+        Ok(Self {
+            meta,
+            cfg,
+            template,
+            ridge,
+            lstm,
+        })
     }
 }
 
@@ -936,23 +1159,36 @@ mod tests {
                 let mut mouth: Vec<f32> = traj
                     .iter()
                     .enumerate()
-                    .map(|(k, a)| (a * (ph * 6.0 + k as f32).sin()) + 0.1 * r.normal() + (person as f32 * 0.1))
+                    .map(|(k, a)| {
+                        (a * (ph * 6.0 + k as f32).sin()) + 0.1 * r.normal() + (person as f32 * 0.1)
+                    })
                     .collect();
                 l2_normalise(&mut mouth);
                 FrameFeatures { identity, mouth }
             })
             .collect();
-        UtteranceFeatures { backbone: "t".into(), identity_dim: 16, mouth_dim: 8, frames, frames_read: n }
+        UtteranceFeatures {
+            backbone: "t".into(),
+            identity_dim: 16,
+            mouth_dim: 8,
+            frames,
+            frames_read: n,
+        }
     }
 
     fn small_cfg() -> EnrollConfig {
-        EnrollConfig { oversample_to: 30, ..Default::default() }
+        EnrollConfig {
+            oversample_to: 30,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn enrol_separates_word_person_and_photo() {
         let pos: Vec<_> = (0..7).map(|i| utt(1, 1, i, false)).collect();
-        let other: Vec<_> = (2..6).flat_map(|w| (0..3).map(move |i| utt(1, w, i, false))).collect();
+        let other: Vec<_> = (2..6)
+            .flat_map(|w| (0..3).map(move |i| utt(1, w, i, false)))
+            .collect();
         let mut bank = ImpostorBank::new("t", &"0".repeat(64), 16, 8);
         for p in 10..14 {
             for w in 1..4 {
@@ -964,13 +1200,19 @@ mod tests {
                 });
             }
         }
-        let input = EnrollInput { positives: &pos, other_words: &other, bank: Some(&bank) };
+        let input = EnrollInput {
+            positives: &pos,
+            other_words: &other,
+            bank: Some(&bank),
+        };
         let mut calls = 0;
         let (m, rep) = enroll(&input, &small_cfg(), &mut |_, _, _| calls += 1).unwrap();
         assert!(calls > 0);
         assert!(rep.validation_eer < 0.2, "{rep:?}");
         let pol = ThresholdPolicy::Eer;
-        let genuine: Vec<_> = (20..24).map(|i| m.score(&utt(1, 1, i, false)).unwrap()).collect();
+        let genuine: Vec<_> = (20..24)
+            .map(|i| m.score(&utt(1, 1, i, false)).unwrap())
+            .collect();
         let accepted = genuine.iter().filter(|s| m.accepts(s, pol)).count();
         assert!(accepted >= 3, "{genuine:?} thr {}", m.threshold(pol));
         let frozen = m.score(&utt(1, 1, 20, false).frozen()).unwrap();
@@ -984,25 +1226,52 @@ mod tests {
         m.set_backbone_sha256(&"a".repeat(64));
         m.save(&p).unwrap();
         let sha = "a".repeat(64);
-        let back = PasswordModel::load(&p, &Expect { backbone: "t", backbone_sha256: &sha, identity_dim: 16 }).unwrap();
+        let back = PasswordModel::load(
+            &p,
+            &Expect {
+                backbone: "t",
+                backbone_sha256: &sha,
+                identity_dim: 16,
+            },
+        )
+        .unwrap();
         let probe = utt(1, 1, 30, false);
         assert_eq!(back.score(&probe).unwrap(), m.score(&probe).unwrap());
-        assert!(PasswordModel::load(&p, &Expect { backbone: "other", backbone_sha256: &sha, identity_dim: 16 }).is_err());
+        assert!(PasswordModel::load(
+            &p,
+            &Expect {
+                backbone: "other",
+                backbone_sha256: &sha,
+                identity_dim: 16
+            }
+        )
+        .is_err());
     }
 
     #[test]
     fn refuses_too_few_positives_and_bad_probes() {
         let pos: Vec<_> = (0..2).map(|i| utt(1, 1, i, false)).collect();
         let other: Vec<_> = (0..3).map(|i| utt(1, 2, i, false)).collect();
-        let input = EnrollInput { positives: &pos, other_words: &other, bank: None };
-        assert!(matches!(enroll(&input, &small_cfg(), &mut |_, _, _| {}), Err(PasswordError::TooFewPositives(2))));
+        let input = EnrollInput {
+            positives: &pos,
+            other_words: &other,
+            bank: None,
+        };
+        assert!(matches!(
+            enroll(&input, &small_cfg(), &mut |_, _, _| {}),
+            Err(PasswordError::TooFewPositives(2))
+        ));
     }
 
     #[test]
     fn enrol_is_deterministic() {
         let pos: Vec<_> = (0..5).map(|i| utt(3, 1, i, false)).collect();
         let other: Vec<_> = (0..6).map(|i| utt(3, 2 + i % 3, i, false)).collect();
-        let input = EnrollInput { positives: &pos, other_words: &other, bank: None };
+        let input = EnrollInput {
+            positives: &pos,
+            other_words: &other,
+            bank: None,
+        };
         let (a, _) = enroll(&input, &small_cfg(), &mut |_, _, _| {}).unwrap();
         let (b, _) = enroll(&input, &small_cfg(), &mut |_, _, _| {}).unwrap();
         let p = utt(3, 1, 40, false);
