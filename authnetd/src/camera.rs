@@ -55,7 +55,12 @@ pub struct Clip {
 
 impl std::fmt::Debug for Clip {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Clip({}, {} delivered)", self.src.describe(), self.delivered)
+        write!(
+            f,
+            "Clip({}, {} delivered)",
+            self.src.describe(),
+            self.delivered
+        )
     }
 }
 
@@ -65,19 +70,18 @@ impl Clip {
         let interval = Duration::from_secs_f64(1.0 / f64::from(cfg.fps));
         let max_frames = ((cfg.clip.as_secs_f64() * f64::from(cfg.fps)).ceil() as usize)
             .clamp(1, authnet_core::capture::MAX_FRAMES);
-        let (src, paced, max_frames): (Box<dyn FrameSource>, bool, usize) =
-            match &cfg.source {
-                CameraSource::Dir(root) => {
-                    let clip = resolve_dir_clip(root)?;
-                    let mut s = DirSource::open(&clip)?;
-                    if crop != CropMode::Detect {
-                        s = s.allow_mixed_sizes();
-                    }
-                    // A recording is played whole: its length is the utterance's.
-                    (Box::new(s), true, authnet_core::capture::MAX_FRAMES)
+        let (src, paced, max_frames): (Box<dyn FrameSource>, bool, usize) = match &cfg.source {
+            CameraSource::Dir(root) => {
+                let clip = resolve_dir_clip(root)?;
+                let mut s = DirSource::open(&clip)?;
+                if crop != CropMode::Detect {
+                    s = s.allow_mixed_sizes();
                 }
-                CameraSource::V4l2(dev) => (open_v4l2(cfg, dev)?, false, max_frames),
-            };
+                // A recording is played whole: its length is the utterance's.
+                (Box::new(s), true, authnet_core::capture::MAX_FRAMES)
+            }
+            CameraSource::V4l2(dev) => (open_v4l2(cfg, dev)?, false, max_frames),
+        };
         Ok(Self {
             src,
             interval,
@@ -118,10 +122,7 @@ impl Clip {
     }
 }
 
-fn open_v4l2(
-    cfg: &CameraConfig,
-    dev: &Path,
-) -> Result<Box<dyn FrameSource>, CaptureError> {
+fn open_v4l2(cfg: &CameraConfig, dev: &Path) -> Result<Box<dyn FrameSource>, CaptureError> {
     let c = authnet_core::capture::v4l2::V4l2Config {
         device: dev.display().to_string(),
         width: cfg.width,

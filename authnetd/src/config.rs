@@ -321,9 +321,8 @@ impl RawConfig {
         }
         let onnxruntime_lib = match self.onnxruntime_lib {
             Some(p) => absolute("onnxruntime_lib", p)?,
-            None => ort_env.unwrap_or_else(|| {
-                PathBuf::from(authnet_core::features::locate::INSTALLED_ORT)
-            }),
+            None => ort_env
+                .unwrap_or_else(|| PathBuf::from(authnet_core::features::locate::INSTALLED_ORT)),
         };
         let cam = self.camera.unwrap_or_default();
         let camera = CameraConfig {
@@ -367,7 +366,10 @@ impl RawConfig {
             ));
         }
         Ok(Config {
-            socket: absolute("socket", self.socket.unwrap_or_else(|| DEFAULT_SOCKET.into()))?,
+            socket: absolute(
+                "socket",
+                self.socket.unwrap_or_else(|| DEFAULT_SOCKET.into()),
+            )?,
             state_dir: absolute(
                 "state_dir",
                 self.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
@@ -385,7 +387,12 @@ impl RawConfig {
                 .impostor_bank
                 .map(|p| absolute("impostor_bank", p))
                 .transpose()?,
-            auth_timeout: seconds("auth_timeout", self.auth_timeout.unwrap_or(10.0), 0.5, 120.0)?,
+            auth_timeout: seconds(
+                "auth_timeout",
+                self.auth_timeout.unwrap_or(10.0),
+                0.5,
+                120.0,
+            )?,
             camera_wait: seconds("camera_wait", self.camera_wait.unwrap_or(5.0), 0.0, 120.0)?,
             max_tries: range_u32("max_tries", self.max_tries.unwrap_or(1), 1, 10)?,
             threshold_policy,

@@ -106,7 +106,8 @@ pub fn enroll(
     };
     let trained = password::enroll(&input, &cfg, &mut progress);
     if client_gone {
-        d.log.info(&format!("user={user} enrolment abandoned by the client"));
+        d.log
+            .info(&format!("user={user} enrolment abandoned by the client"));
         return Err(IpcError::Closed);
     }
     let (mut model, report) = match trained {

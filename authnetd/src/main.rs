@@ -27,7 +27,11 @@ use clap::Parser;
 
 /// Command line.
 #[derive(Debug, Parser)]
-#[command(name = "authnetd", version, about = "AuthNet face + mouthed-password daemon")]
+#[command(
+    name = "authnetd",
+    version,
+    about = "AuthNet face + mouthed-password daemon"
+)]
 struct Args {
     /// Configuration file.
     #[arg(long, value_name = "PATH")]

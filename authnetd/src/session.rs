@@ -185,7 +185,8 @@ impl Daemon {
                 return Ok(None);
             }
             Err(e) => {
-                self.log.error(&format!("passwd lookup of {user} failed: {e}"));
+                self.log
+                    .error(&format!("passwd lookup of {user} failed: {e}"));
                 conn.error(ErrorKind::Internal, "passwd lookup failed")?;
                 return Ok(None);
             }
@@ -280,8 +281,9 @@ impl Daemon {
                 Some(UnavailableReason::Throttled)
             }
             Err(e) => {
-                self.log
-                    .error(&format!("user={user} throttle state unusable ({e}); failing closed"));
+                self.log.error(&format!(
+                    "user={user} throttle state unusable ({e}); failing closed"
+                ));
                 Some(UnavailableReason::Throttled)
             }
         }
@@ -444,7 +446,8 @@ impl Daemon {
         let scores = match model.score(&feats) {
             Ok(s) => s,
             Err(e) => {
-                self.log.warn(&format!("user={user} probe not scorable: {e}"));
+                self.log
+                    .warn(&format!("user={user} probe not scorable: {e}"));
                 return Ok(Attempt::unavailable(U::NoFace));
             }
         };
@@ -574,13 +577,15 @@ impl Daemon {
             .and_then(|d| throttle::save(&d, &throttle::ThrottleState::default()));
         match r {
             Ok(()) => {
-                self.log.info(&format!("user={user} throttle reset by root"));
+                self.log
+                    .info(&format!("user={user} throttle reset by root"));
                 conn.send(&Response::Done {
                     text: format!("throttle of {user} reset"),
                 })
             }
             Err(e) => {
-                self.log.error(&format!("resetting throttle of {user}: {e}"));
+                self.log
+                    .error(&format!("resetting throttle of {user}: {e}"));
                 conn.error(ErrorKind::Internal, "cannot write the throttle state")
             }
         }

@@ -113,7 +113,10 @@ fn getpw(
         let name = unsafe { CStr::from_ptr(pw.pw_name) }
             .to_string_lossy()
             .into_owned();
-        return Ok(Some(Account { name, uid: pw.pw_uid }));
+        return Ok(Some(Account {
+            name,
+            uid: pw.pw_uid,
+        }));
     }
 }
 

@@ -122,8 +122,8 @@ pub fn trained_model() -> &'static [u8] {
         };
         let (mut model, _report) =
             password::enroll(&input, &EnrollConfig::default(), &mut |_, _, _| {}).expect("enrol");
-        let manifest = authnet_core::vision::Manifest::load(&models_dir(), "mobilefacenet")
-            .expect("manifest");
+        let manifest =
+            authnet_core::vision::Manifest::load(&models_dir(), "mobilefacenet").expect("manifest");
         model.set_backbone_sha256(&manifest.sha256);
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("model.safetensors");

@@ -1,0 +1,501 @@
+//! The real `authnetd` on a temporary socket and state directory, fed recorded MIRACL-VC1
+//! frames through its `dir:` camera, driven over its socket.
+//!
+//! The model owner is `nobody` (an account that exists everywhere); the tests run as root, who
+//! may ask about any user. The model is trained at test time from F02 word-01 clips 1–7;
+//! clips 8–10 are held out.
+//!
+//! F01 clips are full 640×480 frames with a small face, so they are played to a daemon with
+//! `crop = "detect"`: that is how a real camera feeds it, and a `crop = "none"` daemon would
+//! embed the whole room as if it were a face, which proves nothing about a different person.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use authnet_ipc::{ErrorKind, Outcome, Request, Response, UnavailableReason as U};
+use authnet_tests::{auth_request, blank_clip, data, frozen_clip, Client, Daemon, DaemonConfig};
+
+const USER: &str = "nobody";
+
+fn unavailable(reason: U) -> Outcome {
+    Outcome::Unavailable { reason }
+}
+
+fn reset_throttle(d: &Daemon, user: &str) {
+    let (_, r) = d
+        .client()
+        .call(&Request::ResetThrottle { user: user.into() });
+    assert!(matches!(r, Response::Done { .. }), "{r:?}");
+}
+
+fn test_request(d: &Daemon, user: &str) -> (Outcome, Option<f64>) {
+    let (interim, last) = d.client().call(&Request::Test { user: user.into() });
+    match last {
+        Response::TestResult { outcome, score } => {
+            if score.is_some() {
+                assert!(
+                    interim.iter().any(|m| matches!(m, Response::Info { .. })),
+                    "the user is prompted before the camera runs"
+                );
+            }
+            (outcome, score)
+        }
+        o => panic!("expected test_result, got {o:?}"),
+    }
+}
+
+/// Runs `authnet-client` as `nobody` and returns its final response.
+fn as_nobody(d: &Daemon, req: &Request) -> Response {
+    let out = Command::new(env!("CARGO_BIN_EXE_authnet-client"))
+        .arg(&d.socket)
+        .arg(serde_json::to_string(req).unwrap())
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    serde_json::from_str(text.lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn genuine_is_accepted_and_impostors_are_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(tmp.path(), &DaemonConfig::default());
+    d.enrol(USER);
+
+    for i in 8..=10 {
+        d.camera.play(&data::word("F02", 1, i));
+        assert_eq!(d.authenticate(USER), Outcome::Accept, "held-out clip {i}");
+    }
+    let (outcome, score) = test_request(&d, USER);
+    assert_eq!(outcome, Outcome::Accept);
+    assert!(score.is_some_and(f64::is_finite), "root sees the score");
+
+    // The same person mouthing every other word.
+    for w in 2..=10 {
+        reset_throttle(&d, USER);
+        d.camera.play(&data::word("F02", w, 8));
+        assert_eq!(d.authenticate(USER), Outcome::Reject, "F02 word {w}");
+    }
+
+    // A photo: one genuine frame repeated.
+    reset_throttle(&d, USER);
+    let frozen = frozen_clip(
+        &data::word("F02", 1, 9).join("color_004.jpg"),
+        7,
+        &tmp.path().join("frozen"),
+    );
+    d.camera.play(&frozen);
+    assert_eq!(d.authenticate(USER), Outcome::Reject, "frozen frame");
+
+    let log = d.log_text();
+    assert!(
+        log.contains("user=nobody service=authnet-test uid=0 decision=accept"),
+        "{log}"
+    );
+    assert!(log.contains("decision=reject"), "{log}");
+}
+
+#[test]
+fn another_person_and_no_face_with_detection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        tmp.path(),
+        &DaemonConfig {
+            crop: "detect",
+            auth_timeout: 8.0,
+            ..Default::default()
+        },
+    );
+    d.enrol(USER);
+    for i in [1, 5] {
+        reset_throttle(&d, USER);
+        d.camera.play(&data::word("F01", 1, i));
+        assert_eq!(
+            d.authenticate(USER),
+            Outcome::Reject,
+            "F01 word 01 clip {i}"
+        );
+    }
+
+    let blank = blank_clip(10, 640, 480, 128, &tmp.path().join("blank"));
+    d.camera.play(&blank);
+    let t = Instant::now();
+    assert_eq!(d.authenticate(USER), unavailable(U::NoFace));
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "answered within auth_timeout"
+    );
+
+    let dark = blank_clip(10, 640, 480, 5, &tmp.path().join("dark"));
+    d.camera.play(&dark);
+    assert_eq!(d.authenticate(USER), unavailable(U::TooDark));
+}
+
+#[test]
+fn users_that_cannot_use_the_face_path_are_answered_fast() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(tmp.path(), &DaemonConfig::default());
+    d.camera.play(&data::word("F02", 1, 8));
+
+    let t = Instant::now();
+    assert_eq!(d.authenticate("root"), unavailable(U::NotEnrolled));
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+
+    let (_, r) = d.client().call(&auth_request("no-such-user-authnet"));
+    assert!(
+        matches!(
+            r,
+            Response::Error {
+                kind: ErrorKind::UnknownUser,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    let (_, r) = d.client().call(&auth_request("../etc"));
+    assert!(
+        matches!(
+            r,
+            Response::Error {
+                kind: ErrorKind::InvalidUserName,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+
+    d.enrol(USER);
+    let (_, r) = d.client().call(&Request::Authenticate {
+        user: USER.into(),
+        service: "sshd".into(),
+        rhost: Some("203.0.113.7".into()),
+        tty: Some("ssh".into()),
+    });
+    assert_eq!(
+        r,
+        Response::Result {
+            outcome: unavailable(U::RemoteSession)
+        }
+    );
+}
+
+#[test]
+fn corrupt_model_is_unavailable_and_logged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(tmp.path(), &DaemonConfig::default());
+    d.enrol(USER);
+    let p = d.state.join(USER).join("model.safetensors");
+    let mut bytes = std::fs::read(&p).unwrap();
+    let n = bytes.len();
+    bytes.truncate(n / 2);
+    std::fs::write(&p, &bytes).unwrap();
+    d.camera.play(&data::word("F02", 1, 8));
+    assert_eq!(d.authenticate(USER), unavailable(U::ModelError));
+    let log = d.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("user=nobody model") && l.contains("unusable")),
+        "{log}"
+    );
+}
+
+#[test]
+fn non_root_peers_may_only_ask_about_themselves() {
+    let tmp = tempfile::tempdir().unwrap();
+    // nobody must be able to reach the socket; access control is SO_PEERCRED, not the path.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let d = Daemon::start(tmp.path(), &DaemonConfig::default());
+    d.enrol(USER);
+    d.enrol("root");
+    d.camera.play(&data::word("F02", 1, 8));
+
+    let r = as_nobody(&d, &auth_request("root"));
+    assert!(
+        matches!(
+            r,
+            Response::Error {
+                kind: ErrorKind::PermissionDenied,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    let r = as_nobody(
+        &d,
+        &Request::Test {
+            user: "root".into(),
+        },
+    );
+    assert!(
+        matches!(
+            r,
+            Response::Error {
+                kind: ErrorKind::PermissionDenied,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    let r = as_nobody(&d, &Request::ResetThrottle { user: USER.into() });
+    assert!(
+        matches!(
+            r,
+            Response::Error {
+                kind: ErrorKind::PermissionDenied,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    let r = as_nobody(
+        &d,
+        &Request::Remove {
+            user: Some("root".into()),
+            all: false,
+            password: None,
+        },
+    );
+    assert!(
+        matches!(
+            r,
+            Response::Error {
+                kind: ErrorKind::PermissionDenied,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+
+    // Its own account is fine, and so is listing its own model.
+    let r = as_nobody(&d, &auth_request(USER));
+    assert_eq!(
+        r,
+        Response::Result {
+            outcome: Outcome::Accept
+        }
+    );
+    let r = as_nobody(&d, &Request::List { user: None });
+    match r {
+        Response::Models { entries } => {
+            assert_eq!(entries.len(), 1);
+            assert_eq!(entries[0].user, USER);
+        }
+        o => panic!("{o:?}"),
+    }
+    // Root sees everyone, and may remove.
+    let (_, r) = d.client().call(&Request::List { user: None });
+    assert!(
+        matches!(&r, Response::Models { entries } if entries.len() == 2),
+        "{r:?}"
+    );
+    let (_, r) = d.client().call(&Request::Remove {
+        user: Some("root".into()),
+        all: false,
+        password: None,
+    });
+    assert!(matches!(r, Response::Done { .. }), "{r:?}");
+    assert_eq!(d.authenticate("root"), unavailable(U::NotEnrolled));
+}
+
+#[test]
+fn throttling_after_failures_survives_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(tmp.path(), &DaemonConfig::default());
+    d.enrol(USER);
+    d.camera.play(&data::word("F02", 2, 9));
+    for i in 1..=5 {
+        assert_eq!(d.authenticate(USER), Outcome::Reject, "failure {i}");
+    }
+    // The sixth consecutive attempt is refused before the camera runs, genuine or not.
+    d.camera.play(&data::word("F02", 1, 8));
+    assert_eq!(d.authenticate(USER), unavailable(U::Throttled));
+
+    d.restart();
+    assert_eq!(d.authenticate(USER), unavailable(U::Throttled));
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.state.join(USER).join("throttle.json")).unwrap())
+            .unwrap();
+    assert_eq!(st["consecutive_failures"], 5);
+
+    reset_throttle(&d, USER);
+    assert_eq!(d.authenticate(USER), Outcome::Accept);
+}
+
+#[test]
+fn fifty_concurrent_clients_are_all_answered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        tmp.path(),
+        &DaemonConfig {
+            fps: 1000,
+            camera_wait: 60.0,
+            auth_timeout: 60.0,
+            ..Default::default()
+        },
+    );
+    d.enrol(USER);
+    d.enrol("root");
+    d.camera.play(&data::word("F02", 3, 8));
+    let socket = d.socket.clone();
+    let threads: Vec<_> = (0..50)
+        .map(|i| {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                let user = if i % 2 == 0 { USER } else { "root" };
+                Client::connect(&socket).authenticate(user)
+            })
+        })
+        .collect();
+    let outcomes: Vec<Outcome> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(outcomes.len(), 50);
+    assert!(!outcomes.contains(&Outcome::Accept), "{outcomes:?}");
+    let rejects = outcomes.iter().filter(|o| **o == Outcome::Reject).count();
+    // Each user is throttled after 5 failures; the rest are told so.
+    assert_eq!(rejects, 10, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| matches!(
+        o,
+        Outcome::Reject
+            | Outcome::Unavailable {
+                reason: U::Throttled
+            }
+    )));
+}
+
+#[test]
+fn bad_clients_do_not_stop_the_daemon() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(tmp.path(), &DaemonConfig::default());
+    d.enrol(USER);
+    d.camera.play(&data::word("F02", 1, 8));
+
+    // Garbage: answered with bad_request, connection closed.
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"\x00\x00\x00\x05hello").unwrap();
+    let r: Response = authnet_ipc::read_frame(&mut s).unwrap();
+    assert!(
+        matches!(
+            r,
+            Response::Error {
+                kind: ErrorKind::BadRequest,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+
+    // Oversized length prefix: refused without reading 4 GiB.
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&[0xff, 0xff, 0xff, 0xff, b'{']).unwrap();
+    let r: Response = authnet_ipc::read_frame(&mut s).unwrap();
+    assert!(
+        matches!(
+            r,
+            Response::Error {
+                kind: ErrorKind::BadRequest,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+
+    // Requests before hello are refused.
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    authnet_ipc::write_frame(&mut s, &auth_request(USER)).unwrap();
+    let r: Response = authnet_ipc::read_frame(&mut s).unwrap();
+    assert!(
+        matches!(
+            r,
+            Response::Error {
+                kind: ErrorKind::BadRequest,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+
+    // A slow client: one byte a second of a valid hello.
+    let sock = d.socket.clone();
+    let slow = std::thread::spawn(move || {
+        let frame = authnet_ipc::encode_frame(&Request::Hello {
+            protocol_version: 1,
+        })
+        .unwrap();
+        let mut s = UnixStream::connect(&sock).unwrap();
+        let t = Instant::now();
+        for b in frame {
+            if s.write_all(&[b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        let mut buf = [0u8; 64];
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let n = s.read(&mut buf).unwrap_or(0);
+        (t.elapsed(), n)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // Meanwhile others are served.
+    let t = Instant::now();
+    assert_eq!(d.authenticate(USER), Outcome::Accept);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let (held, n) = slow.join().unwrap();
+    assert_eq!(n, 0, "the slow client is cut off, not answered");
+    assert!(held < Duration::from_secs(20), "{held:?}");
+
+    // A client that disconnects mid-attempt, and one that cancels.
+    let mut c = d.client();
+    c.send(&auth_request(USER));
+    drop(c);
+    let mut c = d.client();
+    c.send(&auth_request(USER));
+    c.send(&Request::Cancel {});
+    let mut last = c.recv();
+    while matches!(last, Response::Info { .. }) {
+        last = c.recv();
+    }
+    assert_eq!(
+        last,
+        Response::Result {
+            outcome: unavailable(U::Cancelled)
+        }
+    );
+    assert!(d.alive());
+    assert_eq!(d.authenticate(USER), Outcome::Accept);
+}
+
+#[test]
+fn bad_configs_fail_to_start_naming_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (text, key) in [
+        ("camera_source = \"dir:/x\"\n", "camera_source"),
+        ("[camera]\nfps = 0\n", "camera.fps"),
+        ("threshold_policy = \"far\"\n", "threshold_policy"),
+        ("[throttle]\nbase_delay = \"soon\"\n", "base_delay"),
+    ] {
+        let p = tmp.path().join("bad.toml");
+        std::fs::write(&p, text).unwrap();
+        let out = Command::new(authnet_tests::binary("authnetd"))
+            .arg("--config")
+            .arg(&p)
+            .arg("--log-stderr")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "{text}: {err}");
+    }
+}
