@@ -23,8 +23,11 @@ setup:
 build:
 	$(CARGO) build --workspace
 
-## test: setup, then the whole test suite against the vendored ONNX Runtime
+## test: setup, then the whole test suite against the vendored ONNX Runtime. The binaries and
+## the PAM module are built first: the integration tests in tests/ spawn target/debug/authnetd
+## and load target/debug/libpam_authnet.so.
 test: setup
+	$(CARGO) build --workspace
 	$(CARGO) test --workspace
 
 ## lint: formatting, clippy with warnings as errors, and the manual pages
