@@ -71,8 +71,10 @@ fn run() -> anyhow::Result<()> {
     }
     let log = log::Logger::new(args.log_stderr || args.foreground, args.debug);
 
-    let mut detector = authnet_core::vision::detect::DetectorConfig::default();
-    detector.dark_threshold = cfg.dark_frame_threshold;
+    let detector = authnet_core::vision::detect::DetectorConfig {
+        dark_threshold: cfg.dark_frame_threshold,
+        ..Default::default()
+    };
     let pc = PipelineConfig {
         ort_lib: cfg.onnxruntime_lib.clone(),
         models_dir: cfg.models_dir.clone(),
