@@ -499,3 +499,97 @@ fn bad_configs_fail_to_start_naming_the_key() {
         assert!(err.contains(key), "{text}: {err}");
     }
 }
+
+#[test]
+fn enrol_from_clips_over_the_socket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(tmp.path(), &DaemonConfig::default());
+    let s = |p: std::path::PathBuf| p.display().to_string();
+    let clips: Vec<String> = authnet_tests::ENROLL_INSTANCES
+        .map(|i| s(data::word("F02", 1, i)))
+        .collect();
+    let others: Vec<String> = (2..=10)
+        .flat_map(|w| (1..=3).map(move |i| s(data::word("F02", w, i))))
+        .collect();
+    let (interim, last) = d.client().call(&Request::Enroll {
+        user: USER.into(),
+        password: None,
+        clips,
+        other_word_clips: others,
+        clip_count: 0,
+    });
+    assert!(
+        interim
+            .iter()
+            .any(|m| matches!(m, Response::Progress { stage, .. } if stage == "features")),
+        "{interim:?}"
+    );
+    match last {
+        Response::Enrolled { summary } => {
+            assert_eq!(summary.clips, 7);
+            assert_eq!(summary.threshold_policy, "fmr");
+            assert!(summary.margin > 0.0, "{summary:?}");
+        }
+        o => panic!("{o:?}"),
+    }
+    assert!(d.state.join(USER).join("model.safetensors").is_file());
+    d.camera.play(&data::word("F02", 1, 10));
+    assert_eq!(d.authenticate(USER), Outcome::Accept);
+    d.camera.play(&data::word("F02", 4, 10));
+    assert_eq!(d.authenticate(USER), Outcome::Reject);
+
+    // Relative paths and live-camera enrolment are refused.
+    let (_, r) = d.client().call(&Request::Enroll {
+        user: USER.into(),
+        password: None,
+        clips: vec!["relative/clip".into()],
+        other_word_clips: vec![],
+        clip_count: 0,
+    });
+    assert!(
+        matches!(
+            r,
+            Response::Error {
+                kind: ErrorKind::BadRequest,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn socket_activation_uses_the_passed_socket() {
+    if !std::path::Path::new("/usr/bin/systemd-socket-activate").is_file() {
+        eprintln!("SKIPPED: systemd-socket-activate is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let camera = authnet_tests::Camera::new(&tmp.path().join("camera"));
+    let config = authnet_tests::write_config(tmp.path(), &DaemonConfig::default(), &camera);
+    let activated = tmp.path().join("activated.sock");
+    let mut child = Command::new("/usr/bin/systemd-socket-activate")
+        .arg("-l")
+        .arg(&activated)
+        .arg(authnet_tests::binary("authnetd"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--log-stderr")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !activated.exists() {
+        assert!(t.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The first connection starts the daemon, which serves it on fd 3.
+    let mut c = Client::connect(&activated);
+    assert_eq!(c.authenticate("root"), unavailable(U::NotEnrolled));
+    assert!(
+        !tmp.path().join("authnetd.sock").exists(),
+        "the configured socket is not bound under activation"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
