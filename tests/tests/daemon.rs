@@ -593,3 +593,29 @@ fn socket_activation_uses_the_passed_socket() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn one_camera_busy_and_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 2 fps: a 7-frame clip needs 3.5 s, longer than the 2 s budget.
+    let d = Daemon::start(
+        tmp.path(),
+        &DaemonConfig {
+            fps: 2,
+            auth_timeout: 2.0,
+            camera_wait: 0.3,
+            ..Default::default()
+        },
+    );
+    d.enrol(USER);
+    d.camera.play(&data::word("F02", 1, 8));
+    let socket = d.socket.clone();
+    let first = std::thread::spawn(move || Client::connect(&socket).authenticate(USER));
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    assert_eq!(d.authenticate(USER), unavailable(U::CameraBusy));
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(first.join().unwrap(), unavailable(U::Timeout));
+    // The camera was released: the next attempt gets it (and times out the same way).
+    assert_eq!(d.authenticate(USER), unavailable(U::Timeout));
+}
