@@ -11,6 +11,8 @@ use authnet_core::sequence::{assemble, PadPolicy, DEFAULT_TIMESTEPS};
 use authnet_core::vision::CropMode;
 
 mod bench;
+mod report;
+mod run;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -50,6 +52,8 @@ enum Cmd {
     },
     /// Measure per-frame detect and embed time on real frames.
     Bench(bench::BenchArgs),
+    /// Run the paper's evaluation protocol.
+    Run(Box<run::RunArgs>),
 }
 
 fn pipeline(cli: &Cli, crop: CropMode) -> PipelineConfig {
@@ -110,6 +114,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Bench(args) => bench::run(args, pipeline(cli, CropMode::Detect)),
+        Cmd::Run(args) => {
+            let report = run::run(args, pipeline(cli, CropMode::Detect))?;
+            eprintln!("{}", report.summary());
+            Ok(())
+        }
     }
 }
 

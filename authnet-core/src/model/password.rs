@@ -374,6 +374,11 @@ fn jitter(u: &UtteranceFeatures, rng: &mut SplitMix64) -> UtteranceFeatures {
     out
 }
 
+/// A temporally jittered copy of a clip (the augmentation enrolment oversamples with).
+pub fn jitter_copy(u: &UtteranceFeatures, rng: &mut SplitMix64) -> UtteranceFeatures {
+    jitter(u, rng)
+}
+
 fn reversed(u: &UtteranceFeatures) -> UtteranceFeatures {
     let mut o = u.clone();
     o.frames.reverse();

@@ -1,0 +1,640 @@
+//! `authnet-eval run`: the paper's protocol on a MIRACL-VC1-shaped dataset.
+//!
+//! Speakers are split into *training* speakers and *unseen* speakers (never in training; the
+//! "different person" impostors). Of every training speaker, `--heldout-words` words are kept
+//! out of training (the "same person, different word" impostors). Every other (speaker, word)
+//! pair is a target: its model is enrolled from 70 % of its clips, with the speaker's other
+//! training words as same-person negatives and the other training speakers' training words as
+//! the impostor bank; it is tested on its remaining 30 % (clips training never saw), the
+//! speaker's held-out words, the unseen speakers, and the frozen-frame version of every held-out
+//! positive. Thresholds come from enrolment-side cross-validation only.
+//!
+//! `--paper-split` reproduces the paper's leaky split instead: the 10 clips are oversampled to
+//! 110 *before* the 70:30 split, so test positives repeat (jittered copies of) training clips.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use authnet_core::features::{FeatureCache, FeatureExtractor, PipelineConfig, UtteranceFeatures};
+use authnet_core::metrics::{self, ImpostorKind};
+use authnet_core::model::bank::{walk_utterances, BankEntry, ImpostorBank};
+use authnet_core::model::password::{
+    enroll, EnrollConfig, EnrollInput, LstmPreset, ThresholdPolicy, WordModelKind,
+};
+use authnet_core::rng::SplitMix64;
+use authnet_core::vision::CropMode;
+
+/// Arguments of `run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Dataset root holding `<SPK>/words/<WW>/<II>/<frames>`.
+    #[arg(long)]
+    pub dataset: PathBuf,
+    /// face (detector or pass-through crops) or lips (mouth crops).
+    #[arg(long)]
+    pub modality: Modality,
+    /// auto (per speaker: detect if faces are found, else pass-through), detect, none.
+    #[arg(long, default_value = "auto")]
+    pub crop: CropArg,
+    /// Speakers to use (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub speakers: Vec<String>,
+    /// Speakers never seen in training (default: half, chosen by seed).
+    #[arg(long, value_delimiter = ',')]
+    pub unseen_speakers: Vec<String>,
+    /// Words per training speaker kept out of training.
+    #[arg(long, default_value_t = 3)]
+    pub heldout_words: usize,
+    /// Seed for every random choice.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Worker threads for targets (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Only the first N targets (for quick runs and tests).
+    #[arg(long)]
+    pub max_targets: Option<usize>,
+    /// Word model: linear, lstm or ensemble.
+    #[arg(long, default_value = "linear")]
+    pub word_model: WordModelKind,
+    /// LSTM preset when the word model uses it: compact or paper.
+    #[arg(long, default_value = "compact")]
+    pub lstm: String,
+    /// Threshold policy reported: fmr or eer.
+    #[arg(long, default_value = "eer")]
+    pub threshold_policy: ThresholdPolicy,
+    /// Reproduce the paper's leaky oversample-then-split protocol.
+    #[arg(long)]
+    pub paper_split: bool,
+    /// Feature cache directory.
+    #[arg(long, default_value = ".cache/features")]
+    pub cache: PathBuf,
+    /// JSON report.
+    #[arg(long)]
+    pub report: PathBuf,
+    /// Markdown report (the paper's tables with our figures beside them).
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Directory for PNG plots.
+    #[arg(long)]
+    pub plots: Option<PathBuf>,
+}
+
+/// Dataset modality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Modality {
+    /// Face frames or crops.
+    Face,
+    /// Mouth crops.
+    Lips,
+}
+
+/// `--crop`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CropArg {
+    /// Decide per speaker.
+    Auto,
+    /// Face detector.
+    Detect,
+    /// Frames are crops.
+    None,
+}
+
+type Key = (String, String, String); // speaker, word, instance
+
+/// Scores of one target.
+#[derive(Debug, Default, Clone)]
+struct TargetResult {
+    /// (fused - threshold, identity cosine, word z) of genuine test clips.
+    genuine: Vec<(f64, f64, f64)>,
+    /// The same for impostors, with their kind.
+    impostor: Vec<(f64, f64, f64, ImpostorKind)>,
+    train_seconds: f64,
+    score_ms: Vec<f64>,
+    validation_eer: f64,
+}
+
+/// The JSON report.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    targets: usize,
+    eer: f64,
+    auc: f64,
+    accuracy: f64,
+    sensitivity: f64,
+    specificity: f64,
+    far: f64,
+    frr: f64,
+    threshold_policy: ThresholdPolicy,
+    fmr_at_threshold: f64,
+    fnmr_at_threshold: f64,
+    specificity_by_impostor: metrics::SpecificityByKind,
+    photo_attack_accept_rate: f64,
+    face_only_baseline: EerAuc,
+    motion_only: EerAuc,
+    train_seconds_mean: f64,
+    score_ms_mean: f64,
+    backbone: String,
+    seed: u64,
+    modality: Modality,
+    paper_split: bool,
+    word_model: WordModelKind,
+    speakers: Vec<String>,
+    unseen_speakers: Vec<String>,
+    heldout_words: BTreeMap<String, Vec<String>>,
+    genuine_trials: usize,
+    impostor_trials: usize,
+    validation_eer_mean: f64,
+    confusion: Confusion,
+}
+
+#[derive(Debug, Serialize)]
+struct EerAuc {
+    eer: f64,
+    auc: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Confusion {
+    tp: usize,
+    fn_: usize,
+    tn: usize,
+    fp: usize,
+}
+
+fn eer_auc(g: &[f64], i: &[f64]) -> anyhow::Result<EerAuc> {
+    Ok(EerAuc {
+        eer: metrics::eer(g, i)?.eer,
+        auc: metrics::auc(g, i)?,
+    })
+}
+
+/// Extracts (or loads from cache) the features of every utterance.
+fn extract_all(
+    args: &RunArgs,
+    cfg: &PipelineConfig,
+    refs: &[authnet_core::model::bank::UtteranceRef],
+) -> anyhow::Result<BTreeMap<Key, UtteranceFeatures>> {
+    let mut ex = FeatureExtractor::from_config(cfg)?;
+    let cache = FeatureCache::new(&args.cache);
+    let mut crop_of: BTreeMap<String, CropMode> = BTreeMap::new();
+    let pb = indicatif::ProgressBar::new(refs.len() as u64);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "features {bar:40} {pos}/{len} {elapsed_precise} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut out = BTreeMap::new();
+    for r in refs {
+        let crop = match (args.modality, args.crop) {
+            (Modality::Lips, _) => CropMode::Mouth,
+            (Modality::Face, CropArg::Detect) => CropMode::Detect,
+            (Modality::Face, CropArg::None) => CropMode::None,
+            (Modality::Face, CropArg::Auto) => match crop_of.get(&r.speaker) {
+                Some(c) => *c,
+                None => {
+                    // Faces found in most frames of the speaker's first utterance: full frames.
+                    // Crops of varying size (MIRACL's F02) cannot be full camera frames either.
+                    ex.set_crop_mode(CropMode::Detect)?;
+                    let c = match ex.extract_dir(&r.dir, None) {
+                        Ok((_, rep)) if rep.faces_found * 2 > rep.frames => CropMode::Detect,
+                        _ => CropMode::None,
+                    };
+                    crop_of.insert(r.speaker.clone(), c);
+                    c
+                }
+            },
+        };
+        ex.set_crop_mode(crop)?;
+        let (f, _) = ex
+            .extract_dir(&r.dir, Some(&cache))
+            .with_context(|| format!("features of {}", r.dir.display()))?;
+        out.insert((r.speaker.clone(), r.word.clone(), r.instance.clone()), f);
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    Ok(out)
+}
+
+fn pick<T: Clone>(v: &[T], n: usize, rng: &mut SplitMix64) -> Vec<T> {
+    let mut c = v.to_vec();
+    rng.shuffle(&mut c);
+    c.truncate(n);
+    c
+}
+
+/// Runs the protocol and writes the reports.
+pub fn run(args: &RunArgs, mut cfg: PipelineConfig) -> anyhow::Result<Report> {
+    let refs = walk_utterances(&args.dataset)?;
+    let mut speakers: Vec<String> = refs.iter().map(|r| r.speaker.clone()).collect();
+    speakers.dedup();
+    if !args.speakers.is_empty() {
+        for s in &args.speakers {
+            if !speakers.contains(s) {
+                bail!("speaker {s} not found under {}", args.dataset.display());
+            }
+        }
+        speakers = args.speakers.clone();
+    }
+    if speakers.len() < 2 {
+        bail!("need at least two speakers, found {}", speakers.len());
+    }
+    let mut rng = SplitMix64::new(args.seed);
+    let unseen: Vec<String> = if args.unseen_speakers.is_empty() {
+        let mut u = pick(&speakers, speakers.len() / 2, &mut rng);
+        u.sort();
+        u
+    } else {
+        args.unseen_speakers.clone()
+    };
+    for u in &unseen {
+        if !speakers.contains(u) {
+            bail!("unseen speaker {u} is not among the speakers");
+        }
+    }
+    let train_spk: Vec<String> = speakers
+        .iter()
+        .filter(|s| !unseen.contains(s))
+        .cloned()
+        .collect();
+    if train_spk.is_empty() {
+        bail!("every speaker is unseen; nothing to train");
+    }
+    let refs: Vec<_> = refs
+        .into_iter()
+        .filter(|r| speakers.contains(&r.speaker))
+        .collect();
+    cfg.crop = CropMode::Detect;
+    let feats = extract_all(args, &cfg, &refs)?;
+    let backbone = feats
+        .values()
+        .next()
+        .map(|f| f.backbone.clone())
+        .unwrap_or_default();
+
+    let words_of = |s: &str| -> Vec<String> {
+        let mut w: Vec<String> = feats
+            .keys()
+            .filter(|k| k.0 == s)
+            .map(|k| k.1.clone())
+            .collect();
+        w.dedup();
+        w
+    };
+    let mut heldout: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for s in &train_spk {
+        let mut h = pick(&words_of(s), args.heldout_words, &mut rng);
+        h.sort();
+        heldout.insert(s.clone(), h);
+    }
+    let clips = |s: &str, w: &str| -> Vec<&UtteranceFeatures> {
+        feats
+            .iter()
+            .filter(|(k, _)| k.0 == s && k.1 == w)
+            .map(|(_, f)| f)
+            .filter(|f| f.frames.len() >= 2)
+            .collect()
+    };
+    let mut targets: Vec<(String, String)> = Vec::new();
+    for s in &train_spk {
+        for w in words_of(s) {
+            if !heldout[s].contains(&w) {
+                targets.push((s.clone(), w));
+            }
+        }
+    }
+    if let Some(m) = args.max_targets {
+        targets.truncate(m);
+    }
+    let lstm = match args.lstm.as_str() {
+        "paper" => LstmPreset::Paper,
+        "compact" => LstmPreset::Compact,
+        o => bail!("unknown --lstm {o:?} (compact or paper)"),
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.unwrap_or(0))
+        .build()?;
+    let pb = indicatif::ProgressBar::new(targets.len() as u64);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "targets  {bar:40} {pos}/{len} {elapsed_precise} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let results: Vec<anyhow::Result<TargetResult>> = pool.install(|| {
+        targets
+            .par_iter()
+            .enumerate()
+            .map(|(ti, (s, w))| {
+                let r = run_target(
+                    args, ti, s, w, &train_spk, &unseen, &heldout, &feats, &clips, &words_of, lstm,
+                );
+                pb.inc(1);
+                r
+            })
+            .collect()
+    });
+    pb.finish_and_clear();
+    let results: Vec<TargetResult> = results.into_iter().collect::<anyhow::Result<_>>()?;
+    summarise(args, &backbone, &speakers, &unseen, heldout, &results)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_target<'a>(
+    args: &RunArgs,
+    ti: usize,
+    s: &str,
+    w: &str,
+    train_spk: &[String],
+    unseen: &[String],
+    heldout: &BTreeMap<String, Vec<String>>,
+    feats: &'a BTreeMap<Key, UtteranceFeatures>,
+    clips: &dyn Fn(&str, &str) -> Vec<&'a UtteranceFeatures>,
+    words_of: &dyn Fn(&str) -> Vec<String>,
+    lstm: LstmPreset,
+) -> anyhow::Result<TargetResult> {
+    let mut rng = SplitMix64::new(args.seed ^ (0x5EED_0000 + ti as u64 * 7919));
+    let mut own: Vec<UtteranceFeatures> = clips(s, w).into_iter().cloned().collect();
+    let mut cfg = EnrollConfig {
+        seed: args.seed.wrapping_add(ti as u64),
+        word_model: args.word_model,
+        lstm,
+        ..Default::default()
+    };
+    let (train_pos, test_pos) = if args.paper_split {
+        // The paper: oversample 10 -> 110 first (jittered copies), then split 70:30.
+        let n = own.len();
+        let mut all: Vec<UtteranceFeatures> = Vec::new();
+        for k in 0..cfg.oversample_to {
+            let u = &own[k % n];
+            all.push(if k < n {
+                u.clone()
+            } else {
+                authnet_core::model::password::jitter_copy(u, &mut rng)
+            });
+        }
+        rng.shuffle(&mut all);
+        let cut = (all.len() as f64 * 0.7).round() as usize;
+        let test = all.split_off(cut);
+        cfg.oversample_to = all.len();
+        (all, test)
+    } else {
+        rng.shuffle(&mut own);
+        let cut = (own.len() as f64 * 0.7).round() as usize;
+        let test = own.split_off(cut);
+        (own, test)
+    };
+    let other_words: Vec<UtteranceFeatures> = words_of(s)
+        .into_iter()
+        .filter(|x| x != w && !heldout[s].contains(x))
+        .flat_map(|x| clips(s, &x))
+        .cloned()
+        .collect();
+    let first = &train_pos[0];
+    let mut bank = ImpostorBank::new(
+        &first.backbone,
+        &"0".repeat(64),
+        first.identity_dim,
+        first.mouth_dim,
+    );
+    for (k, f) in feats {
+        if k.0 != s
+            && train_spk.contains(&k.0)
+            && !heldout[&k.0].contains(&k.1)
+            && f.frames.len() >= 2
+        {
+            bank.entries.push(BankEntry {
+                speaker: k.0.clone(),
+                word: k.1.clone(),
+                instance: k.2.clone(),
+                features: f.clone(),
+            });
+        }
+    }
+    let input = EnrollInput {
+        positives: &train_pos,
+        other_words: &other_words,
+        bank: Some(&bank),
+    };
+    let t0 = Instant::now();
+    let (model, rep) = enroll(&input, &cfg, &mut |_, _, _| {})?;
+    let train_seconds = t0.elapsed().as_secs_f64();
+    let thr = model.threshold(args.threshold_policy);
+    let st = model.stored_config().clone();
+    let mut out = TargetResult {
+        train_seconds,
+        validation_eer: rep.validation_eer,
+        ..Default::default()
+    };
+    let mut score = |u: &UtteranceFeatures| -> anyhow::Result<(f64, f64, f64)> {
+        let t = Instant::now();
+        let sc = model.score(u)?;
+        out.score_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        Ok((
+            sc.fused - thr,
+            sc.identity,
+            (sc.word - st.word.mean) / st.word.std,
+        ))
+    };
+    let mut genuine = Vec::new();
+    let mut impostor = Vec::new();
+    for u in &test_pos {
+        genuine.push(score(u)?);
+        let f = score(&u.frozen())?;
+        impostor.push((f.0, f.1, f.2, ImpostorKind::FrozenFrame));
+    }
+    for hw in &heldout[s] {
+        for u in clips(s, hw) {
+            let x = score(u)?;
+            impostor.push((x.0, x.1, x.2, ImpostorKind::SamePersonDifferentWord));
+        }
+    }
+    for us in unseen {
+        for ww in words_of(us) {
+            let kind = if ww == w {
+                ImpostorKind::DifferentPersonSameWord
+            } else {
+                ImpostorKind::DifferentPersonDifferentWord
+            };
+            for u in clips(us, &ww) {
+                let x = score(u)?;
+                impostor.push((x.0, x.1, x.2, kind));
+            }
+        }
+    }
+    out.genuine = genuine;
+    out.impostor = impostor;
+    Ok(out)
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+fn summarise(
+    args: &RunArgs,
+    backbone: &str,
+    speakers: &[String],
+    unseen: &[String],
+    heldout: BTreeMap<String, Vec<String>>,
+    results: &[TargetResult],
+) -> anyhow::Result<Report> {
+    let g: Vec<f64> = results
+        .iter()
+        .flat_map(|r| r.genuine.iter().map(|x| x.0))
+        .collect();
+    // Impostors of the three "person/word" kinds; photo attacks are reported separately.
+    let imp: Vec<(f64, ImpostorKind)> = results
+        .iter()
+        .flat_map(|r| r.impostor.iter().map(|x| (x.0, x.3)))
+        .filter(|x| x.1 != ImpostorKind::FrozenFrame)
+        .collect();
+    let i: Vec<f64> = imp.iter().map(|x| x.0).collect();
+    let photo: Vec<f64> = results
+        .iter()
+        .flat_map(|r| {
+            r.impostor
+                .iter()
+                .filter(|x| x.3 == ImpostorKind::FrozenFrame)
+                .map(|x| x.0)
+        })
+        .collect();
+    let conf = metrics::confusion(&g, &i, 0.0);
+    let (fmr, fnmr) = metrics::fmr_fnmr_at(&g, &i, 0.0)?;
+    // Baselines: identity cosine alone (face only, no temporal model), word z alone.
+    let g_id: Vec<f64> = results
+        .iter()
+        .flat_map(|r| r.genuine.iter().map(|x| x.1))
+        .collect();
+    let i_id: Vec<f64> = results
+        .iter()
+        .flat_map(|r| {
+            r.impostor
+                .iter()
+                .filter(|x| x.3 != ImpostorKind::FrozenFrame)
+                .map(|x| x.1)
+        })
+        .collect();
+    let g_w: Vec<f64> = results
+        .iter()
+        .flat_map(|r| r.genuine.iter().map(|x| x.2))
+        .collect();
+    let i_w: Vec<f64> = results
+        .iter()
+        .flat_map(|r| {
+            r.impostor
+                .iter()
+                .filter(|x| x.3 != ImpostorKind::FrozenFrame)
+                .map(|x| x.2)
+        })
+        .collect();
+    let all_ms: Vec<f64> = results
+        .iter()
+        .flat_map(|r| r.score_ms.iter().copied())
+        .collect();
+    let report = Report {
+        targets: results.len(),
+        eer: metrics::eer(&g, &i)?.eer,
+        auc: metrics::auc(&g, &i)?,
+        accuracy: conf.accuracy()?,
+        sensitivity: conf.sensitivity()?,
+        specificity: conf.specificity()?,
+        far: conf.far()?,
+        frr: conf.frr()?,
+        threshold_policy: args.threshold_policy,
+        fmr_at_threshold: fmr,
+        fnmr_at_threshold: fnmr,
+        specificity_by_impostor: metrics::specificity_by_kind(&imp, 0.0)?,
+        photo_attack_accept_rate: photo.iter().filter(|x| **x >= 0.0).count() as f64
+            / photo.len().max(1) as f64,
+        face_only_baseline: eer_auc(&g_id, &i_id)?,
+        motion_only: eer_auc(&g_w, &i_w)?,
+        train_seconds_mean: mean(&results.iter().map(|r| r.train_seconds).collect::<Vec<_>>()),
+        score_ms_mean: mean(&all_ms),
+        backbone: backbone.to_string(),
+        seed: args.seed,
+        modality: args.modality,
+        paper_split: args.paper_split,
+        word_model: args.word_model,
+        speakers: speakers.to_vec(),
+        unseen_speakers: unseen.to_vec(),
+        heldout_words: heldout,
+        genuine_trials: g.len(),
+        impostor_trials: i.len(),
+        validation_eer_mean: mean(&results.iter().map(|r| r.validation_eer).collect::<Vec<_>>()),
+        confusion: Confusion {
+            tp: conf.tp,
+            fn_: conf.fn_,
+            tn: conf.tn,
+            fp: conf.fp,
+        },
+    };
+    write_json(&args.report, &report)?;
+    if let Some(md) = &args.markdown {
+        std::fs::write(md, crate::report::markdown(&report_view(&report)))
+            .with_context(|| format!("writing {}", md.display()))?;
+    }
+    if let Some(dir) = &args.plots {
+        crate::report::plots(dir, &g, &i, &conf_view(&report))?;
+    }
+    Ok(report)
+}
+
+fn write_json(path: &Path, r: &Report) -> anyhow::Result<()> {
+    if let Some(p) = path.parent() {
+        if !p.as_os_str().is_empty() {
+            std::fs::create_dir_all(p)?;
+        }
+    }
+    std::fs::write(path, serde_json::to_string_pretty(r)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The figures the markdown and plots need.
+pub struct View {
+    /// Report as JSON.
+    pub json: serde_json::Value,
+}
+
+fn report_view(r: &Report) -> View {
+    View {
+        json: serde_json::to_value(r).unwrap_or_default(),
+    }
+}
+
+fn conf_view(r: &Report) -> [usize; 4] {
+    [
+        r.confusion.tp,
+        r.confusion.fn_,
+        r.confusion.tn,
+        r.confusion.fp,
+    ]
+}
+
+impl Report {
+    /// One-line summary for the terminal.
+    pub fn summary(&self) -> String {
+        format!(
+            "targets {} | EER {:.4} AUC {:.4} | acc {:.4} FAR {:.4} FRR {:.4} | spec same-person/other-word {:?} | photo accept {:.3} | face-only EER {:.4} | motion-only EER {:.4} | train {:.2}s score {:.2}ms",
+            self.targets,
+            self.eer,
+            self.auc,
+            self.accuracy,
+            self.far,
+            self.frr,
+            self.specificity_by_impostor.same_person_different_word,
+            self.photo_attack_accept_rate,
+            self.face_only_baseline.eer,
+            self.motion_only.eer,
+            self.train_seconds_mean,
+            self.score_ms_mean
+        )
+    }
+}
