@@ -1,0 +1,194 @@
+//! Terminal output: enrolment progress on stderr (an indicatif bar on a terminal, plain lines
+//! otherwise), and the tables and summaries on stdout.
+
+use std::io::IsTerminal;
+
+use authnet_ipc::{EnrollSummary, ModelEntry, Outcome, Response};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Shows `progress` and `info` messages as they arrive.
+#[derive(Debug)]
+pub struct Progress {
+    tty: bool,
+    bar: Option<ProgressBar>,
+    stage: String,
+    /// Last tenth of the stage printed as a plain line, to keep logs short.
+    last_tenth: Option<u32>,
+}
+
+impl Progress {
+    /// A display that draws a bar when stderr is a terminal.
+    pub fn new() -> Self {
+        Self {
+            tty: std::io::stderr().is_terminal(),
+            bar: None,
+            stage: String::new(),
+            last_tenth: None,
+        }
+    }
+
+    /// Shows one interim message.
+    pub fn show(&mut self, m: &Response) {
+        match m {
+            Response::Info { text } => match &self.bar {
+                Some(b) => b.println(text),
+                None => eprintln!("{text}"),
+            },
+            Response::Progress {
+                stage,
+                done,
+                total,
+                text,
+            } => self.progress(stage, *done, *total, text),
+            _ => {}
+        }
+    }
+
+    fn progress(&mut self, stage: &str, done: u32, total: u32, text: &str) {
+        let new_stage = stage != self.stage;
+        if new_stage {
+            self.finish();
+            self.stage = stage.to_owned();
+            self.last_tenth = None;
+        }
+        if self.tty {
+            let bar = self.bar.get_or_insert_with(|| {
+                let b = ProgressBar::with_draw_target(
+                    Some(u64::from(total)),
+                    ProgressDrawTarget::stderr(),
+                );
+                let style =
+                    ProgressStyle::with_template("{prefix:>9} [{bar:32}] {pos}/{len} {msg}")
+                        .map(|s| s.progress_chars("=> "))
+                        .unwrap_or_else(|_| ProgressStyle::default_bar());
+                b.set_style(style);
+                b.set_prefix(stage.to_owned());
+                b
+            });
+            bar.set_length(u64::from(total));
+            bar.set_position(u64::from(done));
+            bar.set_message(text.to_owned());
+        } else {
+            let tenth = if total == 0 { 10 } else { done * 10 / total };
+            if self.last_tenth != Some(tenth) {
+                self.last_tenth = Some(tenth);
+                eprintln!("{stage}: {done}/{total} {text}");
+            }
+        }
+    }
+
+    /// Leaves the last bar drawn in full.
+    pub fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// The calibration summary printed after an enrolment.
+pub fn summary(user: &str, s: &EnrollSummary) -> String {
+    format!(
+        "Enrolled {user} from {clips} clips.\n\
+         Calibration on held-out clips:\n  \
+           validation EER     {eer:.1} %\n  \
+           score margin       {margin:+.3} (genuine mean {g:.3}, impostor mean {i:.3})\n  \
+           threshold policy   {policy}\n  \
+           threshold          {thr:.3}\n",
+        clips = s.clips,
+        eer = s.validation_eer * 100.0,
+        margin = s.margin,
+        g = s.genuine_mean,
+        i = s.impostor_mean,
+        policy = s.threshold_policy,
+        thr = s.threshold,
+    )
+}
+
+/// The result of `test`: the decision line and, when given, the score.
+pub fn test_result(user: &str, outcome: &Outcome, score: Option<f64>) -> String {
+    let decision = match outcome {
+        Outcome::Accept => "accept".to_owned(),
+        Outcome::Reject => "reject".to_owned(),
+        Outcome::Unavailable { reason } => format!("unavailable: {}", reason.describe()),
+    };
+    let mut s = format!("{user}: {decision}\n");
+    if let Some(x) = score {
+        s.push_str(&format!("score: {x:.4}\n"));
+    }
+    s
+}
+
+/// The `list` table (a header even when empty, so scripts can rely on it).
+pub fn table(entries: &[ModelEntry]) -> String {
+    let head = ["USER", "CREATED", "BACKBONE", "THRESHOLD POLICY"];
+    let rows: Vec<[&str; 4]> = entries
+        .iter()
+        .map(|e| {
+            [
+                e.user.as_str(),
+                e.created.as_str(),
+                e.backbone.as_str(),
+                e.threshold_policy.as_str(),
+            ]
+        })
+        .collect();
+    let mut width = head.map(str::len);
+    for r in &rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cells: [&str; 4]| {
+        let mut l = String::new();
+        for (i, (c, w)) in cells.iter().zip(width).enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                l.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        l.push('\n');
+        l
+    };
+    let mut out = line(head);
+    for r in rows {
+        out.push_str(&line(r));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns() {
+        let e = ModelEntry {
+            user: "nobody".into(),
+            created: "2025-01-01T00:00:00Z".into(),
+            backbone: "mobilefacenet".into(),
+            threshold_policy: "fmr".into(),
+        };
+        let t = table(&[e]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("USER    CREATED"), "{t}");
+        assert!(lines[1].starts_with("nobody  2025-01-01T00:00:00Z  mobilefacenet  fmr"));
+        assert_eq!(table(&[]).lines().count(), 1);
+    }
+
+    #[test]
+    fn test_result_shows_score_only_when_given() {
+        assert_eq!(test_result("u", &Outcome::Reject, None), "u: reject\n");
+        assert_eq!(
+            test_result("u", &Outcome::Accept, Some(0.5)),
+            "u: accept\nscore: 0.5000\n"
+        );
+    }
+}
