@@ -156,6 +156,8 @@ pub struct EnrollConfig {
     pub liveness_fraction: f64,
     /// At most this many impostor-bank negatives are used (seeded sample).
     pub max_bank_negatives: usize,
+    /// Average a DTW template score (distance to the enrolled clips) into the word gate.
+    pub dtw: bool,
 }
 
 impl Default for EnrollConfig {
@@ -173,6 +175,7 @@ impl Default for EnrollConfig {
             ridge_lambdas: vec![1.0, 10.0, 100.0],
             liveness_fraction: 0.25,
             max_bank_negatives: 400,
+            dtw: true,
         }
     }
 }
@@ -272,6 +275,9 @@ pub struct StoredConfig {
     pub word: GateStats,
     /// Liveness veto floor.
     pub liveness_floor: f64,
+    /// Statistics of the DTW template score, when the word gate averages it in.
+    #[serde(default)]
+    pub dtw: Option<GateStats>,
 }
 
 /// A trained ridge classifier: `w . x + b`.
@@ -299,6 +305,8 @@ pub struct PasswordModel {
     template: Vec<f32>,
     ridge: Option<Ridge>,
     lstm: Option<SeqClassifier>,
+    /// Enrolled mouth sequences (`T x mouth_dim` each) for the DTW score; empty when unused.
+    dtw_templates: Vec<Vec<Vec<f32>>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -588,7 +596,48 @@ fn build_train_set(input: &EnrollInput, cfg: &EnrollConfig, rng: &mut SplitMix64
 struct GateScores {
     identity: f64,
     word: f64,
+    dtw: f64,
     liveness: f64,
+}
+
+/// Dynamic-time-warping distance between two mouth sequences (Euclidean frame cost, path
+/// length normalised), so clips spoken at different speeds still align.
+fn dtw(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
+    let (n, m) = (a.len(), b.len());
+    if n == 0 || m == 0 {
+        return f64::INFINITY;
+    }
+    let cost = |i: usize, j: usize| -> f64 {
+        a[i].iter()
+            .zip(&b[j])
+            .map(|(x, y)| ((x - y) as f64).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let mut prev = vec![f64::INFINITY; m + 1];
+    let mut cur = vec![f64::INFINITY; m + 1];
+    prev[0] = 0.0;
+    for i in 1..=n {
+        cur[0] = f64::INFINITY;
+        for j in 1..=m {
+            cur[j] = cost(i - 1, j - 1) + prev[j - 1].min(prev[j]).min(cur[j - 1]);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[m] / (n + m) as f64
+}
+
+/// DTW template score: minus the mean of the two smallest distances to the enrolled clips.
+fn dtw_score(probe: &[Vec<f32>], templates: &[Vec<Vec<f32>>]) -> f64 {
+    let mut d: Vec<f64> = templates.iter().map(|t| dtw(probe, t)).collect();
+    d.sort_by(|x, y| x.total_cmp(y));
+    let k = d.len().min(2).max(1);
+    -d.iter().take(k).sum::<f64>() / k as f64
+}
+
+/// The mouth sequence a DTW template stores (resampled to `t` steps).
+fn dtw_seq(u: &UtteranceFeatures, t: usize) -> Vec<Vec<f32>> {
+    resample(&u.mouth_seq(), t)
 }
 
 fn lstm_config(cfg: &EnrollConfig, dim: usize) -> LstmConfig {
@@ -827,6 +876,7 @@ pub fn enroll(
             .map(|c2| &pos_owned[c2])
             .collect();
         let tmpl = template_of(&tr_pos);
+        let dtw_t: Vec<Vec<Vec<f32>>> = tr_pos.iter().map(|u| dtw_seq(u, t)).collect();
         let ridge_s = match lambda {
             Some(lam) => {
                 let a = ridge_dual(&k, &tr, &y, &c, lam)?;
@@ -850,6 +900,11 @@ pub fn enroll(
             oof[i] = Some(GateScores {
                 identity: cosine(&ident[i], &tmpl) as f64,
                 word,
+                dtw: if cfg.dtw {
+                    dtw_score(&dtw_seq(&set.feats[i], t), &dtw_t)
+                } else {
+                    0.0
+                },
                 liveness: live[i],
             });
         }
@@ -876,18 +931,38 @@ pub fn enroll(
         identity: id_stats,
         word: word_stats,
         liveness_floor,
+        dtw: cfg
+            .dtw
+            .then(|| GateStats::from_scores(&gen.iter().map(|g| g.dtw).collect::<Vec<_>>(), 0.01)),
     };
-    let (mut g_f, mut i_f) = (Vec::new(), Vec::new());
-    for i in 0..n {
-        if let Some(s) = &oof[i] {
-            let fused = fuse(&stored, s.identity, s.word, s.liveness).0;
-            if y[i] > 0.0 {
-                g_f.push(fused)
-            } else {
-                i_f.push(fused)
+    let fused_oof = |st: &StoredConfig| {
+        let (mut g_f, mut i_f) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            if let Some(s) = &oof[i] {
+                let fused = fuse(st, s.identity, s.word, s.dtw, s.liveness).0;
+                if y[i] > 0.0 {
+                    g_f.push(fused)
+                } else {
+                    i_f.push(fused)
+                }
             }
         }
+        (g_f, i_f)
+    };
+    // Whether the DTW score helps is decided per user on the out-of-fold data, never on tests.
+    let mut stored = stored;
+    if stored.dtw.is_some() {
+        let without = StoredConfig {
+            dtw: None,
+            ..stored.clone()
+        };
+        let (g1, i1) = fused_oof(&stored);
+        let (g0, i0) = fused_oof(&without);
+        if metrics::eer(&g0, &i0)?.eer <= metrics::eer(&g1, &i1)?.eer {
+            stored = without;
+        }
     }
+    let (g_f, i_f) = fused_oof(&stored);
     let eer = metrics::eer(&g_f, &i_f)?;
     let fmr_t = metrics::threshold_at_fmr(&g_f, &i_f, cfg.target_fmr)?;
     // The FMR threshold must not be laxer than the EER one.
@@ -939,12 +1014,18 @@ pub fn enroll(
         config: serde_json::to_value(&stored)
             .map_err(|_| PasswordError::Invalid("config not serialisable"))?,
     };
+    let stored_dtw = stored.dtw.is_some();
     let model = PasswordModel {
         meta,
         cfg: stored,
         template: template_of(&positives),
         ridge,
         lstm,
+        dtw_templates: if stored_dtw {
+            positives.iter().map(|u| dtw_seq(u, t)).collect()
+        } else {
+            Vec::new()
+        },
     };
     let report = EnrollReport {
         validation_eer: eer.eer,
@@ -957,8 +1038,12 @@ pub fn enroll(
 }
 
 /// Fuses gate scores: `(fused, vetoed)`.
-fn fuse(cfg: &StoredConfig, identity: f64, word: f64, liveness: f64) -> (f64, bool) {
-    let z = cfg.identity.z(identity).min(cfg.word.z(word));
+fn fuse(cfg: &StoredConfig, identity: f64, word: f64, dtw: f64, liveness: f64) -> (f64, bool) {
+    let zw = match &cfg.dtw {
+        Some(d) => (cfg.word.z(word) + d.z(dtw)) / 2.0,
+        None => cfg.word.z(word),
+    };
+    let z = cfg.identity.z(identity).min(zw);
     let veto = liveness < cfg.liveness_floor;
     (if veto { z - LIVENESS_VETO } else { z }, veto)
 }
@@ -1023,8 +1108,13 @@ impl PasswordModel {
             None => None,
         };
         let word = combine_word(self.cfg.word_model, r, l);
+        let dtw = if self.dtw_templates.is_empty() {
+            0.0
+        } else {
+            dtw_score(&dtw_seq(probe, t), &self.dtw_templates)
+        };
         let liveness = motion_energy(probe);
-        let (fused, liveness_veto) = fuse(&self.cfg, identity, word, liveness);
+        let (fused, liveness_veto) = fuse(&self.cfg, identity, word, dtw, liveness);
         Ok(Scores {
             identity,
             word,
@@ -1049,6 +1139,21 @@ impl PasswordModel {
             for (name, shape, data) in m.tensors() {
                 v.push(NamedTensor::new(format!("lstm/{name}"), shape, data));
             }
+        }
+        if !self.dtw_templates.is_empty() {
+            let (n, t) = (self.dtw_templates.len(), self.meta.timesteps);
+            let data: Vec<f32> = self
+                .dtw_templates
+                .iter()
+                .flatten()
+                .flatten()
+                .copied()
+                .collect();
+            v.push(NamedTensor::new(
+                "dtw.templates",
+                vec![n, t, self.meta.mouth_dim],
+                data,
+            ));
         }
         v
     }
@@ -1133,12 +1238,33 @@ impl PasswordModel {
                 "gate standard deviation must be positive",
             ));
         }
+        let dtw_templates = match &cfg.dtw {
+            Some(d) => {
+                if !(d.mean.is_finite() && d.std.is_finite() && d.std > 0.0) {
+                    return Err(PasswordError::Invalid("invalid DTW statistics"));
+                }
+                let t = get("dtw.templates")
+                    .ok_or(PasswordError::Invalid("no dtw.templates tensor"))?;
+                let (ts, md) = (meta.timesteps, meta.mouth_dim);
+                if t.shape.len() != 3 || t.shape[1] != ts || t.shape[2] != md || t.shape[0] == 0 {
+                    return Err(PasswordError::Invalid(
+                        "dtw.templates shape differs from timesteps x mouth_dim",
+                    ));
+                }
+                t.data
+                    .chunks(ts * md)
+                    .map(|c| c.chunks(md).map(|r| r.to_vec()).collect())
+                    .collect()
+            }
+            None => Vec::new(),
+        };
         Ok(Self {
             meta,
             cfg,
             template,
             ridge,
             lstm,
+            dtw_templates,
         })
     }
 }
