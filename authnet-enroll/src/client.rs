@@ -37,10 +37,6 @@ impl std::fmt::Display for Failure {
             Self::Refused { kind, message } => {
                 write!(f, "authnetd refused: {message}")?;
                 match kind {
-                    ErrorKind::PermissionDenied => write!(
-                        f,
-                        " (you may only act on your own account; root may act on any)"
-                    ),
                     ErrorKind::AuthFailed => write!(f, " (wrong password)"),
                     _ => Ok(()),
                 }

@@ -19,6 +19,8 @@ pub fn read(user: &str) -> std::io::Result<Secret> {
     let mut text = if std::io::stdin().is_terminal() {
         Zeroizing::new(rpassword::prompt_password(prompt)?)
     } else {
+        // The prompt still goes to stderr, so a log shows that a password was asked for.
+        eprintln!("{prompt}(reading one line from standard input)");
         let mut line = Zeroizing::new(String::new());
         std::io::Read::take(std::io::stdin().lock(), MAX_PASSWORD).read_line(&mut line)?;
         line

@@ -65,9 +65,11 @@ impl Progress {
                 b.set_prefix(stage.to_owned());
                 b
             });
-            bar.set_length(u64::from(total));
-            bar.set_position(u64::from(done));
+            if bar.length() != Some(u64::from(total)) {
+                bar.set_length(u64::from(total));
+            }
             bar.set_message(text.to_owned());
+            bar.set_position(u64::from(done));
         } else {
             let tenth = if total == 0 { 10 } else { done * 10 / total };
             if self.last_tenth != Some(tenth) {
@@ -81,6 +83,9 @@ impl Progress {
     pub fn finish(&mut self) {
         if let Some(b) = self.bar.take() {
             b.finish();
+            // indicatif leaves the cursor at the end of the finished bar; without a newline the
+            // next bar or the summary would be drawn over it.
+            eprintln!();
         }
     }
 }
