@@ -71,7 +71,7 @@ impl Progress {
             bar.set_message(text.to_owned());
             bar.set_position(u64::from(done));
         } else {
-            let tenth = if total == 0 { 10 } else { done * 10 / total };
+            let tenth = (done * 10).checked_div(total).unwrap_or(10);
             if self.last_tenth != Some(tenth) {
                 self.last_tenth = Some(tenth);
                 eprintln!("{stage}: {done}/{total} {text}");
