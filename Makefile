@@ -62,8 +62,12 @@ distclean: clean
 regen-models:
 	$(REPO)/scripts/regen-mobilefacenet.sh
 
-# Placeholders, owned by other engineers, to be added as real targets later:
-#   demo:      run the daemon on recorded frames from ../shared/data
+## demo: setup, build, then authnetd + pam_authnet.so end to end on recorded clips, no camera
+## (real MIRACL-VC1 frames if DATA=<path> or ../shared/data/miracl-vc1 exists, else synthetic;
+## SYNTH=1 forces synthetic). See scripts/demo.sh.
+.PHONY: demo
+demo:
+	DATA="$(DATA)" SYNTH="$(SYNTH)" CARGO="$(CARGO)" $(REPO)/scripts/demo.sh
 
 # ---------------------------------------------------------------------------------------------
 # install / uninstall
