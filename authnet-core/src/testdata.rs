@@ -9,7 +9,10 @@ use crate::vision::CropMode;
 
 /// The repository root (this crate's parent directory).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| ".".into())
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| ".".into())
 }
 
 /// The MIRACL-VC1 directory (holding `faces/` and `lips/`): `$AUTHNET_DATA`, else
@@ -30,8 +33,18 @@ pub fn miracl() -> Result<PathBuf, String> {
 }
 
 /// One utterance folder: `<miracl>/<modality>/<speaker>/words/<word>/<instance>`.
-pub fn utterance(modality: &str, speaker: &str, word: u32, instance: u32) -> Result<PathBuf, String> {
-    Ok(miracl()?.join(modality).join(speaker).join("words").join(format!("{word:02}")).join(format!("{instance:02}")))
+pub fn utterance(
+    modality: &str,
+    speaker: &str,
+    word: u32,
+    instance: u32,
+) -> Result<PathBuf, String> {
+    Ok(miracl()?
+        .join(modality)
+        .join(speaker)
+        .join("words")
+        .join(format!("{word:02}"))
+        .join(format!("{instance:02}")))
 }
 
 /// A pipeline configuration on the repository's models and vendored ONNX Runtime

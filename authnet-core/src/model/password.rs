@@ -631,7 +631,7 @@ fn dtw(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
 fn dtw_score(probe: &[Vec<f32>], templates: &[Vec<Vec<f32>>]) -> f64 {
     let mut d: Vec<f64> = templates.iter().map(|t| dtw(probe, t)).collect();
     d.sort_by(|x, y| x.total_cmp(y));
-    let k = d.len().min(2).max(1);
+    let k = d.len().clamp(1, 2);
     -d.iter().take(k).sum::<f64>() / k as f64
 }
 

@@ -1,0 +1,189 @@
+//! The `authnet-eval` command line on real MIRACL-VC1 frames: the `features` contract, clear
+//! errors for unreadable frames, and a reduced `run` whose report is complete, bounded and
+//! deterministic for a seed whatever the thread count.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use authnet_core::testdata;
+
+fn eval(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_authnet-eval"))
+        .args(args)
+        .env("AUTHNET_MODELS_DIR", testdata::repo_root().join("models"))
+        .env(
+            "AUTHNET_ORT_LIB",
+            testdata::repo_pipeline(authnet_core::vision::CropMode::None).ort_lib,
+        )
+        .output()
+        .expect("authnet-eval runs")
+}
+
+fn data(p: &str) -> PathBuf {
+    testdata::miracl().expect("MIRACL-VC1 data present").join(p)
+}
+
+#[test]
+fn features_json_contract_on_f02_crops() {
+    let dir = data("faces/F02/words/01/01");
+    let out = eval(&[
+        "features",
+        dir.to_str().unwrap(),
+        "--crop",
+        "none",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["timesteps"], 20);
+    assert_eq!(v["frames"], v["faces_found"]);
+    assert!(v["frames"].as_u64().unwrap() >= 4);
+    assert_eq!(v["backbone"], "mobilefacenet");
+    assert_eq!(
+        v["dim"].as_u64().unwrap(),
+        192 + v["mouth_dim"].as_u64().unwrap()
+    );
+}
+
+#[test]
+fn features_detects_faces_in_f01_frames() {
+    let dir = data("faces/F01/words/02/03");
+    let out = eval(&["features", dir.to_str().unwrap(), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["faces_found"], v["frames"]);
+}
+
+#[test]
+fn unreadable_frame_fails_naming_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    let src = data("faces/F02/words/01/01/color_001.jpg");
+    std::fs::copy(&src, d.path().join("color_001.jpg")).unwrap();
+    std::fs::write(d.path().join("color_002.jpg"), b"\xFF\xD8\xFF not a jpeg").unwrap();
+    let out = eval(&[
+        "features",
+        d.path().to_str().unwrap(),
+        "--crop",
+        "none",
+        "--json",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("color_002.jpg"), "{err}");
+    // An empty folder is an error too.
+    let e = tempfile::tempdir().unwrap();
+    let out = eval(&["features", e.path().to_str().unwrap(), "--json"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no image frames"));
+}
+
+const KEYS: &[&str] = &[
+    "targets",
+    "eer",
+    "auc",
+    "accuracy",
+    "sensitivity",
+    "specificity",
+    "far",
+    "frr",
+    "threshold_policy",
+    "fmr_at_threshold",
+    "fnmr_at_threshold",
+    "specificity_by_impostor",
+    "photo_attack_accept_rate",
+    "face_only_baseline",
+    "motion_only",
+    "train_seconds_mean",
+    "score_ms_mean",
+    "backbone",
+    "seed",
+];
+
+fn reduced_run(cache: &Path, report: &Path, threads: &str) -> serde_json::Value {
+    let lips = data("lips");
+    let out = eval(&[
+        "run",
+        "--dataset",
+        lips.to_str().unwrap(),
+        "--modality",
+        "lips",
+        "--speakers",
+        "F01,F02,F05",
+        "--unseen-speakers",
+        "F05",
+        "--heldout-words",
+        "3",
+        "--max-targets",
+        "3",
+        "--seed",
+        "7",
+        "--threads",
+        threads,
+        "--cache",
+        cache.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap()
+}
+
+#[test]
+fn reduced_run_is_complete_bounded_and_deterministic() {
+    let d = tempfile::tempdir().unwrap();
+    let a = reduced_run(&d.path().join("cache"), &d.path().join("a.json"), "1");
+    for k in KEYS {
+        assert!(!a[k].is_null(), "missing key {k}");
+    }
+    for k in [
+        "same_person_different_word",
+        "different_person_same_word",
+        "different_person_different_word",
+    ] {
+        let v = a["specificity_by_impostor"][k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{k} = {v}");
+    }
+    for k in [
+        "eer",
+        "auc",
+        "accuracy",
+        "sensitivity",
+        "specificity",
+        "far",
+        "frr",
+        "fmr_at_threshold",
+        "fnmr_at_threshold",
+        "photo_attack_accept_rate",
+    ] {
+        let v = a[k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{k} = {v}");
+    }
+    for k in ["face_only_baseline", "motion_only"] {
+        for m in ["eer", "auc"] {
+            assert!((0.0..=1.0).contains(&a[k][m].as_f64().unwrap()));
+        }
+    }
+    assert_eq!(a["targets"], 3);
+    assert_eq!(a["photo_attack_accept_rate"], 0.0);
+    // Same seed, another thread count (and a warm cache): identical results but for timings.
+    let mut b = reduced_run(&d.path().join("cache"), &d.path().join("b.json"), "2");
+    let mut a = a;
+    for v in [&mut a, &mut b] {
+        v["train_seconds_mean"] = serde_json::Value::Null;
+        v["score_ms_mean"] = serde_json::Value::Null;
+    }
+    assert_eq!(a, b);
+}
