@@ -170,10 +170,7 @@ fn animate(face: &RgbImage, open: f32, dx: f32, gain: f32, rng: &mut Rng) -> Rgb
                 (fx - dx * 0.3).clamp(0.0, s - 1.0) as u32,
                 sy.clamp(0.0, s - 1.0) as u32,
             );
-            let mut v = [0f32; 3];
-            for c in 0..3 {
-                v[c] = f32::from(p.0[c]) * gain;
-            }
+            let mut v = p.0.map(|c| f32::from(c) * gain);
             // The opening: a dark ellipse with a soft edge.
             let (rx, ry) = (s * 0.13, s * 0.01 + jaw * 0.6);
             let d = ((fx - mx) / rx).powi(2) + ((fy - my - jaw * 0.4) / ry).powi(2);
