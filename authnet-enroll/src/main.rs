@@ -246,6 +246,7 @@ fn enroll(socket: &Path, a: EnrollArgs) -> Result<ExitCode> {
         );
     }
     let mut progress = ui::Progress::new();
+    let live = clips.is_empty();
     let r = c.call(
         Request::Enroll {
             user: user.clone(),
@@ -257,7 +258,15 @@ fn enroll(socket: &Path, a: EnrollArgs) -> Result<ExitCode> {
         &mut |m| progress.show(m),
     );
     progress.finish();
-    match r? {
+    let r = match r {
+        Err(client::Failure::Refused { message, .. }) if live => {
+            anyhow::bail!(
+                "authnetd refused: {message} (record clips and pass them with --from DIR)"
+            )
+        }
+        r => r?,
+    };
+    match r {
         Response::Enrolled { summary } => {
             print!("{}", ui::summary(&user, &summary));
             Ok(ExitCode::SUCCESS)

@@ -45,7 +45,10 @@ impl Progress {
     }
 
     fn progress(&mut self, stage: &str, done: u32, total: u32, text: &str) {
-        let new_stage = stage != self.stage;
+        // A stage name can repeat with another total (features of the clips, then of the
+        // impostor bank): that is a new bar too.
+        let new_stage =
+            stage != self.stage || self.bar.as_ref().and_then(|b| b.length()) != Some(total.into());
         if new_stage {
             self.finish();
             self.stage = stage.to_owned();
