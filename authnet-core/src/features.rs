@@ -128,7 +128,7 @@ use crate::vision::embed::{EmbedError, Embedder};
 use crate::vision::mouth;
 
 /// Bumped whenever the meaning of a feature vector changes, so stale cache entries are ignored.
-pub const FEATURE_VERSION: u32 = 1;
+pub const FEATURE_VERSION: u32 = 2;
 
 /// Errors turning frames into features.
 #[derive(Debug, thiserror::Error)]
