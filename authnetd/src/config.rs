@@ -15,6 +15,8 @@ pub const DEFAULT_CONFIG: &str = "/etc/authnet/authnetd.toml";
 pub const DEFAULT_SOCKET: &str = "/run/authnet/authnetd.sock";
 /// Default state directory (one subdirectory per user).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/authnet";
+/// Default PAM service for the enrolment password check (`etc/pam.d/authnet-enroll`).
+pub const DEFAULT_ENROLL_PAM_SERVICE: &str = "authnet-enroll";
 
 /// Why the configuration is unusable.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +79,7 @@ pub struct RawConfig {
     min_face_fraction: Option<f64>,
     max_connections: Option<u32>,
     io_timeout: Option<f64>,
+    enroll_pam_service: Option<String>,
     camera: Option<RawCamera>,
     throttle: Option<RawThrottle>,
 }
@@ -206,6 +209,9 @@ pub struct Config {
     pub max_connections: usize,
     /// Budget for reading one request or writing one response.
     pub io_timeout: Duration,
+    /// PAM service that checks a non-root user's account password before they enrol or remove
+    /// their own model (a file name under `/etc/pam.d`).
+    pub enroll_pam_service: String,
     /// Camera.
     pub camera: CameraConfig,
     /// Throttling.
@@ -319,6 +325,21 @@ impl RawConfig {
                 format!("{backbone:?} is not a manifest name"),
             ));
         }
+        let enroll_pam_service = self
+            .enroll_pam_service
+            .unwrap_or_else(|| DEFAULT_ENROLL_PAM_SERVICE.into());
+        if enroll_pam_service.is_empty()
+            || enroll_pam_service.len() > 64
+            || enroll_pam_service.starts_with('.')
+            || !enroll_pam_service
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(invalid(
+                "enroll_pam_service",
+                format!("{enroll_pam_service:?} is not a PAM service name"),
+            ));
+        }
         let onnxruntime_lib = match self.onnxruntime_lib {
             Some(p) => absolute("onnxruntime_lib", p)?,
             None => ort_env
@@ -408,6 +429,7 @@ impl RawConfig {
                 1024,
             )? as usize,
             io_timeout: seconds("io_timeout", self.io_timeout.unwrap_or(5.0), 0.1, 60.0)?,
+            enroll_pam_service,
             camera,
             throttle: ThrottleConfig {
                 failures_before_delay,
@@ -455,6 +477,7 @@ mod tests {
         assert_eq!(c.throttle.base_delay, Duration::from_secs(30));
         assert_eq!(c.throttle.lockout_after, 100);
         assert!(c.abort_if_ssh && c.abort_if_lid_closed);
+        assert_eq!(c.enroll_pam_service, "authnet-enroll");
     }
 
     #[test]
@@ -465,6 +488,7 @@ mod tests {
         assert_eq!(c.socket, d.socket);
         assert_eq!(c.camera, d.camera);
         assert_eq!(c.throttle, d.throttle);
+        assert_eq!(c.enroll_pam_service, d.enroll_pam_service);
     }
 
     #[test]
@@ -486,6 +510,8 @@ mod tests {
             ("[throttle]\nlockout_after = 3", "throttle.lockout_after"),
             ("auth_timeout = -1.0", "auth_timeout"),
             ("socket = \"relative.sock\"", "socket"),
+            ("enroll_pam_service = \"../shadow\"", "enroll_pam_service"),
+            ("enroll_pam_service = \"\"", "enroll_pam_service"),
         ] {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(key), "{text}: {e}");

@@ -1,21 +1,173 @@
-//! `enroll` from recorded clips (`authnet-enroll --from`): features of each utterance
-//! directory, [`password::enroll`], then an atomic save of the model.
+//! `enroll` from recorded clips (`authnet-enroll --from`): authorisation (root, or the account
+//! itself with its login password checked through PAM, see [`crate::pam_check`]), features of
+//! each utterance directory, the quality checks of every clip ([`check_clip`],
+//! [`same_person`]), [`password::enroll`], then an atomic replacement of the model.
 //!
-//! In this version only root may enrol, and only from clips: the daemon reads the directories
-//! with its own (root) rights, and a non-root user's own enrolment would need their password
-//! checked, which is the enrolment tool's PAM service's job. Live-camera enrolment (`clips`
-//! empty) is not implemented yet and is refused as a bad request.
+//! The daemon reads the clip directories with its own (root) rights; a non-root peer names
+//! only directories, and the model it gets is its own.
+//!
+//! Live-camera enrolment (`clips` empty) is not implemented yet and is refused as a bad
+//! request; the quality checks here are the ones it will apply to each captured clip.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use authnet_core::model::password::{self, EnrollConfig, EnrollInput};
-use authnet_ipc::{EnrollSummary, ErrorKind, IpcError, Response};
+use authnet_core::features::{cosine, l2_normalise, ExtractReport, UtteranceFeatures};
+use authnet_core::model::password::{
+    self, motion_energy, EnrollConfig, EnrollInput, PasswordModel, MIN_FRAMES, MIN_POSITIVES,
+};
+use authnet_ipc::{EnrollSummary, ErrorKind, IpcError, Response, Secret};
 
+use crate::pam_check::{self, PamCheckError};
 use crate::server::Conn;
 use crate::session::Daemon;
+use crate::sys::Account;
 
 /// Most clips one enrolment may name (bounds work a request can cause).
 pub const MAX_CLIPS: usize = 200;
+
+/// Share of a clip's frames that must hold a face.
+pub const MIN_FACE_SHARE: f64 = 0.9;
+
+/// Longest usable clip in frames (15 s at 30 fps; a password is mouthed in a few seconds).
+pub const MAX_CLIP_FRAMES: usize = 450;
+
+/// Mouth motion energy (mean L2 step of the unit-norm mouth descriptor) under which a clip
+/// counts as "no lip movement". A frozen clip scores 0; MIRACL-VC1 utterances score well above.
+pub const MIN_MOTION: f64 = 0.02;
+
+/// Cosine of a clip's mean identity to the mean of the other clips under which it counts as
+/// another person. Same-speaker MIRACL-VC1 clips score above 0.8.
+pub const MIN_SAME_PERSON: f32 = 0.5;
+
+/// Budget of the PAM password check (pam_faildelay alone costs 2 s on a wrong password).
+pub const PAM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Name of the staged model in the user directory, renamed over the model to commit it.
+const STAGED_MODEL: &str = ".model.safetensors.new";
+
+/// Why a clip is not used.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Flaw {
+    /// Too few frames hold a face.
+    NoFace {
+        /// Share of frames with a face.
+        share: f64,
+    },
+    /// The mouth does not move.
+    NoMotion {
+        /// Its motion energy.
+        energy: f64,
+    },
+    /// Fewer than [`MIN_FRAMES`] frames with a face.
+    TooShort(usize),
+    /// More than [`MAX_CLIP_FRAMES`] frames.
+    TooLong(usize),
+    /// The face differs from the other clips' face.
+    OtherPerson {
+        /// Cosine to the mean identity of the other clips.
+        cosine: f32,
+    },
+}
+
+impl Flaw {
+    /// A short reason code for the log.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NoFace { .. } => "no_face",
+            Self::NoMotion { .. } => "no_motion",
+            Self::TooShort(_) => "too_short",
+            Self::TooLong(_) => "too_long",
+            Self::OtherPerson { .. } => "other_person",
+        }
+    }
+}
+
+impl std::fmt::Display for Flaw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoFace { share } => write!(
+                f,
+                "no face found: move closer (a face in {:.0} % of the frames, {:.0} % needed)",
+                share * 100.0,
+                MIN_FACE_SHARE * 100.0
+            ),
+            Self::NoMotion { .. } => f.write_str("no lip movement detected"),
+            Self::TooShort(n) => write!(
+                f,
+                "too short: {n} frames with a face, at least {MIN_FRAMES} needed"
+            ),
+            Self::TooLong(n) => write!(
+                f,
+                "too long: {n} frames, at most {MAX_CLIP_FRAMES} (mouth the password once)"
+            ),
+            Self::OtherPerson { .. } => {
+                f.write_str("this clip does not look like the same person as the others")
+            }
+        }
+    }
+}
+
+/// The per-clip checks: a face in at least [`MIN_FACE_SHARE`] of the frames, a length in
+/// range, and lip motion of at least [`MIN_MOTION`].
+pub fn check_clip(f: &UtteranceFeatures, r: &ExtractReport) -> Result<(), Flaw> {
+    if r.frames > MAX_CLIP_FRAMES {
+        return Err(Flaw::TooLong(r.frames));
+    }
+    let share = if r.frames == 0 {
+        0.0
+    } else {
+        r.faces_found as f64 / r.frames as f64
+    };
+    if share < MIN_FACE_SHARE {
+        return Err(Flaw::NoFace { share });
+    }
+    if f.frames.len() < MIN_FRAMES {
+        return Err(Flaw::TooShort(f.frames.len()));
+    }
+    let energy = motion_energy(f);
+    if !(energy >= MIN_MOTION) {
+        return Err(Flaw::NoMotion { energy });
+    }
+    Ok(())
+}
+
+/// Mean of the clips' mean identities, L2-normalised.
+fn mean_identity<'a>(clips: impl Iterator<Item = &'a UtteranceFeatures>) -> Option<Vec<f32>> {
+    let mut m: Option<Vec<f32>> = None;
+    for c in clips {
+        let v = c.mean_identity();
+        match &mut m {
+            None => m = Some(v),
+            Some(m) => m.iter_mut().zip(&v).for_each(|(a, b)| *a += b),
+        }
+    }
+    m.map(|mut m| {
+        l2_normalise(&mut m);
+        m
+    })
+}
+
+/// The consistency check: for each clip, the cosine of its mean identity to the mean identity
+/// of the *other* clips, when there are at least two others (with fewer, no majority says
+/// which face is the user's). `None` where not judged.
+pub fn same_person(clips: &[&UtteranceFeatures]) -> Vec<Option<f32>> {
+    if clips.len() < 3 {
+        return vec![None; clips.len()];
+    }
+    (0..clips.len())
+        .map(|i| {
+            let rest = mean_identity(
+                clips
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != i)
+                    .map(|(_, c)| *c),
+            )?;
+            Some(cosine(&clips[i].mean_identity(), &rest))
+        })
+        .collect()
+}
 
 fn paths(v: &[String]) -> Result<Vec<PathBuf>, String> {
     v.iter()
@@ -30,23 +182,172 @@ fn paths(v: &[String]) -> Result<Vec<PathBuf>, String> {
         .collect()
 }
 
+/// For a non-root peer acting on its own account (already authorised): checks `password`
+/// through the PAM service `enroll_pam_service`. Root passes without one. On refusal the error
+/// is already sent and `Ok(false)` returned. The password is never logged.
+pub(crate) fn password_ok(
+    d: &Daemon,
+    conn: &mut Conn,
+    acct: &Account,
+    password: Option<&Secret>,
+    action: &str,
+) -> Result<bool, IpcError> {
+    if conn.peer.uid == 0 {
+        return Ok(true);
+    }
+    let Some(pw) = password else {
+        conn.error(
+            ErrorKind::AuthFailed,
+            format!("your login password is needed to {action} your face password"),
+        )?;
+        return Ok(false);
+    };
+    let user = acct.name.as_str();
+    let service = d.cfg.enroll_pam_service.as_str();
+    match pam_check::check_password(service, user, pw, PAM_TIMEOUT) {
+        Ok(()) => {
+            d.log.info(&format!(
+                "user={user} uid={} password accepted by PAM service {service} for {action}",
+                conn.peer.uid
+            ));
+            Ok(true)
+        }
+        Err(e) => {
+            d.log.warn(&format!(
+                "user={user} uid={} password check for {action} failed: {e}",
+                conn.peer.uid
+            ));
+            if e.is_denial() {
+                conn.error(
+                    ErrorKind::AuthFailed,
+                    format!("the login password of {user} was not accepted"),
+                )?;
+            } else if matches!(e, PamCheckError::TimedOut(_)) {
+                conn.error(ErrorKind::Internal, "the password check timed out")?;
+            } else {
+                conn.error(ErrorKind::Internal, "the password could not be checked")?;
+            }
+            Ok(false)
+        }
+    }
+}
+
+/// Runs the quality checks over extracted clips, reports each rejected one to the client (an
+/// `info` line) and the log, and returns the usable ones. `kind` names the clips in messages.
+fn screen(
+    d: &Daemon,
+    conn: &mut Conn,
+    user: &str,
+    kind: &str,
+    dirs: &[PathBuf],
+    clips: Vec<(UtteranceFeatures, ExtractReport)>,
+    reference: Option<&[f32]>,
+) -> Result<(Vec<UtteranceFeatures>, Vec<String>), IpcError> {
+    let mut verdicts: Vec<Result<(), Flaw>> = clips.iter().map(|(f, r)| check_clip(f, r)).collect();
+    // Consistency among the clips that passed the per-clip checks, or against `reference`.
+    let passed: Vec<usize> = (0..clips.len()).filter(|&i| verdicts[i].is_ok()).collect();
+    let cos: Vec<Option<f32>> = match reference {
+        Some(r) => passed
+            .iter()
+            .map(|&i| Some(cosine(&clips[i].0.mean_identity(), r)))
+            .collect(),
+        None => same_person(&passed.iter().map(|&i| &clips[i].0).collect::<Vec<_>>()),
+    };
+    for (&i, c) in passed.iter().zip(&cos) {
+        if let Some(c) = *c {
+            if !(c >= MIN_SAME_PERSON) {
+                verdicts[i] = Err(Flaw::OtherPerson { cosine: c });
+            }
+        }
+    }
+    let mut usable = Vec::new();
+    let mut reasons = Vec::new();
+    for (i, ((f, r), v)) in clips.into_iter().zip(verdicts).enumerate() {
+        let stats = format!(
+            "frames={} faces={} motion={:.4}",
+            r.frames,
+            r.faces_found,
+            motion_energy(&f)
+        );
+        match v {
+            Ok(()) => {
+                d.log
+                    .debug(&format!("user={user} {kind} clip {} ok {stats}", i + 1));
+                usable.push(f);
+            }
+            Err(flaw) => {
+                let cos = match &flaw {
+                    Flaw::OtherPerson { cosine } => format!(" cosine={cosine:.3}"),
+                    _ => String::new(),
+                };
+                d.log.info(&format!(
+                    "user={user} {kind} clip {} rejected reason={} {stats}{cos}",
+                    i + 1,
+                    flaw.code()
+                ));
+                let text = format!(
+                    "{kind} clip {} ({}) rejected: {flaw}",
+                    i + 1,
+                    dirs.get(i)
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                );
+                conn.send(&Response::Info { text })?;
+                reasons.push(format!("{kind} clip {}: {flaw}", i + 1));
+            }
+        }
+    }
+    Ok((usable, reasons))
+}
+
+/// Commits `model` as `user`'s: saved (atomically, fsynced) under a staging name in the user's
+/// directory, then renamed over the model and the directory fsynced. A crash at any point
+/// leaves either the old model or the new one, never a partial file; a staged file left by a
+/// crash is overwritten by the next enrolment and never loaded.
+fn commit_model(d: &Daemon, user: &str, model: &PasswordModel) -> Result<(), String> {
+    let dir = d.store.ensure_user_dir(user).map_err(|e| e.to_string())?;
+    let staged = dir.join(STAGED_MODEL);
+    model.save(&staged).map_err(|e| e.to_string())?;
+    pause_before_commit(d, user);
+    let target = d.store.model_path(user);
+    std::fs::rename(&staged, &target).map_err(|e| format!("{}: {e}", target.display()))?;
+    std::fs::File::open(&dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// Test hook, compiled into debug builds only: with `AUTHNETD_TEST_PAUSE_BEFORE_COMMIT=SECS`
+/// the daemon logs and sleeps between staging and committing a model, so the crash-safety test
+/// can SIGKILL it inside the write window.
+#[cfg(debug_assertions)]
+fn pause_before_commit(d: &Daemon, user: &str) {
+    let secs = std::env::var("AUTHNETD_TEST_PAUSE_BEFORE_COMMIT")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < 600.0);
+    if let Some(s) = secs {
+        d.log.warn(&format!(
+            "user={user} test hook: model staged, pausing {s} s before commit"
+        ));
+        std::thread::sleep(Duration::from_secs_f64(s));
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn pause_before_commit(_: &Daemon, _: &str) {}
+
 /// Handles `enroll`.
 pub fn enroll(
     d: &Daemon,
     conn: &mut Conn,
     user: &str,
+    password: Option<&Secret>,
     clips: &[String],
     other_word_clips: &[String],
 ) -> Result<(), IpcError> {
     let Some(acct) = d.authorise_user(conn, user)? else {
         return Ok(());
     };
-    if conn.peer.uid != 0 {
-        return conn.error(
-            ErrorKind::PermissionDenied,
-            "enrolment needs root in this version (run authnet-enroll with sudo)",
-        );
-    }
     if clips.is_empty() {
         return conn.error(
             ErrorKind::BadRequest,
@@ -63,6 +364,9 @@ pub fn enroll(
         (Ok(p), Ok(n)) => (p, n),
         (Err(e), _) | (_, Err(e)) => return conn.error(ErrorKind::BadRequest, e),
     };
+    if !password_ok(d, conn, &acct, password, "enrol")? {
+        return Ok(());
+    }
     let total = pos.len() + neg.len();
     let mut done_before = 0usize;
     let send_progress = |conn: &mut Conn, done: usize| {
@@ -82,6 +386,35 @@ pub fn enroll(
         Ok(v) => v,
         Err(e) => return conn.error(ErrorKind::BadRequest, e),
     };
+    let (positives, mut rejected) = screen(d, conn, user, "password", &pos, positives, None)?;
+    if positives.len() < MIN_POSITIVES {
+        d.log.warn(&format!(
+            "user={user} enrolment refused: {} of {} password clips usable",
+            positives.len(),
+            pos.len()
+        ));
+        return conn.error(
+            ErrorKind::BadRequest,
+            format!(
+                "only {} of {} password clips passed the quality checks, at least {MIN_POSITIVES} \
+                 are needed ({})",
+                positives.len(),
+                pos.len(),
+                rejected.join("; ")
+            ),
+        );
+    }
+    let reference = mean_identity(positives.iter());
+    let (others, r) = screen(
+        d,
+        conn,
+        user,
+        "other-word",
+        &neg,
+        others,
+        reference.as_deref(),
+    )?;
+    rejected.extend(r);
     let cfg = EnrollConfig {
         target_fmr: d.cfg.target_fmr,
         ..EnrollConfig::default()
@@ -118,25 +451,19 @@ pub fn enroll(
         }
     };
     model.set_backbone_sha256(d.backbone_sha256());
-    let saved = d
-        .store
-        .ensure_user_dir(&acct.name)
-        .map_err(|e| e.to_string())
-        .and_then(|_| {
-            model
-                .save(&d.store.model_path(&acct.name))
-                .map_err(|e| e.to_string())
-        });
-    if let Err(e) = saved {
+    if let Err(e) = commit_model(d, &acct.name, &model) {
         d.log
             .error(&format!("user={user} cannot save the model: {e}"));
         return conn.error(ErrorKind::Internal, "cannot save the model");
     }
     let policy = d.cfg.threshold_policy;
     d.log.info(&format!(
-        "user={user} enrolled from {} clips ({} other-word), validation_eer={:.4}",
+        "user={user} enrolled by uid {} from {} clips ({} other-word, {} rejected), \
+         validation_eer={:.4}",
+        conn.peer.uid,
         positives.len(),
         others.len(),
+        rejected.len(),
         report.validation_eer
     ));
     conn.send(&Response::Enrolled {
@@ -153,4 +480,72 @@ pub fn enroll(
             clips: positives.len() as u32,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use authnet_core::features::FrameFeatures;
+
+    fn utt(ids: &[[f32; 2]], mouths: &[[f32; 2]]) -> UtteranceFeatures {
+        UtteranceFeatures {
+            backbone: "t".into(),
+            identity_dim: 2,
+            mouth_dim: 2,
+            frames: ids
+                .iter()
+                .zip(mouths)
+                .map(|(i, m)| FrameFeatures {
+                    identity: i.to_vec(),
+                    mouth: m.to_vec(),
+                })
+                .collect(),
+            frames_read: ids.len(),
+        }
+    }
+
+    fn report(frames: usize, faces: usize) -> ExtractReport {
+        ExtractReport {
+            frames,
+            faces_found: faces,
+            no_face: frames - faces,
+            too_dark: 0,
+        }
+    }
+
+    #[test]
+    fn per_clip_checks_name_the_first_flaw() {
+        let moving = utt(&[[1.0, 0.0]; 3], &[[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]);
+        assert_eq!(check_clip(&moving, &report(3, 3)), Ok(()));
+        let frozen = utt(&[[1.0, 0.0]; 3], &[[1.0, 0.0]; 3]);
+        let e = check_clip(&frozen, &report(3, 3)).unwrap_err();
+        assert_eq!(e.to_string(), "no lip movement detected");
+        let e = check_clip(&moving, &report(4, 3)).unwrap_err();
+        assert!(
+            e.to_string().starts_with("no face found: move closer"),
+            "{e}"
+        );
+        let e = check_clip(&moving, &report(0, 0)).unwrap_err();
+        assert_eq!(e.code(), "no_face");
+        let one = utt(&[[1.0, 0.0]], &[[1.0, 0.0]]);
+        assert_eq!(check_clip(&one, &report(1, 1)), Err(Flaw::TooShort(1)));
+        let e = check_clip(&moving, &report(MAX_CLIP_FRAMES + 1, MAX_CLIP_FRAMES + 1));
+        assert_eq!(e, Err(Flaw::TooLong(MAX_CLIP_FRAMES + 1)));
+    }
+
+    #[test]
+    fn the_odd_face_out_is_found() {
+        let m = [[1.0, 0.0], [0.0, 1.0]];
+        let a = utt(&[[1.0, 0.0]; 2], &m);
+        let b = utt(&[[0.9, 0.1]; 2], &m);
+        let c = utt(&[[0.95, 0.05]; 2], &m);
+        let x = utt(&[[0.0, 1.0]; 2], &m);
+        let cos = same_person(&[&a, &b, &c, &x]);
+        for c in &cos[..3] {
+            assert!(c.unwrap() > MIN_SAME_PERSON, "{cos:?}");
+        }
+        assert!(cos[3].unwrap() < MIN_SAME_PERSON, "{cos:?}");
+        assert_eq!(same_person(&[&a, &x]), vec![None, None]);
+    }
 }

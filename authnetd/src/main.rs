@@ -4,13 +4,15 @@
 //!
 //! Modules: [`config`] (raw TOML, then a validated struct), [`server`] (accept loop,
 //! `SO_PEERCRED`), [`session`] (the attempt state machine and the other requests), [`camera`]
-//! (clips and the camera queue), [`store`] (per-user files), [`throttle`], [`enroll`], [`log`]
-//! and [`sys`] (the only unsafe code).
+//! (clips and the camera queue), [`store`] (per-user files), [`throttle`], [`enroll`] (with the
+//! enrolment password check in [`pam_check`]), [`log`]
+//! and [`sys`] (unsafe code, with [`pam_check`]).
 
 mod camera;
 mod config;
 mod enroll;
 mod log;
+mod pam_check;
 mod server;
 mod session;
 mod store;

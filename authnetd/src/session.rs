@@ -10,12 +10,14 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use authnet_core::features::{FeatureExtractor, UtteranceFeatures};
+use authnet_core::features::{ExtractReport, FeatureExtractor, UtteranceFeatures};
 use authnet_core::model::bank::ImpostorBank;
 use authnet_core::model::file::Expect;
 use authnet_core::model::password::{PasswordModel, Scores, ThresholdPolicy};
 use authnet_core::vision::DetectOutcome;
-use authnet_ipc::{ErrorKind, IpcError, ModelEntry, Outcome, Request, Response, UnavailableReason};
+use authnet_ipc::{
+    ErrorKind, IpcError, ModelEntry, Outcome, Request, Response, Secret, UnavailableReason,
+};
 
 use crate::camera::{self, Clip, Gate};
 use crate::config::{Config, Policy};
@@ -160,14 +162,26 @@ impl Daemon {
             } => self.authenticate(conn, &user, &service, rhost.as_deref(), false),
             Request::Test { user } => self.authenticate(conn, &user, "authnet-test", None, true),
             Request::List { user } => self.list(conn, user),
-            Request::Remove { user, all, .. } => self.remove(conn, user, all),
+            Request::Remove {
+                user,
+                all,
+                password,
+            } => self.remove(conn, user, all, password.as_ref()),
             Request::ResetThrottle { user } => self.reset_throttle(conn, &user),
             Request::Enroll {
                 user,
+                password,
                 clips,
                 other_word_clips,
                 ..
-            } => self.enroll(conn, &user, &clips, &other_word_clips),
+            } => crate::enroll::enroll(
+                self,
+                conn,
+                &user,
+                password.as_ref(),
+                &clips,
+                &other_word_clips,
+            ),
         }
     }
 
@@ -505,7 +519,13 @@ impl Daemon {
         conn.send(&Response::Models { entries })
     }
 
-    fn remove(&self, conn: &mut Conn, user: Option<String>, all: bool) -> Result<(), IpcError> {
+    fn remove(
+        &self,
+        conn: &mut Conn,
+        user: Option<String>,
+        all: bool,
+        password: Option<&Secret>,
+    ) -> Result<(), IpcError> {
         if all {
             if conn.peer.uid != 0 {
                 return conn.error(
@@ -539,7 +559,13 @@ impl Daemon {
                 _ => return conn.error(ErrorKind::BadRequest, "name a user or set all"),
             },
         };
-        if self.authorise(conn, &user)?.is_none() {
+        let Some(acct) = self.authorise(conn, &user)? else {
+            return Ok(());
+        };
+        if !self.store.model_path(&user).is_file() {
+            return conn.error(ErrorKind::NotEnrolled, format!("{user} has no model"));
+        }
+        if !crate::enroll::password_ok(self, conn, &acct, password, "remove")? {
             return Ok(());
         }
         match self.store.remove_model(&user) {
@@ -591,23 +617,14 @@ impl Daemon {
         }
     }
 
-    fn enroll(
-        &self,
-        conn: &mut Conn,
-        user: &str,
-        clips: &[String],
-        other_word_clips: &[String],
-    ) -> Result<(), IpcError> {
-        crate::enroll::enroll(self, conn, user, clips, other_word_clips)
-    }
-
     /// Extracts features of utterance directories, holding the camera queue (the pipeline is
-    /// shared with attempts). `progress(done, total)` after each clip.
+    /// shared with attempts), with what the detector found in each. `progress(done, total)`
+    /// after each clip.
     pub(crate) fn extract_dirs(
         &self,
         dirs: &[PathBuf],
         progress: &mut dyn FnMut(usize, usize) -> Result<(), IpcError>,
-    ) -> Result<Result<Vec<UtteranceFeatures>, String>, IpcError> {
+    ) -> Result<Result<Vec<(UtteranceFeatures, ExtractReport)>, String>, IpcError> {
         let mut out = Vec::with_capacity(dirs.len());
         for (i, d) in dirs.iter().enumerate() {
             let r = {
@@ -618,7 +635,7 @@ impl Daemon {
                 ex.extract_dir(d, None)
             };
             match r {
-                Ok((f, _)) => out.push(f),
+                Ok(fr) => out.push(fr),
                 Err(e) => return Ok(Err(format!("{}: {e}", d.display()))),
             }
             progress(i + 1, dirs.len())?;
