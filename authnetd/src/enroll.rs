@@ -9,9 +9,10 @@
 //! Live-camera enrolment (`clips` empty) is not implemented yet and is refused as a bad
 //! request; the quality checks here are the ones it will apply to each captured clip.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use authnet_core::capture::{DirSource, Frame, FrameSource};
 use authnet_core::features::{cosine, l2_normalise, ExtractReport, UtteranceFeatures};
 use authnet_core::model::password::{
     self, motion_energy, EnrollConfig, EnrollInput, PasswordModel, MIN_FRAMES, MIN_POSITIVES,
@@ -33,8 +34,19 @@ pub const MIN_FACE_SHARE: f64 = 0.9;
 pub const MAX_CLIP_FRAMES: usize = 450;
 
 /// Mouth motion energy (mean L2 step of the unit-norm mouth descriptor) under which a clip
-/// counts as "no lip movement". A frozen clip scores 0; MIRACL-VC1 utterances score well above.
+/// counts as "no lip movement". Frozen face crops score 0 and MIRACL-VC1 utterances 0.4 to 1.
+/// With `crop = "detect"` the tracker's box moves a little even on identical frames, which
+/// alone gives a frozen full frame about 0.4, so the floor cannot separate those: the pixel
+/// test ([`MAX_STATIC_SHARE`]) catches them instead.
 pub const MIN_MOTION: f64 = 0.02;
+
+/// Mean absolute difference per byte (0-255) under which two consecutive frames count as the
+/// same picture (re-encoding noise of a copied frame stays far below 1).
+pub const STATIC_PIXEL_DIFF: f64 = 0.5;
+
+/// Share of consecutive frame pairs that may be the same picture; above it the clip is a
+/// frozen frame, "no lip movement".
+pub const MAX_STATIC_SHARE: f64 = 0.8;
 
 /// Cosine of a clip's mean identity to the mean of the other clips under which it counts as
 /// another person. Same-speaker MIRACL-VC1 clips score above 0.8.
@@ -108,9 +120,44 @@ impl std::fmt::Display for Flaw {
     }
 }
 
+/// Share of consecutive frame pairs of the utterance directory `dir` that show the same
+/// picture (mean absolute difference under [`STATIC_PIXEL_DIFF`]); 0 when unreadable (its
+/// features were read already, so that only happens if it changed meanwhile).
+pub fn static_share(dir: &Path) -> f64 {
+    let Ok(src) = DirSource::open(dir) else {
+        return 0.0;
+    };
+    let mut src = src.allow_mixed_sizes();
+    let (mut prev, mut pairs, mut same) = (None::<Frame>, 0usize, 0usize);
+    for _ in 0..=MAX_CLIP_FRAMES {
+        let Ok(Some(f)) = src.next_frame() else { break };
+        if let Some(p) = &prev {
+            pairs += 1;
+            if p.width == f.width && p.height == f.height {
+                let diff: u64 = p
+                    .rgb
+                    .iter()
+                    .zip(&f.rgb)
+                    .map(|(a, b)| u64::from(a.abs_diff(*b)))
+                    .sum();
+                if (diff as f64) < STATIC_PIXEL_DIFF * f.rgb.len() as f64 {
+                    same += 1;
+                }
+            }
+        }
+        prev = Some(f);
+    }
+    if pairs == 0 {
+        0.0
+    } else {
+        same as f64 / pairs as f64
+    }
+}
+
 /// The per-clip checks: a face in at least [`MIN_FACE_SHARE`] of the frames, a length in
-/// range, and lip motion of at least [`MIN_MOTION`].
-pub fn check_clip(f: &UtteranceFeatures, r: &ExtractReport) -> Result<(), Flaw> {
+/// range, and lip motion: at most [`MAX_STATIC_SHARE`] of the frame pairs the same picture
+/// (`static_share`, see [`static_share`]) and a mouth motion energy of at least [`MIN_MOTION`].
+pub fn check_clip(f: &UtteranceFeatures, r: &ExtractReport, static_share: f64) -> Result<(), Flaw> {
     if r.frames > MAX_CLIP_FRAMES {
         return Err(Flaw::TooLong(r.frames));
     }
@@ -126,7 +173,7 @@ pub fn check_clip(f: &UtteranceFeatures, r: &ExtractReport) -> Result<(), Flaw> 
         return Err(Flaw::TooShort(f.frames.len()));
     }
     let energy = motion_energy(f);
-    if !(energy >= MIN_MOTION) {
+    if !(energy >= MIN_MOTION) || static_share > MAX_STATIC_SHARE {
         return Err(Flaw::NoMotion { energy });
     }
     Ok(())
@@ -243,7 +290,12 @@ fn screen(
     clips: Vec<(UtteranceFeatures, ExtractReport)>,
     reference: Option<&[f32]>,
 ) -> Result<(Vec<UtteranceFeatures>, Vec<String>), IpcError> {
-    let mut verdicts: Vec<Result<(), Flaw>> = clips.iter().map(|(f, r)| check_clip(f, r)).collect();
+    let statics: Vec<f64> = dirs.iter().map(|d| static_share(d)).collect();
+    let mut verdicts: Vec<Result<(), Flaw>> = clips
+        .iter()
+        .zip(&statics)
+        .map(|((f, r), st)| check_clip(f, r, *st))
+        .collect();
     // Consistency among the clips that passed the per-clip checks, or against `reference`.
     let passed: Vec<usize> = (0..clips.len()).filter(|&i| verdicts[i].is_ok()).collect();
     let cos: Vec<Option<f32>> = match reference {
@@ -264,10 +316,11 @@ fn screen(
     let mut reasons = Vec::new();
     for (i, ((f, r), v)) in clips.into_iter().zip(verdicts).enumerate() {
         let stats = format!(
-            "frames={} faces={} motion={:.4}",
+            "frames={} faces={} motion={:.4} static={:.2}",
             r.frames,
             r.faces_found,
-            motion_energy(&f)
+            motion_energy(&f),
+            statics.get(i).copied().unwrap_or_default()
         );
         match v {
             Ok(()) => {
@@ -517,21 +570,46 @@ mod tests {
     #[test]
     fn per_clip_checks_name_the_first_flaw() {
         let moving = utt(&[[1.0, 0.0]; 3], &[[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]);
-        assert_eq!(check_clip(&moving, &report(3, 3)), Ok(()));
-        let frozen = utt(&[[1.0, 0.0]; 3], &[[1.0, 0.0]; 3]);
-        let e = check_clip(&frozen, &report(3, 3)).unwrap_err();
+        assert_eq!(check_clip(&moving, &report(3, 3), 0.0), Ok(()));
+        let e = check_clip(&moving, &report(3, 3), 1.0).unwrap_err();
         assert_eq!(e.to_string(), "no lip movement detected");
-        let e = check_clip(&moving, &report(4, 3)).unwrap_err();
+        let frozen = utt(&[[1.0, 0.0]; 3], &[[1.0, 0.0]; 3]);
+        let e = check_clip(&frozen, &report(3, 3), 0.0).unwrap_err();
+        assert_eq!(e.to_string(), "no lip movement detected");
+        let e = check_clip(&moving, &report(4, 3), 0.0).unwrap_err();
         assert!(
             e.to_string().starts_with("no face found: move closer"),
             "{e}"
         );
-        let e = check_clip(&moving, &report(0, 0)).unwrap_err();
+        let e = check_clip(&moving, &report(0, 0), 0.0).unwrap_err();
         assert_eq!(e.code(), "no_face");
         let one = utt(&[[1.0, 0.0]], &[[1.0, 0.0]]);
-        assert_eq!(check_clip(&one, &report(1, 1)), Err(Flaw::TooShort(1)));
-        let e = check_clip(&moving, &report(MAX_CLIP_FRAMES + 1, MAX_CLIP_FRAMES + 1));
+        assert_eq!(check_clip(&one, &report(1, 1), 0.0), Err(Flaw::TooShort(1)));
+        let e = check_clip(
+            &moving,
+            &report(MAX_CLIP_FRAMES + 1, MAX_CLIP_FRAMES + 1),
+            0.0,
+        );
         assert_eq!(e, Err(Flaw::TooLong(MAX_CLIP_FRAMES + 1)));
+    }
+
+    #[test]
+    fn copied_frames_are_static_and_changing_ones_are_not() {
+        use authnet_core::image::{Rgb, RgbImage};
+        let d = tempfile::tempdir().unwrap();
+        let (frozen, moving) = (d.path().join("frozen"), d.path().join("moving"));
+        std::fs::create_dir_all(&frozen).unwrap();
+        std::fs::create_dir_all(&moving).unwrap();
+        for i in 0..5u8 {
+            let img = RgbImage::from_pixel(32, 32, Rgb([100; 3]));
+            img.save(frozen.join(format!("color_{i:03}.png"))).unwrap();
+            let img =
+                RgbImage::from_fn(32, 32, |x, _| Rgb([(x as u8 * 8).wrapping_add(i * 40); 3]));
+            img.save(moving.join(format!("color_{i:03}.png"))).unwrap();
+        }
+        assert_eq!(static_share(&frozen), 1.0);
+        assert_eq!(static_share(&moving), 0.0);
+        assert_eq!(static_share(&d.path().join("missing")), 0.0);
     }
 
     #[test]

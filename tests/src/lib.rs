@@ -220,6 +220,8 @@ pub struct Daemon {
     pub camera: Camera,
     log: PathBuf,
     child: Option<Child>,
+    /// Extra environment of the daemon process (see [`Daemon::start_with_env`]).
+    env: Vec<(String, String)>,
 }
 
 /// Writes the config file for `c` under `dir`.
@@ -248,6 +250,12 @@ pub fn write_config(dir: &Path, c: &DaemonConfig, camera: &Camera) -> PathBuf {
 impl Daemon {
     /// Writes a config under `dir` and starts the daemon on it, waiting until it listens.
     pub fn start(dir: &Path, c: &DaemonConfig) -> Self {
+        Self::start_with_env(dir, c, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables for the daemon process (kept for
+    /// every [`Daemon::restart`]), e.g. pam_wrapper's.
+    pub fn start_with_env(dir: &Path, c: &DaemonConfig, env: &[(&str, &str)]) -> Self {
         let camera = Camera::new(&dir.join("camera"));
         let config = write_config(dir, c, &camera);
         let mut d = Self {
@@ -258,6 +266,10 @@ impl Daemon {
             camera,
             log: dir.join("authnetd.log"),
             child: None,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         d.restart();
         d
@@ -276,6 +288,7 @@ impl Daemon {
             .arg(&self.config)
             .arg("--log-stderr")
             .arg("--debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -464,4 +477,57 @@ pub fn pamtester(services: &Path, user: &str) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c
+}
+
+/// `libpam_wrapper.so` and pam_wrapper's `pam_matrix.so`, or why not.
+pub fn pam_matrix() -> Result<PathBuf, String> {
+    let libdirs = [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+    ];
+    if !libdirs
+        .iter()
+        .any(|d| Path::new(d).join("libpam_wrapper.so").is_file())
+    {
+        return Err("libpam_wrapper.so is not installed (apt-get install libpam-wrapper)".into());
+    }
+    libdirs
+        .iter()
+        .map(|d| Path::new(d).join("pam_wrapper/pam_matrix.so"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| "pam_matrix.so is not installed (apt-get install libpam-wrapper)".into())
+}
+
+/// A pam_wrapper service directory under `dir` whose `service` checks passwords with
+/// `pam_matrix` against `users` (`(name, password)` pairs), for both `auth` and `account`.
+/// Returns the environment that makes a process (the daemon) use it.
+pub fn pam_matrix_env(dir: &Path, service: &str, users: &[(&str, &str)]) -> Vec<(String, String)> {
+    let matrix = pam_matrix().unwrap();
+    let services = dir.join("pam-matrix.d");
+    std::fs::create_dir_all(&services).unwrap();
+    let passdb = dir.join("passdb");
+    let db: String = users
+        .iter()
+        .map(|(u, p)| format!("{u}:{p}:{service}\n"))
+        .collect();
+    std::fs::write(&passdb, db).unwrap();
+    std::fs::write(
+        services.join(service),
+        format!(
+            "auth required {m} passdb={db}\naccount required {m} passdb={db}\n",
+            m = matrix.display(),
+            db = passdb.display()
+        ),
+    )
+    .unwrap();
+    vec![
+        ("LD_PRELOAD".into(), "libpam_wrapper.so".into()),
+        ("PAM_WRAPPER".into(), "1".into()),
+        (
+            "PAM_WRAPPER_SERVICE_DIR".into(),
+            services.display().to_string(),
+        ),
+    ]
 }
