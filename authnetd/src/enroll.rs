@@ -173,7 +173,8 @@ pub fn check_clip(f: &UtteranceFeatures, r: &ExtractReport, static_share: f64) -
         return Err(Flaw::TooShort(f.frames.len()));
     }
     let energy = motion_energy(f);
-    if !(energy >= MIN_MOTION) || static_share > MAX_STATIC_SHARE {
+    // NaN (no motion computable) fails too.
+    if energy.is_nan() || energy < MIN_MOTION || static_share > MAX_STATIC_SHARE {
         return Err(Flaw::NoMotion { energy });
     }
     Ok(())
@@ -307,7 +308,7 @@ fn screen(
     };
     for (&i, c) in passed.iter().zip(&cos) {
         if let Some(c) = *c {
-            if !(c >= MIN_SAME_PERSON) {
+            if c.is_nan() || c < MIN_SAME_PERSON {
                 verdicts[i] = Err(Flaw::OtherPerson { cosine: c });
             }
         }
