@@ -1,6 +1,6 @@
 //! The one camera, and the queue in front of it.
 //!
-//! [`Camera::open`] starts one clip: a V4L2 stream limited to `camera.clip_seconds`, or a
+//! [`Clip::open`] starts one clip: a V4L2 stream limited to `camera.clip_seconds`, or a
 //! recorded-frames camera (`dir:PATH`) played at `camera.fps`. For `dir:PATH`, each attempt
 //! re-resolves the clip, so a test or demo can switch clips between attempts:
 //!
@@ -93,7 +93,7 @@ impl Clip {
     }
 
     /// The next frame, or `None` at the end of the clip. Waits for the frame's time slot, but
-    /// never past `deadline` (then `Ok(None)` with [`Clip::timed_out`] true).
+    /// never past `deadline` (then `Ok(None)`, the clip counting as timed out).
     pub fn next_frame(&mut self, deadline: Instant) -> Result<Option<Frame>, CaptureError> {
         if self.delivered >= self.max_frames || Instant::now() >= deadline {
             return Ok(None);

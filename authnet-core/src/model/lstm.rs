@@ -9,7 +9,7 @@
 //!
 //! # Speed
 //!
-//! Each LSTM layer is one candle custom op ([`ops`]): the input-to-hidden product for all
+//! Each LSTM layer is one candle custom op (the private `ops` module): the input-to-hidden product for all
 //! timesteps in one matmul (`[T*B, in] x [in, 4H]`), then the recurrence (only
 //! `h_{t-1} x W_hh` per step) with a hand-written backward pass (backpropagation through time).
 //! The projection is a custom op too, because candle's matmul backward would also compute the
@@ -406,7 +406,7 @@ struct Block {
 /// Every layer's parameters are one packed matrix (a linear layer `[in + 1, out]`: weight rows,
 /// then the bias row; an LSTM layer `[in + H + 1, 4H]`: `W_ih`, `W_hh`, bias), one candle
 /// [`Var`] each, in a fixed order, rather than a `candle_nn::VarMap` (a `HashMap` behind a
-/// `Mutex`): the custom ops in [`ops`] take them whole, and [`SeqClassifier::tensors`] and the
+/// `Mutex`): the custom ops in the private `ops` module take them whole, and [`SeqClassifier::tensors`] and the
 /// optimiser want a stable order. [`SeqClassifier::tensors`] unpacks them into the separately
 /// named tensors of the model file.
 #[derive(Debug)]

@@ -3,7 +3,7 @@
 //! - [`password`]: the user's password model: identity gate, word gate, liveness veto, fusion,
 //!   calibration of the EER and target-FMR thresholds, and enrolment;
 //! - [`bank`]: the impostor bank (other people's feature sequences) and the dataset walker;
-//! - [`file`]: the user model file (safetensors + validated metadata).
+//! - [`mod@file`]: the user model file (safetensors + validated metadata).
 pub mod bank;
 pub mod file;
 pub mod lstm;
