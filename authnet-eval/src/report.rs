@@ -188,3 +188,37 @@ pub fn plots(
         .context("writing confusion.png")?;
     Ok(())
 }
+
+/// Writes `heatmap.png`: one row per (speaker, word), one column per timestep, darker = larger
+/// cosine difference from the first clip (scaled to the largest value). See `run::heat_rows`.
+pub fn heatmap(dir: &Path, rows: &[Vec<f64>]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    if rows.is_empty() || cols == 0 {
+        return Ok(());
+    }
+    let max = rows.iter().flatten().copied().fold(1e-9, f64::max);
+    let (cw, ch) = (16u32, 6u32);
+    let mut img = RgbImage::from_pixel(
+        cols as u32 * cw,
+        rows.len() as u32 * ch,
+        Rgb([255, 255, 255]),
+    );
+    for (r, row) in rows.iter().enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            let shade = (255.0 * (1.0 - (v / max).clamp(0.0, 1.0))) as u8;
+            for y in 0..ch {
+                for x in 0..cw {
+                    img.put_pixel(
+                        c as u32 * cw + x,
+                        r as u32 * ch + y,
+                        Rgb([255, shade, shade]),
+                    );
+                }
+            }
+        }
+    }
+    img.save(dir.join("heatmap.png"))
+        .context("writing heatmap.png")?;
+    Ok(())
+}

@@ -343,7 +343,42 @@ pub fn run(args: &RunArgs, mut cfg: PipelineConfig) -> anyhow::Result<Report> {
     });
     pb.finish_and_clear();
     let results: Vec<TargetResult> = results.into_iter().collect::<anyhow::Result<_>>()?;
+    if let Some(dir) = &args.plots {
+        crate::report::heatmap(dir, &heat_rows(&feats))?;
+    }
     summarise(args, &backbone, &speakers, &unseen, heldout, &results)
+}
+
+/// The paper's Fig. 4: for the first clip of every (speaker, word), ordered by speaker then
+/// word, the cosine difference `1 - cos` between its per-timestep features (identity and mouth,
+/// `T` = 20) and those of the very first clip, at each timestep.
+fn heat_rows(feats: &BTreeMap<Key, UtteranceFeatures>) -> Vec<Vec<f64>> {
+    let mut firsts: BTreeMap<(String, String), &UtteranceFeatures> = BTreeMap::new();
+    for (k, f) in feats {
+        if f.frames.len() >= 2 {
+            firsts.entry((k.0.clone(), k.1.clone())).or_insert(f);
+        }
+    }
+    let seq = |u: &UtteranceFeatures| -> Vec<Vec<f32>> {
+        let rows: Vec<Vec<f32>> = u
+            .frames
+            .iter()
+            .map(|f| f.identity.iter().chain(&f.mouth).copied().collect())
+            .collect();
+        authnet_core::sequence::assemble(&rows, 20, Default::default())
+    };
+    let seqs: Vec<Vec<Vec<f32>>> = firsts.values().map(|u| seq(u)).collect();
+    let Some(reference) = seqs.first() else {
+        return Vec::new();
+    };
+    seqs.iter()
+        .map(|s| {
+            s.iter()
+                .zip(reference)
+                .map(|(a, b)| 1.0 - authnet_core::features::cosine(a, b) as f64)
+                .collect()
+        })
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
