@@ -15,7 +15,9 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-APT_PACKAGES=(libpam0g-dev libclang1-14 libclang-dev pkg-config pamtester libpam-wrapper mandoc)
+# libav*-dev: FFmpeg 5.1 for video-file input (authnet-core feature `video`, ffmpeg-next).
+APT_PACKAGES=(libpam0g-dev libclang1-14 libclang-dev pkg-config pamtester libpam-wrapper mandoc
+    libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libavfilter-dev libavdevice-dev)
 
 ORT_VERSION=1.22.1
 ORT_WHEEL=onnxruntime-1.22.1-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl

@@ -314,6 +314,35 @@ impl FeatureExtractor {
         }
         Ok(got)
     }
+
+    /// Features of an utterance at `path`: a frame directory (as [`Self::extract_dir`]) or a
+    /// video file (with the `video` feature; resampled to 15 fps), through `cache` when given.
+    pub fn extract_path(
+        &mut self,
+        path: &Path,
+        cache: Option<&FeatureCache>,
+    ) -> Result<(UtteranceFeatures, ExtractReport), FeatureError> {
+        if path.is_dir() {
+            return self.extract_dir(path, cache);
+        }
+        let key = match cache {
+            Some(c) => {
+                let k = c.key_file(path, &self.embedder.manifest().sha256, self.crop)?;
+                if let Some(hit) = c.get(&k) {
+                    return Ok(hit);
+                }
+                Some(k)
+            }
+            None => None,
+        };
+        let mut src = crate::capture::open_utterance(path, self.crop != CropMode::Detect)?;
+        let got = self.extract_source(src.as_mut())?;
+        if let (Some(c), Some(k)) = (cache, key) {
+            // A cache that cannot be written only costs time later.
+            let _ = c.put(&k, &got);
+        }
+        Ok(got)
+    }
 }
 
 impl Incremental<'_> {
@@ -414,6 +443,28 @@ impl FeatureCache {
             h.update((bytes.len() as u64).to_le_bytes());
             h.update(&bytes);
         }
+        Ok(hex::encode(h.finalize()))
+    }
+
+    /// The cache key of an utterance stored as one file (a video): its bytes, streamed through
+    /// the hash, stand for all its frames. Distinct from every directory key (the `file` tag).
+    pub fn key_file(
+        &self,
+        file: &Path,
+        backbone_sha256: &str,
+        crop: CropMode,
+    ) -> Result<String, CaptureError> {
+        let io = |source| CaptureError::Io {
+            path: file.into(),
+            source,
+        };
+        let mut h = Sha256::new();
+        h.update(FEATURE_VERSION.to_le_bytes());
+        h.update(backbone_sha256.as_bytes());
+        h.update(format!("{crop:?}").as_bytes());
+        h.update(b"file");
+        let mut f = std::fs::File::open(file).map_err(io)?;
+        std::io::copy(&mut f, &mut h).map_err(io)?;
         Ok(hex::encode(h.finalize()))
     }
 

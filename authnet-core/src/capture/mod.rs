@@ -4,11 +4,16 @@
 //! - [`DirSource`]: an image directory, frames in file-name order (a MIRACL-VC1 utterance
 //!   folder of `color_NNN.jpg`, or a clip recorded for enrolment);
 //! - [`SyntheticSource`]: deterministic generated frames for tests;
-//! - `v4l2::V4l2Source` (feature `v4l2`): a V4L2 camera, MJPEG or YUYV decoded to RGB.
+//! - `v4l2::V4l2Source` (feature `v4l2`): a V4L2 camera, MJPEG or YUYV decoded to RGB;
+//! - `video::VideoSource` (feature `video`): a video file resampled to a constant frame rate.
+//!
+//! [`open_utterance`] picks the source for a path that may be a frame directory or a video file.
 
 pub mod convert;
 #[cfg(feature = "v4l2")]
 pub mod v4l2;
+#[cfg(feature = "video")]
+pub mod video;
 
 use std::path::{Path, PathBuf};
 
@@ -164,6 +169,13 @@ pub enum CaptureError {
     /// A compressed camera frame could not be decoded.
     #[error("cannot decode camera frame: {0}")]
     CameraDecode(#[source] image::ImageError),
+    /// A video file was given to a build without the `video` feature.
+    #[error("{0} is a file, not a frame directory, and this build cannot read video files (feature `video` is off)")]
+    VideoUnsupported(PathBuf),
+    /// A video file could not be read.
+    #[cfg(feature = "video")]
+    #[error(transparent)]
+    Video(#[from] video::VideoError),
 }
 
 /// Anything that yields frames of one utterance (or a live stream).
@@ -434,6 +446,38 @@ impl FrameSource for SyntheticSource {
             self.width, self.height, self.count, self.seed
         )
     }
+}
+
+/// The frames of one utterance at `path`: a [`DirSource`] for a directory (`mixed_sizes`:
+/// see [`DirSource::allow_mixed_sizes`]), otherwise a video file at the default
+/// `video::VideoOptions` (15 fps, at most 10 s and 1280 px).
+pub fn open_utterance(
+    path: &Path,
+    mixed_sizes: bool,
+) -> Result<Box<dyn FrameSource>, CaptureError> {
+    let meta = std::fs::metadata(path).map_err(|source| CaptureError::Io {
+        path: path.into(),
+        source,
+    })?;
+    if meta.is_dir() {
+        let src = DirSource::open(path)?;
+        return Ok(Box::new(if mixed_sizes {
+            src.allow_mixed_sizes()
+        } else {
+            src
+        }));
+    }
+    open_video(path)
+}
+
+#[cfg(feature = "video")]
+fn open_video(path: &Path) -> Result<Box<dyn FrameSource>, CaptureError> {
+    Ok(Box::new(video::VideoSource::open(path)?))
+}
+
+#[cfg(not(feature = "video"))]
+fn open_video(path: &Path) -> Result<Box<dyn FrameSource>, CaptureError> {
+    Err(CaptureError::VideoUnsupported(path.into()))
 }
 
 /// Reads every frame of a source (bounded by [`MAX_FRAMES`]).
