@@ -7,7 +7,8 @@
 //!    Runtime) turns the crop into an identity embedding, and a mouth-region descriptor captures
 //!    what the lips do.
 //! 3. [`features`]: per-frame features of one utterance, with a content-addressed cache.
-//! 4. [`sequence`]: resampling/padding to `T` timesteps.
+//! 4. [`segment`]: trimming the still frames before and after the utterance;
+//!    [`sequence`]: resampling/padding to `T` timesteps.
 //! 5. [`model`]: the per-user temporal model, its training set, impostor bank, thresholds and
 //!    model file.
 //! 6. [`metrics`]: ROC, AUC, EER and the confusion-matrix family.
@@ -18,6 +19,7 @@ pub mod features;
 pub mod metrics;
 pub mod model;
 pub mod rng;
+pub mod segment;
 pub mod sequence;
 pub mod testdata;
 pub mod vision;

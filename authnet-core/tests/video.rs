@@ -441,3 +441,27 @@ fn open_utterance_takes_directories_and_videos() {
     assert!(src.describe().starts_with("video:"));
     assert_eq!(capture::read_all(src.as_mut()).unwrap().len(), n);
 }
+
+#[test]
+fn segmentation_trims_still_frames_around_an_encoded_utterance() {
+    use authnet_core::segment::{trim, SegmentConfig};
+    let dir = utt(5, 3);
+    let frames = upright_frames(&dir);
+    let (before, after) = (12, 9);
+    let mut padded = vec![frames[0].clone(); before];
+    padded.extend(frames.iter().cloned());
+    padded.extend(std::iter::repeat_n(frames[frames.len() - 1].clone(), after));
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("padded.mp4");
+    encode(&padded, &path, Clip::new(mp4_encoder()));
+    let (u, _) = extractor().extract_path(&path, None).unwrap();
+    assert_eq!(u.frames.len(), padded.len());
+    // Codec noise makes the still frames differ slightly; the clip-relative thresholds hold.
+    let (t, span) = trim(&u, &SegmentConfig::default()).unwrap();
+    let want = before..before + frames.len();
+    assert!(
+        span.start.abs_diff(want.start) <= 2 && span.end.abs_diff(want.end) <= 2,
+        "span {span:?}, want {want:?}"
+    );
+    assert_eq!(t.frames.len(), span.len());
+}
