@@ -71,6 +71,9 @@ pub struct RunArgs {
     /// Reproduce the paper's leaky oversample-then-split protocol.
     #[arg(long)]
     pub paper_split: bool,
+    /// How clips are brought to 20 timesteps: interpolate, pad_edge or pad_zero.
+    #[arg(long, default_value = "interpolate")]
+    pub pad: authnet_core::sequence::PadPolicy,
     /// Feature cache directory.
     #[arg(long, default_value = ".cache/features")]
     pub cache: PathBuf,
@@ -144,6 +147,7 @@ pub struct Report {
     seed: u64,
     modality: Modality,
     paper_split: bool,
+    pad: authnet_core::sequence::PadPolicy,
     word_model: WordModelKind,
     speakers: Vec<String>,
     unseen_speakers: Vec<String>,
@@ -401,6 +405,7 @@ fn run_target<'a>(
         seed: args.seed.wrapping_add(ti as u64),
         word_model: args.word_model,
         lstm,
+        pad: args.pad,
         ..Default::default()
     };
     let (train_pos, test_pos) = if args.paper_split {
@@ -597,6 +602,7 @@ fn summarise(
         seed: args.seed,
         modality: args.modality,
         paper_split: args.paper_split,
+        pad: args.pad,
         word_model: args.word_model,
         speakers: speakers.to_vec(),
         unseen_speakers: unseen.to_vec(),
