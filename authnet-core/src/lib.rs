@@ -16,6 +16,7 @@
 
 pub mod capture;
 pub mod features;
+pub mod fsutil;
 pub mod metrics;
 pub mod model;
 pub mod rng;

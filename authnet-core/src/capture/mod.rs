@@ -278,17 +278,17 @@ pub fn read_image(path: &Path) -> Result<Frame, CaptureError> {
         path: path.into(),
         source,
     };
-    let reader = ImageReader::open(path)
-        .map_err(|source| CaptureError::Io {
+    let open = || -> Result<ImageReader<std::io::BufReader<std::fs::File>>, CaptureError> {
+        let io = |source| CaptureError::Io {
             path: path.into(),
             source,
-        })?
-        .with_guessed_format()
-        .map_err(|source| CaptureError::Io {
-            path: path.into(),
-            source,
-        })?;
-    let (w, h) = reader.into_dimensions().map_err(dec)?;
+        };
+        ImageReader::open(path)
+            .map_err(io)?
+            .with_guessed_format()
+            .map_err(io)
+    };
+    let (w, h) = open()?.into_dimensions().map_err(dec)?;
     if w > MAX_FRAME_SIDE || h > MAX_FRAME_SIDE {
         return Err(CaptureError::TooLarge {
             path: path.into(),
@@ -296,16 +296,7 @@ pub fn read_image(path: &Path) -> Result<Frame, CaptureError> {
             height: h,
         });
     }
-    let mut reader = ImageReader::open(path)
-        .map_err(|source| CaptureError::Io {
-            path: path.into(),
-            source,
-        })?
-        .with_guessed_format()
-        .map_err(|source| CaptureError::Io {
-            path: path.into(),
-            source,
-        })?;
+    let mut reader = open()?;
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_FRAME_SIDE);
     limits.max_image_height = Some(MAX_FRAME_SIDE);

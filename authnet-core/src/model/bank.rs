@@ -39,7 +39,6 @@
 
 use std::error::Error as StdError;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -456,24 +455,22 @@ impl ImpostorBank {
         expected_backbone: &str,
         expected_identity_dim: usize,
     ) -> Result<Self, BankError> {
-        let io = |source| BankError::Io {
-            path: path.to_owned(),
-            source,
+        let bytes = match crate::fsutil::read_bounded(path, MAX_BANK_BYTES) {
+            Ok(b) => b,
+            Err(crate::fsutil::BoundedRead::Io(source)) => {
+                return Err(BankError::Io {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+            Err(crate::fsutil::BoundedRead::TooLarge { size }) => {
+                return Err(BankError::FileTooLarge {
+                    path: path.to_owned(),
+                    size,
+                    max: MAX_BANK_BYTES,
+                })
+            }
         };
-        let file = fs::File::open(path).map_err(io)?;
-        let size = file.metadata().map_err(io)?.len();
-        if size > MAX_BANK_BYTES {
-            return Err(BankError::FileTooLarge {
-                path: path.to_owned(),
-                size,
-                max: MAX_BANK_BYTES,
-            });
-        }
-        let mut bytes = Vec::with_capacity(size as usize);
-        // `take` bounds the read even if the file grows after the size check.
-        file.take(MAX_BANK_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(io)?;
         Self::from_bytes(&bytes, expected_backbone, expected_identity_dim)
     }
 

@@ -18,7 +18,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -376,31 +376,22 @@ pub fn load_model(
     path: &Path,
     expect: &Expect<'_>,
 ) -> Result<(ModelMeta, Vec<NamedTensor>), ModelFileError> {
-    let io = |source| ModelFileError::Io {
-        path: path.to_owned(),
-        source,
+    let bytes = match crate::fsutil::read_bounded(path, MAX_MODEL_FILE_BYTES) {
+        Ok(b) => b,
+        Err(crate::fsutil::BoundedRead::Io(source)) => {
+            return Err(ModelFileError::Io {
+                path: path.to_owned(),
+                source,
+            })
+        }
+        Err(crate::fsutil::BoundedRead::TooLarge { size }) => {
+            return Err(ModelFileError::FileTooLarge {
+                path: path.to_owned(),
+                size,
+                max: MAX_MODEL_FILE_BYTES,
+            })
+        }
     };
-    let file = fs::File::open(path).map_err(io)?;
-    let size = file.metadata().map_err(io)?.len();
-    if size > MAX_MODEL_FILE_BYTES {
-        return Err(ModelFileError::FileTooLarge {
-            path: path.to_owned(),
-            size,
-            max: MAX_MODEL_FILE_BYTES,
-        });
-    }
-    let mut bytes = Vec::with_capacity(size as usize);
-    // `take` bounds the read even if the file grows after the size check.
-    file.take(MAX_MODEL_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() as u64 > MAX_MODEL_FILE_BYTES {
-        return Err(ModelFileError::FileTooLarge {
-            path: path.to_owned(),
-            size: bytes.len() as u64,
-            max: MAX_MODEL_FILE_BYTES,
-        });
-    }
     model_from_bytes(&bytes, expect)
 }
 
