@@ -36,9 +36,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Extract the per-frame features of one utterance directory.
+    /// Extract the per-frame features of one utterance: a frame directory or a video file.
     Features {
-        /// Utterance directory (frames in name order).
+        /// Utterance directory (frames in name order), or a video file (mp4, mov, webm, mkv,
+        /// avi; resampled to 15 fps).
         dir: PathBuf,
         /// detect (face detector), none (frames are face crops), mouth (frames are mouth crops).
         #[arg(long, default_value = "detect")]
@@ -79,7 +80,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         } => {
             let mut ex = FeatureExtractor::from_config(&pipeline(cli, *crop))?;
             let (feat, report) = ex
-                .extract_dir(dir, None)
+                .extract_path(dir, None)
                 .with_context(|| format!("extracting features of {}", dir.display()))?;
             let seq = assemble(&feat.identity_seq(), *timesteps, PadPolicy::default());
             let dim = feat.identity_dim + feat.mouth_dim;
