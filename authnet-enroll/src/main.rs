@@ -83,8 +83,8 @@ struct EnrollArgs {
     /// The account to enrol (default: you).
     #[arg(long, value_parser = account::parse_user)]
     user: Option<String>,
-    /// How many clips to record with the camera [default: 10].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=50))]
+    /// How many clips of the password to record with the camera, 3 to 20 [default: 7].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(3..=20))]
     clips: Option<u32>,
     /// A recorded utterance directory (frames of you mouthing the password); repeatable.
     #[arg(long = "from", value_name = "DIR")]
@@ -94,8 +94,8 @@ struct EnrollArgs {
     other_word: Vec<PathBuf>,
 }
 
-/// Live enrolment's clip count without `--clips`.
-const DEFAULT_CLIPS: u32 = 10;
+/// Live enrolment's clip count without `--clips` (the daemon's own default too).
+const DEFAULT_CLIPS: u32 = 7;
 
 impl EnrollArgs {
     fn is_empty(&self) -> bool {
@@ -234,8 +234,8 @@ fn enroll(socket: &Path, a: EnrollArgs) -> Result<ExitCode> {
     let mut c = Client::connect(socket)?;
     if clips.is_empty() {
         eprintln!(
-            "Enrolling {user} with the camera: {} clips. Look at the camera and mouth your \
-             password each time you are asked.",
+            "Enrolling {user} with the camera: {} clips of your password, then a few other \
+             words. Mouth each one when the countdown ends.",
             a.clips.unwrap_or(DEFAULT_CLIPS)
         );
     } else {
@@ -246,7 +246,6 @@ fn enroll(socket: &Path, a: EnrollArgs) -> Result<ExitCode> {
         );
     }
     let mut progress = ui::Progress::new();
-    let live = clips.is_empty();
     let r = c.call(
         Request::Enroll {
             user: user.clone(),
@@ -258,15 +257,7 @@ fn enroll(socket: &Path, a: EnrollArgs) -> Result<ExitCode> {
         &mut |m| progress.show(m),
     );
     progress.finish();
-    let r = match r {
-        Err(client::Failure::Refused { message, .. }) if live => {
-            anyhow::bail!(
-                "authnetd refused: {message} (record clips and pass them with --from DIR)"
-            )
-        }
-        r => r?,
-    };
-    match r {
+    match r? {
         Response::Enrolled { summary } => {
             print!("{}", ui::summary(&user, &summary));
             Ok(ExitCode::SUCCESS)

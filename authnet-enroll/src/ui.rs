@@ -14,6 +14,8 @@ pub struct Progress {
     stage: String,
     /// Last tenth of the stage printed as a plain line, to keep logs short.
     last_tenth: Option<u32>,
+    /// A countdown is being drawn on the current terminal line.
+    counting: bool,
 }
 
 impl Progress {
@@ -24,12 +26,25 @@ impl Progress {
             bar: None,
             stage: String::new(),
             last_tenth: None,
+            counting: false,
         }
     }
 
     /// Shows one interim message.
     pub fn show(&mut self, m: &Response) {
+        let step = matches!(m, Response::Info { text } if is_countdown_step(text));
+        if self.counting && !step {
+            self.end_countdown();
+        }
         match m {
+            Response::Info { text } if step && self.tty && self.bar.is_none() => {
+                // On a terminal the countdown shares one line: "3… 2… 1… go".
+                eprint!("{text}\u{2026} ");
+                self.counting = true;
+                if text == "1" {
+                    self.end_countdown();
+                }
+            }
             Response::Info { text } => match &self.bar {
                 Some(b) => b.println(text),
                 None => eprintln!("{text}"),
@@ -42,6 +57,14 @@ impl Progress {
             } => self.progress(stage, *done, *total, text),
             _ => {}
         }
+    }
+
+    fn end_countdown(&mut self) {
+        if std::mem::take(&mut self.counting) {
+            eprintln!("go");
+        }
+        // stderr is unbuffered; flushing is for a redirected stream that is not.
+        let _ = std::io::Write::flush(&mut std::io::stderr());
     }
 
     fn progress(&mut self, stage: &str, done: u32, total: u32, text: &str) {
@@ -84,6 +107,9 @@ impl Progress {
 
     /// Leaves the last bar drawn in full.
     pub fn finish(&mut self) {
+        if std::mem::take(&mut self.counting) {
+            eprintln!(); // A countdown cut short (the daemon answered with an error).
+        }
         if let Some(b) = self.bar.take() {
             b.finish();
             // indicatif leaves the cursor at the end of the finished bar; without a newline the
@@ -97,6 +123,12 @@ impl Drop for Progress {
     fn drop(&mut self) {
         self.finish();
     }
+}
+
+/// Whether an `info` text is a step of the daemon's countdown before a recording ("3", "2",
+/// "1").
+fn is_countdown_step(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 2 && text.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The calibration summary printed after an enrolment.
@@ -189,6 +221,16 @@ mod tests {
         assert!(lines[0].starts_with("USER    CREATED"), "{t}");
         assert!(lines[1].starts_with("nobody  2025-01-01T00:00:00Z  mobilefacenet  fmr"));
         assert_eq!(table(&[]).lines().count(), 1);
+    }
+
+    #[test]
+    fn countdown_steps_are_short_numbers() {
+        for t in ["3", "2", "1", "10"] {
+            assert!(is_countdown_step(t), "{t}");
+        }
+        for t in ["", "Mouth your password now (1/7)", "100", "1."] {
+            assert!(!is_countdown_step(t), "{t}");
+        }
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! The daemon reads the clip directories with its own (root) rights; a non-root peer names
 //! only directories, and the model it gets is its own.
 //!
-//! Live-camera enrolment (`clips` empty) is not implemented yet and is refused as a bad
-//! request; the quality checks here are the ones it will apply to each captured clip.
+//! With no clips named, [`live`] records them with the camera instead, applying the same
+//! quality checks to each clip as it is captured, and both paths end in [`train_and_commit`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,6 +23,8 @@ use crate::pam_check::{self, PamCheckError};
 use crate::server::Conn;
 use crate::session::Daemon;
 use crate::sys::Account;
+
+pub mod live;
 
 /// Most clips one enrolment may name (bounds work a request can cause).
 pub const MAX_CLIPS: usize = 200;
@@ -122,19 +124,30 @@ impl std::fmt::Display for Flaw {
     }
 }
 
-/// Share of consecutive frame pairs of the utterance directory `dir` that show the same
-/// picture (mean absolute difference under [`STATIC_PIXEL_DIFF`]); 0 when unreadable (its
-/// features were read already, so that only happens if it changed meanwhile).
-pub fn static_share(dir: &Path) -> f64 {
-    let Ok(src) = DirSource::open(dir) else {
-        return 0.0;
-    };
-    let mut src = src.allow_mixed_sizes();
-    let (mut prev, mut pairs, mut same) = (None::<Frame>, 0usize, 0usize);
-    for _ in 0..=MAX_CLIP_FRAMES {
-        let Ok(Some(f)) = src.next_frame() else { break };
-        if let Some(p) = &prev {
-            pairs += 1;
+/// Counts, one frame at a time, the consecutive frame pairs that show the same picture (mean
+/// absolute difference per byte under [`STATIC_PIXEL_DIFF`]). Keeps only the previous frame.
+#[derive(Default)]
+pub struct StaticCounter {
+    prev: Option<Frame>,
+    pairs: usize,
+    same: usize,
+}
+
+impl std::fmt::Debug for StaticCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "StaticCounter({} of {} pairs same)",
+            self.same, self.pairs
+        )
+    }
+}
+
+impl StaticCounter {
+    /// Adds the next frame of the clip.
+    pub fn push(&mut self, f: Frame) {
+        if let Some(p) = &self.prev {
+            self.pairs += 1;
             if p.width == f.width && p.height == f.height {
                 let diff: u64 = p
                     .rgb
@@ -143,17 +156,37 @@ pub fn static_share(dir: &Path) -> f64 {
                     .map(|(a, b)| u64::from(a.abs_diff(*b)))
                     .sum();
                 if (diff as f64) < STATIC_PIXEL_DIFF * f.rgb.len() as f64 {
-                    same += 1;
+                    self.same += 1;
                 }
             }
         }
-        prev = Some(f);
+        self.prev = Some(f);
     }
-    if pairs == 0 {
-        0.0
-    } else {
-        same as f64 / pairs as f64
+
+    /// Share of the pairs seen so far that were the same picture; 0 with fewer than two frames.
+    pub fn share(&self) -> f64 {
+        if self.pairs == 0 {
+            0.0
+        } else {
+            self.same as f64 / self.pairs as f64
+        }
     }
+}
+
+/// Share of consecutive frame pairs of the utterance directory `dir` that show the same
+/// picture (see [`StaticCounter`]); 0 when unreadable (its features were read already, so that
+/// only happens if it changed meanwhile).
+pub fn static_share(dir: &Path) -> f64 {
+    let Ok(src) = DirSource::open(dir) else {
+        return 0.0;
+    };
+    let mut src = src.allow_mixed_sizes();
+    let mut counter = StaticCounter::default();
+    for _ in 0..=MAX_CLIP_FRAMES {
+        let Ok(Some(f)) = src.next_frame() else { break };
+        counter.push(f);
+    }
+    counter.share()
 }
 
 /// The per-clip checks: a face in at least [`MIN_FACE_SHARE`] of the frames, a length in
@@ -183,7 +216,9 @@ pub fn check_clip(f: &UtteranceFeatures, r: &ExtractReport, static_share: f64) -
 }
 
 /// Mean of the clips' mean identities, L2-normalised.
-fn mean_identity<'a>(clips: impl Iterator<Item = &'a UtteranceFeatures>) -> Option<Vec<f32>> {
+pub(crate) fn mean_identity<'a>(
+    clips: impl Iterator<Item = &'a UtteranceFeatures>,
+) -> Option<Vec<f32>> {
     let mut m: Option<Vec<f32>> = None;
     for c in clips {
         let v = c.mean_identity();
@@ -398,7 +433,8 @@ fn pause_before_commit(d: &Daemon, user: &str) {
 #[cfg(not(debug_assertions))]
 fn pause_before_commit(_: &Daemon, _: &str) {}
 
-/// Handles `enroll`.
+/// Handles `enroll`: from the recorded `clips`, or from the camera ([`live::enroll`], which
+/// records `clip_count` clips) when there are none.
 pub fn enroll(
     d: &Daemon,
     conn: &mut Conn,
@@ -406,15 +442,19 @@ pub fn enroll(
     password: Option<&Secret>,
     clips: &[String],
     other_word_clips: &[String],
+    clip_count: u32,
 ) -> Result<(), IpcError> {
     let Some(acct) = d.authorise_user(conn, user)? else {
         return Ok(());
     };
     if clips.is_empty() {
-        return conn.error(
-            ErrorKind::BadRequest,
-            "live-camera enrolment is not implemented in this version; pass recorded clips",
-        );
+        if !other_word_clips.is_empty() {
+            return conn.error(
+                ErrorKind::BadRequest,
+                "other-word clips need recorded password clips too; a live enrolment records both",
+            );
+        }
+        return live::enroll(d, conn, &acct, password, clip_count);
     }
     if clips.len() + other_word_clips.len() > MAX_CLIPS {
         return conn.error(
@@ -477,13 +517,38 @@ pub fn enroll(
         reference.as_deref(),
     )?;
     rejected.extend(r);
+    train_and_commit(
+        d,
+        conn,
+        &acct,
+        &positives,
+        &others,
+        rejected.len(),
+        "recorded clips",
+    )
+}
+
+/// Trains `acct`'s model from the screened clips with [`password::enroll`] (streaming its
+/// progress), commits it ([`commit_model`]) and answers `enrolled`. Shared by enrolment from
+/// recorded clips and from the camera ([`live`]); `rejected` counts the clips the quality checks
+/// refused, `source` says where the clips came from (for the log).
+pub(crate) fn train_and_commit(
+    d: &Daemon,
+    conn: &mut Conn,
+    acct: &Account,
+    positives: &[UtteranceFeatures],
+    others: &[UtteranceFeatures],
+    rejected: usize,
+    source: &str,
+) -> Result<(), IpcError> {
+    let user = acct.name.as_str();
     let cfg = EnrollConfig {
         target_fmr: d.cfg.target_fmr,
         ..EnrollConfig::default()
     };
     let input = EnrollInput {
-        positives: &positives,
-        other_words: &others,
+        positives,
+        other_words: others,
         bank: d.bank(),
     };
     let mut client_gone = false;
@@ -520,12 +585,11 @@ pub fn enroll(
     }
     let policy = d.cfg.threshold_policy;
     d.log.info(&format!(
-        "user={user} enrolled by uid {} from {} clips ({} other-word, {} rejected), \
+        "user={user} enrolled by uid {} from {} {source} ({} other-word, {rejected} rejected), \
          validation_eer={:.4}",
         conn.peer.uid,
         positives.len(),
         others.len(),
-        rejected.len(),
         report.validation_eer
     ));
     conn.send(&Response::Enrolled {

@@ -173,7 +173,7 @@ impl Daemon {
                 password,
                 clips,
                 other_word_clips,
-                ..
+                clip_count,
             } => crate::enroll::enroll(
                 self,
                 conn,
@@ -181,6 +181,7 @@ impl Daemon {
                 password.as_ref(),
                 &clips,
                 &other_word_clips,
+                clip_count,
             ),
         }
     }
@@ -641,6 +642,18 @@ impl Daemon {
             progress(i + 1, dirs.len())?;
         }
         Ok(Ok(out))
+    }
+
+    /// Waits up to `wait` for the camera queue (live enrolment holds it across all its clips).
+    pub(crate) fn acquire_camera(&self, wait: Duration) -> Option<camera::GateGuard<'_>> {
+        self.gate.acquire(wait)
+    }
+
+    /// The feature pipeline. Invariant: callers hold the camera queue ([`Self::acquire_camera`]),
+    /// so this never waits; a poisoned lock means an earlier holder panicked, and the extractor
+    /// keeps no state across clips (`begin` resets it).
+    pub(crate) fn pipeline(&self) -> std::sync::MutexGuard<'_, FeatureExtractor> {
+        self.pipeline.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The impostor bank, if configured.

@@ -288,10 +288,11 @@ fn help_usage_errors_and_refusals() {
     }
 
     // Refusals and failures: exit 1 with the reason.
+    // Live enrolment with a camera that has no clip to play (an empty `dir:` folder).
     let r = run(sock, &["--user", USER]).expect(1);
     assert!(
-        r.stderr
-            .contains("live-camera enrolment is not implemented"),
+        r.stderr.contains("Mouth your password now (1/7)")
+            && r.stderr.contains("the camera could not be opened"),
         "{r:#?}"
     );
     let r = run(sock, &["--user", USER, "--from", "/nonexistent/clip"]).expect(1);

@@ -1,0 +1,375 @@
+//! Live-camera enrolment (`enroll` with no clips named): the daemon records the clips itself.
+//!
+//! It holds the camera queue from the first clip to the last, so no authentication attempt
+//! interleaves with the prompts, and lets go of it (the guard is dropped) on every exit: success,
+//! refusal, a camera failure, a cancel and a client that disconnects. Training needs no camera,
+//! so the queue is released before it: a login need not wait for the model fit.
+//!
+//! For each of the N password clips, then each of the [`OTHER_WORDS`]:
+//!
+//! 1. `info` "Mouth your password now (k/N)" (or "Now mouth: river (1/3)");
+//! 2. a countdown, `info` "3", "2", "1", one every [`COUNTDOWN_STEP`];
+//! 3. one clip from [`Clip::open`]: frames until its end or `camera.clip_seconds` (plus
+//!    [`CAPTURE_SLACK`] for the camera to start), each detected and embedded as it arrives;
+//! 4. the quality checks of recorded clips ([`check_clip`]: face share, length, lip motion and
+//!    the frozen-frame pixel test), and for password clips the consistency of the face with the
+//!    earlier clips ([`MIN_SAME_PERSON`], once two earlier clips say whose face it is). A failed
+//!    clip is explained in an `info` line and retaken, at most [`MAX_RETAKES`] times.
+//!
+//! The countdown also orders the `dir:` camera of tests and demos: it re-reads its `current`
+//! file when the clip opens, which is after the countdown, so a driver that switches the clip
+//! when it sees the prompt has [`COUNTDOWN_STEP`] × 3 to do so.
+
+use std::time::{Duration, Instant};
+
+use authnet_core::features::{cosine, UtteranceFeatures};
+use authnet_core::model::password::{motion_energy, MIN_POSITIVES};
+use authnet_ipc::{ErrorKind, IpcError, Response, Secret};
+
+use super::{
+    check_clip, mean_identity, password_ok, train_and_commit, Flaw, StaticCounter, MIN_SAME_PERSON,
+};
+use crate::camera::Clip;
+use crate::server::{ClientState, Conn};
+use crate::session::{Daemon, PROMPT};
+use crate::sys::Account;
+
+/// Password clips recorded when the request asks for 0.
+pub const DEFAULT_CLIPS: usize = 7;
+
+/// Most password clips one live enrolment records (bounds how long it holds the camera).
+pub const MAX_LIVE_CLIPS: usize = 20;
+
+/// Retakes allowed per clip before the enrolment fails.
+pub const MAX_RETAKES: usize = 3;
+
+/// The other words mouthed as same-person negatives, in order.
+pub const OTHER_WORDS: [&str; 3] = ["river", "window", "orange"];
+
+/// The countdown sent before each recording.
+const COUNTDOWN: [&str; 3] = ["3", "2", "1"];
+
+/// Pause after each countdown step: short, so that a whole enrolment stays near a minute.
+pub const COUNTDOWN_STEP: Duration = Duration::from_millis(300);
+
+/// How often the client is polled (cancel, disconnect) during the countdown.
+const POLL_STEP: Duration = Duration::from_millis(50);
+
+/// Time a camera may take to deliver its first frame, on top of `camera.clip_seconds`.
+pub const CAPTURE_SLACK: Duration = Duration::from_secs(2);
+
+/// How one recording ended.
+#[derive(Debug)]
+enum Take {
+    /// A clip that passed the checks.
+    Good(UtteranceFeatures),
+    /// A clip that failed them: retake.
+    Flawed(Flaw),
+    /// The camera or the pipeline failed: the enrolment stops; the text is for the client.
+    Failed(&'static str),
+    /// The client sent `cancel` (or another request).
+    Cancelled,
+}
+
+/// What is being recorded, for prompts, messages and the log.
+#[derive(Debug, Clone, Copy)]
+enum Kind<'a> {
+    /// Password clip `k` of `n`.
+    Password { k: usize, n: usize },
+    /// Other word `word`, number `j` of `m`.
+    Other { word: &'a str, j: usize, m: usize },
+}
+
+impl Kind<'_> {
+    fn prompt(self) -> String {
+        match self {
+            Self::Password { k, n } => format!("{PROMPT} ({k}/{n})"),
+            Self::Other { word, j, m } => format!("Now mouth: {word} ({j}/{m})"),
+        }
+    }
+
+    fn label(self) -> String {
+        match self {
+            Self::Password { k, n } => format!("password clip {k}/{n}"),
+            Self::Other { word, j, m } => format!("other-word clip {j}/{m} ({word})"),
+        }
+    }
+}
+
+/// Handles `enroll` without clips for the authorised account `acct`: `clip_count` password
+/// clips (0 means [`DEFAULT_CLIPS`]), then the [`OTHER_WORDS`], then training.
+pub fn enroll(
+    d: &Daemon,
+    conn: &mut Conn,
+    acct: &Account,
+    password: Option<&Secret>,
+    clip_count: u32,
+) -> Result<(), IpcError> {
+    let user = acct.name.as_str();
+    let n = match clip_count {
+        0 => DEFAULT_CLIPS,
+        c => c as usize,
+    };
+    if !(MIN_POSITIVES..=MAX_LIVE_CLIPS).contains(&n) {
+        return conn.error(
+            ErrorKind::BadRequest,
+            format!("a live enrolment records {MIN_POSITIVES} to {MAX_LIVE_CLIPS} clips, not {n}"),
+        );
+    }
+    if !password_ok(d, conn, acct, password, "enrol")? {
+        return Ok(());
+    }
+    let Some(camera) = d.acquire_camera(d.cfg.camera_wait) else {
+        d.log
+            .info(&format!("user={user} live enrolment refused: camera busy"));
+        return conn.error(ErrorKind::Busy, "the camera is in use; try again shortly");
+    };
+    d.log.info(&format!(
+        "user={user} live enrolment by uid {}: {n} password clips, {} other words",
+        conn.peer.uid,
+        OTHER_WORDS.len()
+    ));
+    conn.send(&Response::Info {
+        text: format!(
+            "Look at the camera. You will mouth your password {n} times, then {} other words, \
+             each after a countdown.",
+            OTHER_WORDS.len()
+        ),
+    })?;
+    let mut rejected = 0usize;
+    let mut positives = Vec::with_capacity(n);
+    for k in 1..=n {
+        let kind = Kind::Password { k, n };
+        let Some(f) = record(d, conn, user, kind, Some(&positives), &mut rejected)? else {
+            return Ok(());
+        };
+        positives.push(f);
+    }
+    let mut others = Vec::with_capacity(OTHER_WORDS.len());
+    for (j, word) in OTHER_WORDS.iter().enumerate() {
+        let kind = Kind::Other {
+            word,
+            j: j + 1,
+            m: OTHER_WORDS.len(),
+        };
+        let Some(f) = record(d, conn, user, kind, None, &mut rejected)? else {
+            return Ok(());
+        };
+        others.push(f);
+    }
+    drop(camera);
+    conn.send(&Response::Info {
+        text: "Recording done; training your model.".into(),
+    })?;
+    train_and_commit(d, conn, acct, &positives, &others, rejected, "camera clips")
+}
+
+/// Records one clip of `kind`, retaking it while it fails the checks (at most [`MAX_RETAKES`]
+/// times). `earlier`: the password clips kept so far, for the consistency check (`None` for
+/// other words). `Ok(None)` when the enrolment ended here (the answer is already sent).
+fn record(
+    d: &Daemon,
+    conn: &mut Conn,
+    user: &str,
+    kind: Kind<'_>,
+    earlier: Option<&[UtteranceFeatures]>,
+    rejected: &mut usize,
+) -> Result<Option<UtteranceFeatures>, IpcError> {
+    for attempt in 0..=MAX_RETAKES {
+        conn.send(&Response::Info {
+            text: kind.prompt(),
+        })?;
+        let take = if countdown(conn)? {
+            capture(d, conn, user, kind, earlier)?
+        } else {
+            Take::Cancelled
+        };
+        match take {
+            Take::Good(f) => {
+                conn.send(&Response::Info {
+                    text: format!("Recorded {}.", kind.label()),
+                })?;
+                return Ok(Some(f));
+            }
+            Take::Flawed(flaw) => {
+                *rejected += 1;
+                if attempt == MAX_RETAKES {
+                    d.log.warn(&format!(
+                        "user={user} live enrolment failed: {} rejected {} times",
+                        kind.label(),
+                        MAX_RETAKES + 1
+                    ));
+                    conn.error(
+                        ErrorKind::BadRequest,
+                        format!(
+                            "{} failed the quality checks {} times, last: {flaw}",
+                            kind.label(),
+                            MAX_RETAKES + 1
+                        ),
+                    )?;
+                    return Ok(None);
+                }
+                conn.send(&Response::Info {
+                    text: format!(
+                        "{} rejected: {flaw}. Again (retake {} of {MAX_RETAKES}).",
+                        kind.label(),
+                        attempt + 1
+                    ),
+                })?;
+            }
+            Take::Failed(text) => {
+                conn.error(ErrorKind::Internal, text)?;
+                return Ok(None);
+            }
+            Take::Cancelled => {
+                d.log.info(&format!("user={user} live enrolment cancelled"));
+                conn.error(ErrorKind::BadRequest, "enrolment cancelled")?;
+                return Ok(None);
+            }
+        }
+    }
+    // The loop returns on its last attempt (`attempt == MAX_RETAKES`) in every arm.
+    Ok(None)
+}
+
+/// Sends the countdown, pausing [`COUNTDOWN_STEP`] after each step. `Ok(false)` if the client
+/// cancelled; `Err` if it left.
+fn countdown(conn: &mut Conn) -> Result<bool, IpcError> {
+    for step in COUNTDOWN {
+        conn.send(&Response::Info { text: step.into() })?;
+        let until = Instant::now() + COUNTDOWN_STEP;
+        loop {
+            match conn.poll() {
+                ClientState::Waiting => {}
+                ClientState::Cancelled => return Ok(false),
+                ClientState::Gone => return Err(IpcError::Closed),
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(POLL_STEP));
+        }
+    }
+    Ok(true)
+}
+
+/// One clip from the camera, with features extracted as frames arrive, then checked.
+fn capture(
+    d: &Daemon,
+    conn: &mut Conn,
+    user: &str,
+    kind: Kind<'_>,
+    earlier: Option<&[UtteranceFeatures]>,
+) -> Result<Take, IpcError> {
+    let mut ex = d.pipeline();
+    let mut clip = match Clip::open(&d.cfg.camera, ex.crop_mode()) {
+        Ok(c) => c,
+        Err(e) => {
+            d.log
+                .error(&format!("camera {} unavailable: {e}", d.cfg.camera.source));
+            return Ok(Take::Failed("the camera could not be opened"));
+        }
+    };
+    let deadline = Instant::now() + d.cfg.camera.clip + CAPTURE_SLACK;
+    let mut inc = ex.begin();
+    let mut statics = StaticCounter::default();
+    loop {
+        match conn.poll() {
+            ClientState::Waiting => {}
+            ClientState::Cancelled => return Ok(Take::Cancelled),
+            ClientState::Gone => return Err(IpcError::Closed),
+        }
+        let frame = match clip.next_frame(deadline) {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                d.log.error(&format!(
+                    "camera {} failed after {} frames: {e}",
+                    d.cfg.camera.source,
+                    clip.delivered()
+                ));
+                return Ok(Take::Failed("the camera failed while recording"));
+            }
+        };
+        if let Err(e) = inc.push(&frame) {
+            d.log.error(&format!("feature extraction failed: {e}"));
+            return Ok(Take::Failed("feature extraction failed"));
+        }
+        statics.push(frame);
+    }
+    drop(clip); // Release the device between clips.
+    let (f, r) = match inc.finish() {
+        Ok(x) => x,
+        Err(e) => {
+            d.log.error(&format!("feature extraction failed: {e}"));
+            return Ok(Take::Failed("feature extraction failed"));
+        }
+    };
+    drop(ex);
+    let stats = format!(
+        "frames={} faces={} motion={:.4} static={:.2}",
+        r.frames,
+        r.faces_found,
+        motion_energy(&f),
+        statics.share()
+    );
+    let mut verdict = check_clip(&f, &r, statics.share());
+    let mut cos = None;
+    if let (Ok(()), Some(earlier)) = (&verdict, earlier) {
+        // As for recorded clips, a face is judged once two others say whose it is.
+        if earlier.len() >= 2 {
+            if let Some(m) = mean_identity(earlier.iter()) {
+                let c = cosine(&f.mean_identity(), &m);
+                cos = Some(c);
+                if c.is_nan() || c < MIN_SAME_PERSON {
+                    verdict = Err(Flaw::OtherPerson { cosine: c });
+                }
+            }
+        }
+    }
+    let cos = cos.map(|c| format!(" cosine={c:.3}")).unwrap_or_default();
+    match verdict {
+        Ok(()) => {
+            d.log.debug(&format!(
+                "user={user} live {} ok {stats}{cos}",
+                kind.label()
+            ));
+            Ok(Take::Good(f))
+        }
+        Err(flaw) => {
+            d.log.info(&format!(
+                "user={user} live {} rejected reason={} {stats}{cos}",
+                kind.label(),
+                flaw.code()
+            ));
+            Ok(Take::Flawed(flaw))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompts_name_the_clip_and_its_number() {
+        let k = Kind::Password { k: 3, n: 7 };
+        assert_eq!(k.prompt(), "Mouth your password now (3/7)");
+        assert_eq!(k.label(), "password clip 3/7");
+        let o = Kind::Other {
+            word: "river",
+            j: 1,
+            m: 3,
+        };
+        assert_eq!(o.prompt(), "Now mouth: river (1/3)");
+        assert_eq!(o.label(), "other-word clip 1/3 (river)");
+    }
+
+    #[test]
+    fn bounds_are_consistent() {
+        assert!((MIN_POSITIVES..=MAX_LIVE_CLIPS).contains(&DEFAULT_CLIPS));
+        // The whole countdown stays well under a second per clip.
+        assert!(COUNTDOWN_STEP * COUNTDOWN.len() as u32 <= Duration::from_secs(1));
+    }
+}
