@@ -86,11 +86,12 @@ struct EnrollArgs {
     /// How many clips of the password to record with the camera, 3 to 20 [default: 7].
     #[arg(long, value_parser = clap::value_parser!(u32).range(3..=20))]
     clips: Option<u32>,
-    /// A recorded utterance directory (frames of you mouthing the password); repeatable.
-    #[arg(long = "from", value_name = "DIR")]
+    /// A recording of you mouthing the password: a folder of frames or a video file (mp4, mov,
+    /// webm, mkv, avi); repeatable.
+    #[arg(long = "from", value_name = "PATH")]
     from: Vec<PathBuf>,
-    /// A recorded utterance directory of you mouthing another word; repeatable.
-    #[arg(long = "other-word", value_name = "DIR", requires = "from")]
+    /// A recording (frame folder or video file) of you mouthing another word; repeatable.
+    #[arg(long = "other-word", value_name = "PATH", requires = "from")]
     other_word: Vec<PathBuf>,
 }
 
@@ -139,13 +140,16 @@ fn target(user: Option<String>) -> Result<String> {
     }
 }
 
-/// Absolute paths of clip directories (the daemon refuses relative ones).
+/// Absolute paths of clips, frame folders or video files (the daemon refuses relative ones).
 fn clip_dirs(dirs: &[PathBuf]) -> Result<Vec<String>> {
     dirs.iter()
         .map(|d| {
-            let p = std::fs::canonicalize(d)
-                .with_context(|| format!("clip directory {}", d.display()))?;
-            anyhow::ensure!(p.is_dir(), "{} is not a directory", d.display());
+            let p = std::fs::canonicalize(d).with_context(|| format!("clip {}", d.display()))?;
+            anyhow::ensure!(
+                p.is_dir() || p.is_file(),
+                "{} is neither a frame folder nor a video file",
+                d.display()
+            );
             p.into_os_string()
                 .into_string()
                 .map_err(|p| anyhow!("clip directory {} is not UTF-8", Path::new(&p).display()))

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use authnet_core::capture::{CaptureError, DirSource, Frame, FrameSource};
+use authnet_core::capture::{CaptureError, Frame, FrameSource};
 use authnet_core::vision::CropMode;
 
 use crate::config::{CameraConfig, CameraSource};
@@ -73,12 +73,10 @@ impl Clip {
         let (src, paced, max_frames): (Box<dyn FrameSource>, bool, usize) = match &cfg.source {
             CameraSource::Dir(root) => {
                 let clip = resolve_dir_clip(root)?;
-                let mut s = DirSource::open(&clip)?;
-                if crop != CropMode::Detect {
-                    s = s.allow_mixed_sizes();
-                }
-                // A recording is played whole: its length is the utterance's.
-                (Box::new(s), true, authnet_core::capture::MAX_FRAMES)
+                // A frame folder or a video file; a recording is played whole: its length is
+                // the utterance's.
+                let s = authnet_core::capture::open_utterance(&clip, crop != CropMode::Detect)?;
+                (s, true, authnet_core::capture::MAX_FRAMES)
             }
             CameraSource::V4l2(dev) => (open_v4l2(cfg, dev)?, false, max_frames),
         };

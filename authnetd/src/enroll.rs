@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use authnet_core::capture::{DirSource, Frame, FrameSource};
+use authnet_core::capture::Frame;
 use authnet_core::features::{cosine, l2_normalise, ExtractReport, UtteranceFeatures};
 use authnet_core::model::password::{
     self, motion_energy, EnrollConfig, EnrollInput, PasswordModel, MIN_FRAMES, MIN_POSITIVES,
@@ -177,10 +177,9 @@ impl StaticCounter {
 /// picture (see [`StaticCounter`]); 0 when unreadable (its features were read already, so that
 /// only happens if it changed meanwhile).
 pub fn static_share(dir: &Path) -> f64 {
-    let Ok(src) = DirSource::open(dir) else {
+    let Ok(mut src) = authnet_core::capture::open_utterance(dir, true) else {
         return 0.0;
     };
-    let mut src = src.allow_mixed_sizes();
     let mut counter = StaticCounter::default();
     for _ in 0..=MAX_CLIP_FRAMES {
         let Ok(Some(f)) = src.next_frame() else { break };

@@ -633,7 +633,7 @@ impl Daemon {
                     return Ok(Err("the camera pipeline is busy".into()));
                 };
                 let mut ex = self.pipeline.lock().unwrap_or_else(|p| p.into_inner());
-                ex.extract_dir(d, None)
+                ex.extract_path(d, None)
             };
             match r {
                 Ok(fr) => out.push(fr),

@@ -247,8 +247,8 @@ fn help_usage_errors_and_refusals() {
         "remove",
         "test",
         "reset-throttle",
-        "--from <DIR>",
-        "--other-word <DIR>",
+        "--from <PATH>",
+        "--other-word <PATH>",
         "--socket <SOCKET>",
         "Exit status",
     ] {
@@ -297,7 +297,7 @@ fn help_usage_errors_and_refusals() {
     );
     let r = run(sock, &["--user", USER, "--from", "/nonexistent/clip"]).expect(1);
     assert!(
-        r.stderr.contains("clip directory /nonexistent/clip"),
+        r.stderr.contains("clip /nonexistent/clip"),
         "{r:#?}"
     );
     let r = run(sock, &["test", "--user", "no-such-user-x"]).expect(1);
