@@ -207,7 +207,7 @@ fn extract_all(
                     // Faces found in most frames of the speaker's first utterance: full frames.
                     // Crops of varying size (MIRACL's F02) cannot be full camera frames either.
                     ex.set_crop_mode(CropMode::Detect)?;
-                    let c = match ex.extract_dir(&r.dir, None) {
+                    let c = match ex.extract_path(&r.dir, None) {
                         Ok((_, rep)) if rep.faces_found * 2 > rep.frames => CropMode::Detect,
                         _ => CropMode::None,
                     };
@@ -218,7 +218,7 @@ fn extract_all(
         };
         ex.set_crop_mode(crop)?;
         let (f, _) = ex
-            .extract_dir(&r.dir, Some(&cache))
+            .extract_path(&r.dir, Some(&cache))
             .with_context(|| format!("features of {}", r.dir.display()))?;
         out.insert((r.speaker.clone(), r.word.clone(), r.instance.clone()), f);
         pb.inc(1);

@@ -187,6 +187,20 @@ pub trait FrameSource {
     fn describe(&self) -> String;
 }
 
+/// Extensions of the video files accepted where an utterance directory is (with feature
+/// `video`; the dataset walker lists such files as utterances).
+pub const VIDEO_EXTS: &[&str] = &["mp4", "mov", "webm", "mkv", "avi", "m4v"];
+
+/// Whether `path` names a video file by its extension.
+pub fn is_video_file(path: &Path) -> bool {
+    path.is_file()
+        && path
+            .extension()
+            .and_then(|x| x.to_str())
+            .map(|x| VIDEO_EXTS.contains(&x.to_ascii_lowercase().as_str()))
+            .unwrap_or(false)
+}
+
 /// Image extensions a [`DirSource`] reads.
 const IMAGE_EXTS: &[&str] = &["jpg", "jpeg", "png"];
 

@@ -680,7 +680,31 @@ fn subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>, BankError> {
     Ok(out)
 }
 
-/// Every utterance directory `<root>/<SPK>/words/<WW>/<II>`, sorted by speaker, word, instance.
+/// Video files `<II>.<ext>` of a word directory, as (instance, path): `<II>` is the file stem.
+fn video_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, BankError> {
+    let io = |source| BankError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if !crate::capture::is_video_file(&path) {
+            continue;
+        }
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            return Err(BankError::PathNotUtf8 { path });
+        };
+        if !stem.starts_with('.') {
+            out.push((stem.to_string(), path));
+        }
+    }
+    Ok(out)
+}
+
+/// Every utterance `<root>/<SPK>/words/<WW>/<II>`, a directory of frames or a video file
+/// `<II>.mp4` (or another [`crate::capture::VIDEO_EXTS`] extension), sorted by speaker, word,
+/// instance.
 ///
 /// Regular files and hidden entries at any level are skipped (a `README.md` next to the
 /// speakers is fine), as are speakers without a `words` directory (e.g. phrases only). Whether
@@ -698,7 +722,10 @@ pub fn walk_utterances(root: &Path) -> Result<Vec<UtteranceRef>, BankError> {
             continue;
         }
         for (word, word_dir) in subdirs(&words)? {
-            for (instance, dir) in subdirs(&word_dir)? {
+            let mut instances = subdirs(&word_dir)?;
+            instances.extend(video_files(&word_dir)?);
+            instances.sort();
+            for (instance, dir) in instances {
                 out.push(UtteranceRef {
                     speaker: speaker.clone(),
                     word: word.clone(),
@@ -1121,6 +1148,29 @@ mod tests {
             walk_utterances(&root.join("README.md")),
             Err(BankError::NotADirectory { .. })
         ));
+        // Video files stand for utterances too (`<II>.mp4`), beside or instead of folders.
+        touch_tree(
+            root,
+            &["V01/words/03"],
+            &[
+                "V01/words/03/02.mp4",
+                "V01/words/03/01.webm",
+                "V01/words/03/x.txt",
+            ],
+        );
+        let vids: Vec<(String, PathBuf)> = walk_utterances(root)
+            .unwrap()
+            .into_iter()
+            .filter(|u| u.speaker == "V01")
+            .map(|u| (u.instance, u.dir))
+            .collect();
+        assert_eq!(
+            vids,
+            vec![
+                ("01".to_string(), root.join("V01/words/03/01.webm")),
+                ("02".to_string(), root.join("V01/words/03/02.mp4")),
+            ]
+        );
     }
 
     #[derive(Debug, thiserror::Error)]
