@@ -458,6 +458,27 @@ impl Daemon {
             }
         };
         drop(ex);
+        // A live camera records from before the user starts until the clip ends: keep only the
+        // span where the lips move. A clip where nothing moves (a photo) is a failed attempt.
+        // Recorded clips (`dir:`) are already cut to the utterance and are scored whole.
+        let feats = if matches!(self.cfg.camera.source, crate::config::CameraSource::V4l2(_)) {
+            match authnet_core::segment::trim(
+                &feats,
+                &authnet_core::segment::SegmentConfig::default(),
+            ) {
+                Ok((t, _)) => t,
+                Err(e) => {
+                    self.log.info(&format!("user={user} no utterance: {e}"));
+                    return Ok(Attempt {
+                        outcome: Outcome::Reject,
+                        scores: None,
+                        after_last_frame: Some(last_frame.elapsed()),
+                    });
+                }
+            }
+        } else {
+            feats
+        };
         let scores = match model.score(&feats) {
             Ok(s) => s,
             Err(e) => {
