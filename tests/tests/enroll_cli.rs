@@ -296,10 +296,7 @@ fn help_usage_errors_and_refusals() {
         "{r:#?}"
     );
     let r = run(sock, &["--user", USER, "--from", "/nonexistent/clip"]).expect(1);
-    assert!(
-        r.stderr.contains("clip /nonexistent/clip"),
-        "{r:#?}"
-    );
+    assert!(r.stderr.contains("clip /nonexistent/clip"), "{r:#?}");
     let r = run(sock, &["test", "--user", "no-such-user-x"]).expect(1);
     assert!(r.stderr.contains("no such user"), "{r:#?}");
     let r = run(sock, &["test", "--user", USER]).expect(1);
