@@ -55,6 +55,20 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Run the paper's evaluation protocol.
     Run(Box<run::RunArgs>),
+    /// Build an impostor bank (other people's feature sequences) for the daemon's
+    /// `impostor_bank` setting from a folder of utterances `<SPK>/words/<WW>/<II>`.
+    Bank {
+        /// Dataset root: `<SPK>/words/<WW>/<II>` frame folders or `<II>.mp4` files.
+        #[arg(long)]
+        dataset: PathBuf,
+        /// detect (full frames), none (face crops) or mouth (mouth crops); must match the
+        /// daemon's `crop` setting.
+        #[arg(long, default_value = "detect")]
+        crop: CropMode,
+        /// Where to write the bank.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn pipeline(cli: &Cli, crop: CropMode) -> PipelineConfig {
@@ -115,6 +129,31 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Bench(args) => bench::run(args, pipeline(cli, CropMode::Detect)),
+        Cmd::Bank { dataset, crop, out } => {
+            let mut ex = FeatureExtractor::from_config(&pipeline(cli, *crop))?;
+            let m = ex.embedder().manifest().clone();
+            let (dim, mouth) = (m.output_dim, authnet_core::vision::mouth::MOUTH_DIM);
+            let bank = authnet_core::model::bank::build_bank(
+                dataset,
+                &m.name,
+                &m.sha256,
+                dim,
+                mouth,
+                |p| ex.extract_path(p, None).map(|(f, _)| f),
+            )?;
+            bank.save(out)
+                .with_context(|| format!("writing {}", out.display()))?;
+            let speakers: std::collections::BTreeSet<&str> =
+                bank.entries.iter().map(|e| e.speaker.as_str()).collect();
+            println!(
+                "{}: {} utterances of {} speakers, backbone {}",
+                out.display(),
+                bank.entries.len(),
+                speakers.len(),
+                bank.backbone
+            );
+            Ok(())
+        }
         Cmd::Run(args) => {
             let report = run::run(args, pipeline(cli, CropMode::Detect))?;
             eprintln!("{}", report.summary());

@@ -187,3 +187,37 @@ fn reduced_run_is_complete_bounded_and_deterministic() {
     }
     assert_eq!(a, b);
 }
+
+#[test]
+fn bank_builds_from_a_dataset_and_loads_for_its_backbone_only() {
+    use authnet_core::model::bank::{BankError, ImpostorBank};
+    let d = tempfile::tempdir().unwrap();
+    // A small corpus of links into the real data: 2 speakers x 2 words x 10 instances.
+    for spk in ["F01", "M01"] {
+        let words = d.path().join("corpus").join(spk).join("words");
+        std::fs::create_dir_all(&words).unwrap();
+        for w in ["01", "02"] {
+            std::os::unix::fs::symlink(data(&format!("lips/{spk}/words/{w}")), words.join(w))
+                .unwrap();
+        }
+    }
+    let out = d.path().join("imp.bank");
+    let corpus = d.path().join("corpus");
+    let r = eval(&[
+        "bank",
+        "--dataset",
+        corpus.to_str().unwrap(),
+        "--crop",
+        "mouth",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(String::from_utf8_lossy(&r.stdout).contains("40 utterances of 2 speakers"));
+    let bank = ImpostorBank::load(&out, "mobilefacenet", 192).unwrap();
+    assert_eq!(bank.entries.len(), 40);
+    assert!(matches!(
+        ImpostorBank::load(&out, "vggface", 2622),
+        Err(BankError::BackboneMismatch { .. })
+    ));
+}
