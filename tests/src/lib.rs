@@ -426,24 +426,30 @@ pub fn auth_request(user: &str) -> Request {
     }
 }
 
+/// Where Debian (and other distributions) put `libpam_wrapper.so`, in search order.
+const PAM_WRAPPER_LIBDIRS: [&str; 4] = [
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/usr/lib",
+];
+
+/// The directory holding `libpam_wrapper.so`, or why there is none.
+fn pam_wrapper_libdir() -> Result<&'static Path, String> {
+    PAM_WRAPPER_LIBDIRS
+        .iter()
+        .map(Path::new)
+        .find(|d| d.join("libpam_wrapper.so").is_file())
+        .ok_or_else(|| "libpam_wrapper.so is not installed (apt-get install libpam-wrapper)".into())
+}
+
 /// `pamtester` on PATH and `libpam_wrapper.so` installed, or why not.
 pub fn pam_tools() -> Result<(), String> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     if !std::env::split_paths(&path).any(|d| d.join("pamtester").is_file()) {
         return Err("pamtester is not installed (apt-get install pamtester)".into());
     }
-    let found = [
-        "/usr/lib/x86_64-linux-gnu",
-        "/usr/lib/aarch64-linux-gnu",
-        "/usr/lib64",
-        "/usr/lib",
-    ]
-    .iter()
-    .any(|d| Path::new(d).join("libpam_wrapper.so").is_file());
-    if !found {
-        return Err("libpam_wrapper.so is not installed (apt-get install libpam-wrapper)".into());
-    }
-    Ok(())
+    pam_wrapper_libdir().map(|_| ())
 }
 
 /// A PAM service `authnet-test` under `dir`: `auth sufficient <module> <args>` then
@@ -479,21 +485,30 @@ pub fn pamtester(services: &Path, user: &str) -> Command {
     c
 }
 
+/// Sends `req` to the daemon through the `authnet-client` binary running as uid/gid 65534
+/// (`nobody`), and returns the final response.
+pub fn as_nobody(d: &Daemon, req: &Request) -> Response {
+    use std::os::unix::process::CommandExt;
+    let out = Command::new(binary("authnet-client"))
+        .arg(&d.socket)
+        .arg(serde_json::to_string(req).unwrap())
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    serde_json::from_str(text.lines().last().unwrap()).unwrap()
+}
+
 /// `libpam_wrapper.so` and pam_wrapper's `pam_matrix.so`, or why not.
 pub fn pam_matrix() -> Result<PathBuf, String> {
-    let libdirs = [
-        "/usr/lib/x86_64-linux-gnu",
-        "/usr/lib/aarch64-linux-gnu",
-        "/usr/lib64",
-        "/usr/lib",
-    ];
-    if !libdirs
-        .iter()
-        .any(|d| Path::new(d).join("libpam_wrapper.so").is_file())
-    {
-        return Err("libpam_wrapper.so is not installed (apt-get install libpam-wrapper)".into());
-    }
-    libdirs
+    pam_wrapper_libdir()?;
+    PAM_WRAPPER_LIBDIRS
         .iter()
         .map(|d| Path::new(d).join("pam_wrapper/pam_matrix.so"))
         .find(|p| p.is_file())

@@ -14,12 +14,13 @@
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use authnet_ipc::{ErrorKind, Outcome, Request, Response, UnavailableReason as U};
-use authnet_tests::{auth_request, blank_clip, data, frozen_clip, Client, Daemon, DaemonConfig};
+use authnet_tests::{
+    as_nobody, auth_request, blank_clip, data, frozen_clip, Client, Daemon, DaemonConfig,
+};
 
 const USER: &str = "nobody";
 
@@ -48,24 +49,6 @@ fn test_request(d: &Daemon, user: &str) -> (Outcome, Option<f64>) {
         }
         o => panic!("expected test_result, got {o:?}"),
     }
-}
-
-/// Runs `authnet-client` as `nobody` and returns its final response.
-fn as_nobody(d: &Daemon, req: &Request) -> Response {
-    let out = Command::new(env!("CARGO_BIN_EXE_authnet-client"))
-        .arg(&d.socket)
-        .arg(serde_json::to_string(req).unwrap())
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "client failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    serde_json::from_str(text.lines().last().unwrap()).unwrap()
 }
 
 #[test]
@@ -380,37 +363,27 @@ fn bad_clients_do_not_stop_the_daemon() {
     d.enrol(USER);
     d.camera.play(&data::word("F02", 1, 8));
 
-    // Garbage: answered with bad_request, connection closed.
-    let mut s = UnixStream::connect(&d.socket).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"\x00\x00\x00\x05hello").unwrap();
-    let r: Response = authnet_ipc::read_frame(&mut s).unwrap();
-    assert!(
-        matches!(
-            r,
-            Response::Error {
-                kind: ErrorKind::BadRequest,
-                ..
-            }
-        ),
-        "{r:?}"
-    );
-
+    // Raw bytes the daemon must answer with bad_request (and then close the connection).
+    let bad_request_for = |bytes: &[u8]| {
+        let mut s = UnixStream::connect(&d.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(bytes).unwrap();
+        let r: Response = authnet_ipc::read_frame(&mut s).unwrap();
+        assert!(
+            matches!(
+                r,
+                Response::Error {
+                    kind: ErrorKind::BadRequest,
+                    ..
+                }
+            ),
+            "{r:?}"
+        );
+    };
+    // Garbage.
+    bad_request_for(b"\x00\x00\x00\x05hello");
     // Oversized length prefix: refused without reading 4 GiB.
-    let mut s = UnixStream::connect(&d.socket).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(&[0xff, 0xff, 0xff, 0xff, b'{']).unwrap();
-    let r: Response = authnet_ipc::read_frame(&mut s).unwrap();
-    assert!(
-        matches!(
-            r,
-            Response::Error {
-                kind: ErrorKind::BadRequest,
-                ..
-            }
-        ),
-        "{r:?}"
-    );
+    bad_request_for(&[0xff, 0xff, 0xff, 0xff, b'{']);
 
     // Requests before hello are refused.
     let mut s = UnixStream::connect(&d.socket).unwrap();

@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use authnet_ipc::{read_frame, write_frame, ErrorKind, Outcome, Request, Response, Secret};
-use authnet_tests::{blank_clip, data, frozen_clip, Client, Daemon, DaemonConfig};
+use authnet_tests::{as_nobody, blank_clip, data, frozen_clip, Client, Daemon, DaemonConfig};
 
 const USER: &str = "nobody";
 const PASSWORD: &str = "correct horse";
@@ -59,24 +59,6 @@ fn remove_request(user: &str, password: Option<&str>) -> Request {
         all: false,
         password: password.map(|p| Secret::new(p.into())),
     }
-}
-
-/// `authnet-client` as uid/gid 65534: the final response.
-fn as_nobody(d: &Daemon, req: &Request) -> Response {
-    let out = Command::new(env!("CARGO_BIN_EXE_authnet-client"))
-        .arg(&d.socket)
-        .arg(serde_json::to_string(req).unwrap())
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "client failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    serde_json::from_str(text.lines().last().unwrap()).unwrap()
 }
 
 fn assert_error(r: &Response, kind: ErrorKind, needle: &str) {
