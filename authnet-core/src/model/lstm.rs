@@ -1019,16 +1019,6 @@ pub fn bench_training(n: usize, t: usize, d: usize) -> Result<(f64, f64), LstmEr
 mod tests {
     use super::*;
 
-    fn tensor_grad(v: &Var, grads: &candle_core::backprop::GradStore) -> Vec<f32> {
-        grads
-            .get(v.as_tensor())
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap()
-    }
-
     fn small_cfg(d: usize) -> LstmConfig {
         LstmConfig {
             input_dim: d,
@@ -1220,7 +1210,7 @@ mod tests {
         let l = bce_with_logits(z.as_tensor(), &y, Some(&w)).unwrap();
         let want = (50.0 + 2.0 * (50f64.exp().ln_1p() - 50.0) + 3.0 * (-1f64).exp().ln_1p()) / 6.0;
         assert!((f64::from(l.to_scalar::<f32>().unwrap()) - want).abs() < 1e-5);
-        let g = tensor_grad(&z, &l.backward().unwrap());
+        let g = ops::tests::grad_of(&z, &l.backward().unwrap());
         assert!(g.iter().all(|v| v.is_finite()), "{g:?}");
         // d/dz = w (σ(z) - y) / sum(w)
         assert!((g[0] - 1.0 / 6.0).abs() < 1e-6);

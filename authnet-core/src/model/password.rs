@@ -351,8 +351,9 @@ fn lstm_input(u: &UtteranceFeatures, t: usize, pad: PadPolicy) -> Sequence {
     assemble(&rows, t, pad)
 }
 
-/// A temporally jittered copy: a random sub-span covering at least 80 % of the clip.
-fn jitter(u: &UtteranceFeatures, rng: &mut SplitMix64) -> UtteranceFeatures {
+/// A temporally jittered copy (the augmentation enrolment oversamples with): a random
+/// sub-span covering at least 80 % of the clip, resampled to 85–115 % of its length.
+pub fn jitter_copy(u: &UtteranceFeatures, rng: &mut SplitMix64) -> UtteranceFeatures {
     let n = u.frames.len();
     let mut out = u.clone();
     if n < 4 {
@@ -380,11 +381,6 @@ fn jitter(u: &UtteranceFeatures, rng: &mut SplitMix64) -> UtteranceFeatures {
         .map(|(identity, mouth)| crate::features::FrameFeatures { identity, mouth })
         .collect();
     out
-}
-
-/// A temporally jittered copy of a clip (the augmentation enrolment oversamples with).
-pub fn jitter_copy(u: &UtteranceFeatures, rng: &mut SplitMix64) -> UtteranceFeatures {
-    jitter(u, rng)
 }
 
 fn reversed(u: &UtteranceFeatures) -> UtteranceFeatures {
@@ -546,7 +542,11 @@ fn build_train_set(input: &EnrollInput, cfg: &EnrollConfig, rng: &mut SplitMix64
     for (clip, u) in input.positives.iter().enumerate() {
         for copy in 0..copies {
             items.push(Item::Pos { clip, copy });
-            feats.push(if copy == 0 { u.clone() } else { jitter(u, rng) });
+            feats.push(if copy == 0 {
+                u.clone()
+            } else {
+                jitter_copy(u, rng)
+            });
         }
         // Derived negatives: a photo (frozen frame), the clip backwards, the frames shuffled.
         for (d, calibrate) in [

@@ -435,14 +435,18 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::rng::SplitMix64;
     use candle_core::Var;
 
     const CPU: Device = Device::Cpu;
 
-    fn grad_of(v: &Var, grads: &candle_core::backprop::GradStore) -> Vec<f32> {
+    /// The gradient of `v` in `grads`, flattened (also used by the LSTM tests).
+    pub(in crate::model::lstm) fn grad_of(
+        v: &Var,
+        grads: &candle_core::backprop::GradStore,
+    ) -> Vec<f32> {
         grads
             .get(v.as_tensor())
             .unwrap()
