@@ -88,16 +88,31 @@ fn pamtester(dir: &Path, args: &str) -> Output {
         ),
     )
     .unwrap();
-    Command::new("pamtester")
-        .args([SERVICE, USER, "authenticate"])
-        .env("LD_PRELOAD", "libpam_wrapper.so")
-        .env("PAM_WRAPPER", "1")
-        .env("PAM_WRAPPER_SERVICE_DIR", &services)
-        .env_remove("SSH_CONNECTION")
-        .env_remove("SSH_CLIENT")
-        .env_remove("SSH_TTY")
-        .output()
-        .unwrap()
+    let run = || {
+        Command::new("pamtester")
+            .args([SERVICE, USER, "authenticate"])
+            .env("LD_PRELOAD", "libpam_wrapper.so")
+            .env("PAM_WRAPPER", "1")
+            .env("PAM_WRAPPER_SERVICE_DIR", &services)
+            .env_remove("SSH_CONNECTION")
+            .env_remove("SSH_CLIENT")
+            .env_remove("SSH_TTY")
+            .output()
+            .unwrap()
+    };
+    // pam_wrapper names its config directory `/tmp/pam.X` (62 letters) and gives up when a
+    // concurrent pamtester took the same one at the same moment; PAM then never loads the
+    // service, so no attempt reached the module: run again (at most 5 times).
+    let mut out = run();
+    for _ in 0..4 {
+        if !String::from_utf8_lossy(&out.stderr).contains("Failed to create pam_wrapper config dir")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        out = run();
+    }
+    out
 }
 
 /// A daemon that answers hello and one authenticate with `outcome`, and returns the

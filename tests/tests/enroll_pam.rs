@@ -73,9 +73,7 @@ fn enrolled_with_the_cli_then_pam_accepts_the_user_and_refuses_impostors() {
     );
     let attempt = |clip: &Path| -> bool {
         d.camera.play(clip);
-        authnet_tests::pamtester(&services, USER)
-            .output()
-            .unwrap()
+        authnet_tests::run_pamtester(&services, USER)
             .status
             .success()
     };

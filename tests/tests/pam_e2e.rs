@@ -10,7 +10,7 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use authnet_tests::{data, pam_service, pam_tools, pamtester, Daemon, DaemonConfig};
+use authnet_tests::{data, pam_service, pam_tools, pamtester, run_pamtester, Daemon, DaemonConfig};
 
 const USER: &str = "nobody";
 
@@ -40,11 +40,11 @@ fn genuine_passes_and_an_impostor_falls_through() {
     );
 
     d.camera.play(&data::word("F02", 1, 9));
-    let out = pamtester(&services, USER).output().unwrap();
+    let out = run_pamtester(&services, USER);
     assert!(authenticated(&out), "genuine: {out:?}\n{}", d.log_text());
 
     d.camera.play(&data::word("F02", 5, 9));
-    let out = pamtester(&services, USER).output().unwrap();
+    let out = run_pamtester(&services, USER);
     assert!(!out.status.success(), "impostor word: {out:?}");
     assert!(d.log_text().contains("decision=reject"));
 }
@@ -59,9 +59,9 @@ fn no_daemon_falls_through_at_once() {
         &format!("socket={} timeout=10", socket.display()),
     );
     // Warm the page cache so the figure is the module's, not the first exec's.
-    let _ = pamtester(&services, USER).output().unwrap();
+    let _ = run_pamtester(&services, USER);
     let t = Instant::now();
-    let out = pamtester(&services, USER).output().unwrap();
+    let out = run_pamtester(&services, USER);
     let took = t.elapsed();
     assert!(!out.status.success(), "{out:?}");
     // The whole pamtester process, exec and libpam included; the module's own share is

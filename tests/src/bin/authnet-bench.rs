@@ -21,7 +21,7 @@
 use std::time::Instant;
 
 use authnet_ipc::Outcome;
-use authnet_tests::{data, pam_service, pam_tools, pamtester, Daemon, DaemonConfig};
+use authnet_tests::{data, pam_service, pam_tools, run_pamtester, Daemon, DaemonConfig};
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -97,7 +97,7 @@ fn main() {
     std::fs::write(base.join("authnet-test"), "auth required pam_deny.so\n").unwrap();
     let run = |services: &std::path::Path| {
         let t = Instant::now();
-        let out = pamtester(services, "nobody").output().unwrap();
+        let out = run_pamtester(services, "nobody");
         assert!(!out.status.success());
         t.elapsed()
     };
