@@ -12,8 +12,13 @@
 //! 5. [`model`]: the per-user temporal model, its training set, impostor bank, thresholds and
 //!    model file.
 //! 6. [`metrics`]: ROC, AUC, EER and the confusion-matrix family.
+//!
+//! [`attempt`] owns steps 1–5 for one utterance: frames in, the trim policy of the source,
+//! the user's model, a [`model::password::Decision`] out. The daemon's attempt and enrolment
+//! paths and `authnet-eval` go through it rather than ordering the steps themselves.
 #![deny(unsafe_code)]
 
+pub mod attempt;
 pub mod capture;
 pub mod features;
 pub mod fsutil;

@@ -234,11 +234,11 @@ fn enrols_f02_word01_and_rejects_others_and_photos() {
     assert!(report.validation_eer < 0.2, "{report:?}");
 
     let score = |u: &UtteranceFeatures| model.score(u).unwrap();
-    let genuine: Vec<f64> = held_genuine.iter().map(|u| score(u).fused).collect();
+    let genuine: Vec<f64> = held_genuine.iter().map(|u| score(u).ranked()).collect();
     let impostor: Vec<f64> = other_test
         .iter()
         .chain(&f01_test)
-        .map(|u| score(u).fused)
+        .map(|u| score(u).ranked())
         .collect();
     let auc = metrics::auc(&genuine, &impostor).unwrap();
     eprintln!(
@@ -251,7 +251,7 @@ fn enrols_f02_word01_and_rejects_others_and_photos() {
         for u in &held_genuine {
             let s = score(&u.frozen());
             assert!(
-                s.liveness_veto && !model.accepts(&s, policy),
+                s.veto.is_some() && !model.accepts(&s, policy),
                 "frozen accepted: {s:?}"
             );
         }

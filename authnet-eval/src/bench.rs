@@ -6,6 +6,9 @@ use std::time::Instant;
 use anyhow::Context;
 use authnet_core::capture::DirSource;
 use authnet_core::features::{FeatureExtractor, PipelineConfig};
+use authnet_core::model::lstm::{
+    synthetic_order_task, LstmConfig, LstmError, SeqClassifier, TrainConfig, TrainReport,
+};
 use authnet_core::vision::detect::{crop, DetectOutcome};
 
 /// Arguments of `bench`.
@@ -130,7 +133,6 @@ pub fn run(args: &BenchArgs, cfg: PipelineConfig) -> anyhow::Result<()> {
 /// Training and scoring: the LSTM presets on a paper-sized set (450 sequences x 20 steps x the
 /// real feature dimension, all 60 epochs), and whole enrolments on real F02 clips.
 fn training(cfg: &PipelineConfig) -> anyhow::Result<()> {
-    use authnet_core::model::lstm::{bench_config, LstmConfig};
     use authnet_core::model::password::{enroll, EnrollConfig, EnrollInput, WordModelKind};
     let dim = 192 + authnet_core::vision::mouth::MOUTH_DIM;
     println!();
@@ -206,4 +208,40 @@ fn ex_embed(
     crops: &[authnet_core::image::RgbImage],
 ) -> anyhow::Result<usize> {
     Ok(ex.embed_crops(crops)?.len())
+}
+
+/// Timings of one [`bench_config`] run.
+#[derive(Debug, Clone)]
+struct BenchReport {
+    /// What training did (all `max_epochs` run: patience is set to `max_epochs`).
+    train: TrainReport,
+    /// Scoring one sequence at a time, as the daemon does: milliseconds per sequence.
+    score_ms_per_seq: f64,
+}
+
+/// Trains `cfg` on `n` sequences of the synthetic order task (`t` timesteps, `cfg.input_dim`
+/// features) with the paper's [`TrainConfig`] (batch 75, 60 epochs, all of them run), validating
+/// on `n / 4` more, then times single-sequence scoring.
+fn bench_config(cfg: LstmConfig, n: usize, t: usize) -> Result<BenchReport, LstmError> {
+    let n_val = (n / 4).max(2);
+    let (x, y) = synthetic_order_task(n + n_val, t, cfg.input_dim, 0xBE4C);
+    let (tx, vx) = x.split_at(n);
+    let (ty, vy) = y.split_at(n);
+    let tc = TrainConfig {
+        patience: TrainConfig::default().max_epochs,
+        ..TrainConfig::default()
+    };
+    let mut model = SeqClassifier::new(cfg, 1)?;
+    let train = model.train(tx, ty, None, Some((vx, vy)), &tc)?;
+
+    let reps = vx.len().min(100);
+    let start = Instant::now();
+    for s in vx.iter().take(reps) {
+        model.logits(std::slice::from_ref(s))?;
+    }
+    let score_ms_per_seq = start.elapsed().as_secs_f64() * 1e3 / reps as f64;
+    Ok(BenchReport {
+        train,
+        score_ms_per_seq,
+    })
 }

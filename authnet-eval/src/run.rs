@@ -466,7 +466,6 @@ fn run_target<'a>(
     let t0 = Instant::now();
     let (model, rep) = enroll(&input, &cfg, &mut |_, _, _| {})?;
     let train_seconds = t0.elapsed().as_secs_f64();
-    let thr = model.threshold(args.threshold_policy);
     let st = model.stored_config().clone();
     let mut out = TargetResult {
         train_seconds,
@@ -475,12 +474,13 @@ fn run_target<'a>(
     };
     let mut score = |u: &UtteranceFeatures| -> anyhow::Result<(f64, f64, f64)> {
         let t = Instant::now();
-        let sc = model.score(u)?;
+        let d = model.decide(u, args.threshold_policy)?;
         out.score_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        // Vetoed probes rank below every live one (`Scores::ranked`), so the ROC sees them.
         Ok((
-            sc.fused - thr,
-            sc.identity,
-            (sc.word - st.word.mean) / st.word.std,
+            d.scores.ranked() - d.threshold,
+            d.scores.identity,
+            (d.scores.word - st.word.mean) / st.word.std,
         ))
     };
     let mut genuine = Vec::new();

@@ -262,13 +262,18 @@ impl Daemon {
         if let Some(s) = &attempt.scores {
             self.log.debug(&format!(
                 "user={} scores identity={:.4} word={:.4} liveness={:.4} fused={:.4} veto={}",
-                acct.name, s.identity, s.word, s.liveness, s.fused, s.liveness_veto
+                acct.name,
+                s.identity,
+                s.word,
+                s.liveness,
+                s.fused,
+                s.veto.is_some()
             ));
         }
         if test {
             conn.send(&Response::TestResult {
                 outcome: attempt.outcome,
-                score: attempt.scores.map(|s| s.fused).filter(|f| f.is_finite()),
+                score: attempt.scores.map(|s| s.ranked()).filter(|f| f.is_finite()),
             })
         } else {
             conn.send(&Response::Result {

@@ -13,7 +13,7 @@
 //! timesteps in one matmul (`[T*B, in] x [in, 4H]`), then the recurrence (only
 //! `h_{t-1} x W_hh` per step) with a hand-written backward pass (backpropagation through time).
 //! The projection is a custom op too, because candle's matmul backward would also compute the
-//! (unused) gradient of the `[T*B, D]` feature matrix. Measured with `bench_config` (450
+//! (unused) gradient of the `[T*B, D]` feature matrix. Measured with `authnet-eval bench` (450
 //! sequences x 20 x 448, 60 full epochs of batch 75, one thread): `compact` about 1.7 s of CPU,
 //! `paper` about 4.6 s; scoring one sequence 0.1-0.3 ms.
 //!
@@ -182,7 +182,7 @@ impl LstmConfig {
     /// units, dropout 0.2 and Dense(8, ReLU).
     ///
     /// Chosen on the synthetic temporal-order task (448 features, 20 steps, 60 epochs, via
-    /// [`bench_config`]; best validation loss with 450 / 120 training sequences, single-thread
+    /// `authnet-eval bench`; best validation loss with 450 / 120 training sequences, single-thread
     /// training seconds for both): `[16]` 0.0008 / 0.019, 1.2 s; `[32]` 0.0040 / 0.059, 1.9 s;
     /// `[16, 16]` 0.0012 / 0.057, 1.7 s; `[32, 16]` 0.0010 / 0.0065, 2.5 s. All reached 100%
     /// validation accuracy; one layer of 16 is as good as any, the fastest, and the smallest
@@ -962,58 +962,6 @@ pub fn synthetic_order_task(
     (xs, ys)
 }
 
-/// Timings of one [`bench_config`] run.
-#[derive(Debug, Clone)]
-pub struct BenchReport {
-    /// What training did (all `max_epochs` run: patience is set to `max_epochs`).
-    pub train: TrainReport,
-    /// Scoring one sequence at a time, as the daemon does: milliseconds per sequence.
-    pub score_ms_per_seq: f64,
-    /// Accuracy at logit 0 on the held-out quarter.
-    pub val_accuracy: f32,
-}
-
-/// Trains `cfg` on `n` sequences of the synthetic order task (`t` timesteps, `cfg.input_dim`
-/// features) with the paper's [`TrainConfig`] (batch 75, 60 epochs, all of them run), validating
-/// on `n / 4` more, then times single-sequence scoring. For `authnet-eval bench`.
-pub fn bench_config(cfg: LstmConfig, n: usize, t: usize) -> Result<BenchReport, LstmError> {
-    let n_val = (n / 4).max(2);
-    let (x, y) = synthetic_order_task(n + n_val, t, cfg.input_dim, 0xBE4C);
-    let (tx, vx) = x.split_at(n);
-    let (ty, vy) = y.split_at(n);
-    let tc = TrainConfig {
-        patience: TrainConfig::default().max_epochs,
-        ..TrainConfig::default()
-    };
-    let mut model = SeqClassifier::new(cfg, 1)?;
-    let train = model.train(tx, ty, None, Some((vx, vy)), &tc)?;
-
-    let z = model.logits(vx)?;
-    let correct = z
-        .iter()
-        .zip(vy)
-        .filter(|(z, y)| (**z > 0.0) == (**y > 0.5))
-        .count();
-    let reps = vx.len().min(100);
-    let start = Instant::now();
-    for s in vx.iter().take(reps) {
-        model.logits(std::slice::from_ref(s))?;
-    }
-    let score_ms_per_seq = start.elapsed().as_secs_f64() * 1e3 / reps as f64;
-    Ok(BenchReport {
-        train,
-        score_ms_per_seq,
-        val_accuracy: correct as f32 / vy.len() as f32,
-    })
-}
-
-/// [`bench_config`] for [`LstmConfig::compact`] with `d` features: `(training seconds,
-/// scoring milliseconds per sequence)`.
-pub fn bench_training(n: usize, t: usize, d: usize) -> Result<(f64, f64), LstmError> {
-    let r = bench_config(LstmConfig::compact(d), n, t)?;
-    Ok((r.train.seconds, r.score_ms_per_seq))
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -1416,23 +1364,5 @@ mod tests {
         let w = balanced_weights(&[1.0, 0.0, 0.0, 0.0]);
         assert_eq!(w, vec![2.0, 2.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0]);
         assert_eq!(balanced_weights(&[0.0, 0.0]), vec![1.0, 1.0]);
-    }
-
-    /// Timings: `cargo test --release -p authnet-core --lib model::lstm -- --ignored
-    /// --nocapture bench_`.
-    #[test]
-    #[ignore = "benchmark"]
-    fn bench_paper_and_compact() {
-        for (name, cfg) in [
-            ("paper", LstmConfig::paper(448)),
-            ("compact", LstmConfig::compact(448)),
-        ] {
-            let r = bench_config(cfg, 450, 20).unwrap();
-            println!(
-                "{name}: train {:.2} s ({} epochs), score {:.3} ms/seq, val acc {:.3}",
-                r.train.seconds, r.train.epochs_run, r.score_ms_per_seq, r.val_accuracy
-            );
-            assert!(r.train.final_train_loss.is_finite());
-        }
     }
 }

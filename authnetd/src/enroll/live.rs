@@ -22,6 +22,7 @@
 
 use std::time::{Duration, Instant};
 
+use authnet_core::attempt::{TrimPolicy, Utterance};
 use authnet_core::features::{cosine, UtteranceFeatures};
 use authnet_core::model::password::{motion_energy, MIN_POSITIVES};
 use authnet_ipc::{ErrorKind, IpcError, Response, Secret};
@@ -272,7 +273,9 @@ fn capture(
         }
     };
     let deadline = Instant::now() + d.cfg.camera.clip + CAPTURE_SLACK;
-    let mut inc = ex.begin();
+    // Enrolment clips are scored whole, as they always were; the owner of the pipeline order
+    // is `authnet_core::attempt`.
+    let mut utt = Utterance::begin(&mut ex, TrimPolicy::Whole);
     let mut statics = StaticCounter::default();
     loop {
         match conn.poll() {
@@ -292,15 +295,15 @@ fn capture(
                 return Ok(Take::Failed("the camera failed while recording"));
             }
         };
-        if let Err(e) = inc.push(&frame) {
+        if let Err(e) = utt.push(&frame) {
             d.log.error(&format!("feature extraction failed: {e}"));
             return Ok(Take::Failed("feature extraction failed"));
         }
         statics.push(frame);
     }
     drop(clip); // Release the device between clips.
-    let (f, r) = match inc.finish() {
-        Ok(x) => x,
+    let (f, r) = match utt.finish() {
+        Ok(c) => (c.features, c.report),
         Err(e) => {
             d.log.error(&format!("feature extraction failed: {e}"));
             return Ok(Take::Failed("feature extraction failed"));

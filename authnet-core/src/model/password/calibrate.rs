@@ -1,0 +1,123 @@
+//! Calibration on out-of-fold data: each gate's statistics from the genuine held-out scores,
+//! the choice of optional gates, and the EER and target-FMR thresholds of the fused score. The
+//! test data is never used.
+
+use super::decision::{fuse, VETO_RANK_OFFSET};
+use super::gate::{Gate, REGISTRY};
+use super::PasswordError;
+use crate::metrics;
+use crate::model::file::Thresholds;
+
+/// Out-of-fold raw scores: `raw[gate][item]`, `None` for items never held out (jittered
+/// copies, training-only negatives); `genuine[item]` says which items are genuine.
+pub(crate) struct OutOfFold {
+    pub(crate) raw: Vec<Vec<Option<f64>>>,
+    pub(crate) genuine: Vec<bool>,
+}
+
+impl OutOfFold {
+    /// The genuine raw scores of gate `g`, in item order.
+    pub(crate) fn genuine_of(&self, g: usize) -> Vec<f64> {
+        self.raw[g]
+            .iter()
+            .zip(&self.genuine)
+            .filter(|(_, gen)| **gen)
+            .filter_map(|(s, _)| *s)
+            .collect()
+    }
+
+    /// The ranked fused scores (vetoes ranked last) of the `active` gates: `(genuine,
+    /// impostor, impostor vetoed?)`.
+    fn fused(&self, gates: &[Box<dyn Gate>], active: &[bool]) -> (Vec<f64>, Vec<(f64, bool)>) {
+        let (mut g, mut i) = (Vec::new(), Vec::new());
+        for item in 0..self.genuine.len() {
+            let Some(raws) = self
+                .raw
+                .iter()
+                .map(|r| r[item])
+                .collect::<Option<Vec<f64>>>()
+            else {
+                continue;
+            };
+            let (fused, veto) = fuse(
+                gates
+                    .iter()
+                    .zip(raws)
+                    .zip(active)
+                    .filter(|(_, a)| **a)
+                    .map(|((g, r), _)| (g.as_ref(), r)),
+            );
+            let ranked = if veto.is_some() {
+                fused - VETO_RANK_OFFSET
+            } else {
+                fused
+            };
+            if self.genuine[item] {
+                g.push(ranked)
+            } else {
+                i.push((ranked, veto.is_some()))
+            }
+        }
+        (g, i)
+    }
+}
+
+/// What calibration decided.
+pub(crate) struct Calibrated {
+    /// Which gates the model keeps.
+    pub(crate) active: Vec<bool>,
+    /// The thresholds.
+    pub(crate) thresholds: Thresholds,
+    /// Out-of-fold EER of the fused score.
+    pub(crate) eer: f64,
+    /// Mean fused out-of-fold score of genuine clips.
+    pub(crate) genuine_mean: f64,
+    /// Mean fused out-of-fold score of impostor clips, vetoes excluded.
+    pub(crate) impostor_mean: f64,
+}
+
+/// Calibrates every gate on its genuine out-of-fold scores, drops each optional gate that does
+/// not lower the out-of-fold EER, and sets the thresholds.
+pub(crate) fn calibrate(
+    gates: &mut [Box<dyn Gate>],
+    oof: &OutOfFold,
+    target_fmr: f64,
+) -> Result<Calibrated, PasswordError> {
+    for (k, g) in gates.iter_mut().enumerate() {
+        g.calibrate(&oof.genuine_of(k));
+    }
+    let eer_of = |active: &[bool]| -> Result<f64, PasswordError> {
+        let (g, i) = oof.fused(gates, active);
+        let i: Vec<f64> = i.into_iter().map(|(s, _)| s).collect();
+        Ok(metrics::eer(&g, &i)?.eer)
+    };
+    // Whether an optional gate helps is decided per user on the out-of-fold data.
+    let mut active = vec![true; gates.len()];
+    for (k, g) in gates.iter().enumerate() {
+        let optional = REGISTRY.iter().any(|r| r.optional && r.name == g.name());
+        if optional {
+            let mut without = active.clone();
+            without[k] = false;
+            if eer_of(&without)? <= eer_of(&active)? {
+                active = without;
+            }
+        }
+    }
+    let (g_f, i_f) = oof.fused(gates, &active);
+    let i_scores: Vec<f64> = i_f.iter().map(|(s, _)| *s).collect();
+    let eer = metrics::eer(&g_f, &i_scores)?;
+    let fmr_t = metrics::threshold_at_fmr(&g_f, &i_scores, target_fmr)?;
+    let live_imp: Vec<f64> = i_f.iter().filter(|(_, v)| !v).map(|(s, _)| *s).collect();
+    Ok(Calibrated {
+        active,
+        // The FMR threshold must not be laxer than the EER one.
+        thresholds: Thresholds {
+            eer: eer.threshold,
+            fmr: fmr_t.max(eer.threshold),
+            target_fmr,
+        },
+        eer: eer.eer,
+        genuine_mean: g_f.iter().sum::<f64>() / g_f.len().max(1) as f64,
+        impostor_mean: live_imp.iter().sum::<f64>() / live_imp.len().max(1) as f64,
+    })
+}

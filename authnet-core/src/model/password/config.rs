@@ -1,0 +1,167 @@
+//! Settings: what enrolment is asked to do ([`EnrollConfig`]), what it reports
+//! ([`EnrollReport`]), and what the model file stores besides the tensors ([`StoredConfig`]).
+
+use serde::{Deserialize, Serialize};
+
+use super::gate::GateStats;
+use crate::model::lstm::{LstmConfig, TrainConfig};
+use crate::sequence::{PadPolicy, DEFAULT_TIMESTEPS};
+
+/// Which threshold is in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ThresholdPolicy {
+    /// The equal-error-rate point (the paper's).
+    Eer,
+    /// The threshold meeting the target false-match rate (default 1/1000, NIST SP 800-63B).
+    #[default]
+    Fmr,
+}
+
+impl std::str::FromStr for ThresholdPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "eer" => Ok(Self::Eer),
+            "fmr" => Ok(Self::Fmr),
+            o => Err(format!(
+                "unknown threshold policy {o:?} (expected eer or fmr)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for ThresholdPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Eer => "eer",
+            Self::Fmr => "fmr",
+        })
+    }
+}
+
+/// The word classifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WordModelKind {
+    /// Weighted ridge classifier on the flattened `T x mouth` sequence.
+    #[default]
+    Linear,
+    /// The stacked LSTM on `T x (mouth + identity)`.
+    Lstm,
+    /// The mean of both.
+    Ensemble,
+}
+
+impl std::str::FromStr for WordModelKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "linear" => Ok(Self::Linear),
+            "lstm" => Ok(Self::Lstm),
+            "ensemble" => Ok(Self::Ensemble),
+            o => Err(format!(
+                "unknown word model {o:?} (expected linear, lstm or ensemble)"
+            )),
+        }
+    }
+}
+
+/// LSTM architecture preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LstmPreset {
+    /// Projection + one small layer ([`LstmConfig::compact`]).
+    #[default]
+    Compact,
+    /// The paper's 4-layer stack ([`LstmConfig::paper`]).
+    Paper,
+}
+
+/// Enrolment settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EnrollConfig {
+    /// Timesteps `T`.
+    pub timesteps: usize,
+    /// Padding policy.
+    pub pad: PadPolicy,
+    /// Positives are oversampled (with temporal jitter) to this many sequences (paper: 110).
+    pub oversample_to: usize,
+    /// Word classifier.
+    pub word_model: WordModelKind,
+    /// LSTM preset when the word model uses it.
+    pub lstm: LstmPreset,
+    /// LSTM training settings (paper defaults).
+    pub train: TrainConfig,
+    /// Cross-validation folds for calibration (capped by the number of positive clips).
+    pub folds: usize,
+    /// Seed for every random choice.
+    pub seed: u64,
+    /// Target false-match rate for the FMR threshold.
+    pub target_fmr: f64,
+    /// Ridge penalties tried; the one with the lowest out-of-fold EER wins.
+    pub ridge_lambdas: Vec<f64>,
+    /// Liveness floor as a fraction of the least-moving enrolment clip's motion.
+    pub liveness_fraction: f64,
+    /// At most this many impostor-bank negatives are used (seeded sample).
+    pub max_bank_negatives: usize,
+    /// Average a DTW template score (distance to the enrolled clips) into the word gate.
+    pub dtw: bool,
+}
+
+impl Default for EnrollConfig {
+    fn default() -> Self {
+        Self {
+            timesteps: DEFAULT_TIMESTEPS,
+            pad: PadPolicy::default(),
+            oversample_to: 110,
+            word_model: WordModelKind::default(),
+            lstm: LstmPreset::default(),
+            train: TrainConfig::default(),
+            folds: 5,
+            seed: 0,
+            target_fmr: 1e-3,
+            ridge_lambdas: vec![1.0, 10.0, 100.0],
+            liveness_fraction: 0.25,
+            max_bank_negatives: 400,
+            dtw: true,
+        }
+    }
+}
+
+/// What enrolment hands to the enrolling user.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EnrollReport {
+    /// EER of the fused score on out-of-fold validation data.
+    pub validation_eer: f64,
+    /// Mean fused validation score of genuine clips.
+    pub genuine_mean: f64,
+    /// Mean fused validation score of impostor clips (liveness vetoes excluded).
+    pub impostor_mean: f64,
+    /// `genuine_mean - impostor_mean`.
+    pub margin: f64,
+    /// Wall-clock training time.
+    pub train_seconds: f64,
+}
+
+/// Everything besides the tensors, stored in the model file's `config`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StoredConfig {
+    /// Word classifier kind.
+    pub word_model: WordModelKind,
+    /// LSTM architecture, when used.
+    pub lstm: Option<LstmConfig>,
+    /// Ridge penalty chosen by validation, when used.
+    pub ridge_lambda: Option<f64>,
+    /// Identity gate statistics.
+    pub identity: GateStats,
+    /// Word gate statistics.
+    pub word: GateStats,
+    /// Liveness veto floor.
+    pub liveness_floor: f64,
+    /// Statistics of the DTW template score, when the word gate averages it in.
+    #[serde(default)]
+    pub dtw: Option<GateStats>,
+}

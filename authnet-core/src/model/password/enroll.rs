@@ -1,0 +1,158 @@
+//! Enrolment: checks the clips, builds the training set, scores every gate out of fold by
+//! k-fold cross-validation over the enrolment clips, calibrates, then fits the final gates on
+//! everything.
+
+use std::time::Instant;
+
+use super::calibrate::{calibrate, OutOfFold};
+use super::config::{EnrollConfig, EnrollReport, StoredConfig};
+use super::gate::{Trainer, REGISTRY};
+use super::train_set::{build_train_set, EnrollInput, Item, TrainData};
+use super::{feature_kind as kind, PasswordError, PasswordModel, MIN_FRAMES, MIN_POSITIVES};
+use crate::features::UtteranceFeatures;
+use crate::model::file::{self, ModelMeta, TrainingStats};
+use crate::rng::SplitMix64;
+
+/// Refuses clips or a bank of another feature kind than the first positive.
+fn check_kinds(input: &EnrollInput, first: &UtteranceFeatures) -> Result<(), PasswordError> {
+    let want = (first.backbone.as_str(), first.identity_dim, first.mouth_dim);
+    let expected = || kind(want.0, want.1, want.2);
+    for u in input.positives.iter().chain(input.other_words) {
+        if (u.backbone.as_str(), u.identity_dim, u.mouth_dim) != want {
+            return Err(PasswordError::FeatureMismatch {
+                expected: expected(),
+                found: kind(&u.backbone, u.identity_dim, u.mouth_dim),
+            });
+        }
+    }
+    if let Some(b) = input.bank {
+        if (b.backbone.as_str(), b.identity_dim, b.mouth_dim) != want {
+            return Err(PasswordError::FeatureMismatch {
+                expected: expected(),
+                found: format!("bank of {}", kind(&b.backbone, b.identity_dim, b.mouth_dim)),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Enrols a user: trains the gates, calibrates them and the thresholds by k-fold
+/// cross-validation over the enrolment clips, then trains the final model on everything.
+/// `progress(stage, done, total)` is called as work proceeds.
+pub fn enroll(
+    input: &EnrollInput,
+    cfg: &EnrollConfig,
+    progress: &mut dyn FnMut(&str, usize, usize),
+) -> Result<(PasswordModel, EnrollReport), PasswordError> {
+    let started = Instant::now();
+    let usable = |u: &&UtteranceFeatures| u.frames.len() >= MIN_FRAMES;
+    let positives: Vec<UtteranceFeatures> =
+        input.positives.iter().filter(usable).cloned().collect();
+    if positives.len() < MIN_POSITIVES {
+        return Err(PasswordError::TooFewPositives(positives.len()));
+    }
+    let first = &positives[0];
+    check_kinds(input, first)?;
+    let (backbone, id_dim, m_dim) = (first.backbone.clone(), first.identity_dim, first.mouth_dim);
+    let others: Vec<UtteranceFeatures> = input.other_words.iter().filter(usable).cloned().collect();
+    if others.is_empty() && input.bank.is_none() {
+        return Err(PasswordError::NoNegatives);
+    }
+    let filtered = EnrollInput {
+        positives: &positives,
+        other_words: &others,
+        bank: input.bank,
+    };
+    let mut rng = SplitMix64::new(cfg.seed ^ 0xA17E_0001);
+    let set = build_train_set(&filtered, cfg, &mut rng);
+    let data = TrainData::new(set, &positives, cfg, &mut rng);
+    let n = data.len();
+
+    progress("features", 0, 1);
+    let mut trainers: Vec<Box<dyn Trainer + '_>> = Vec::new();
+    for r in REGISTRY {
+        if let Some(t) = (r.prepare)(&data)? {
+            trainers.push(t);
+        }
+    }
+    progress("features", 1, 1);
+
+    // Out-of-fold raw scores of every gate.
+    let folds = data.folds;
+    let mut oof = OutOfFold {
+        raw: vec![vec![None; n]; trainers.len()],
+        genuine: data
+            .set
+            .items
+            .iter()
+            .map(|i| matches!(i, Item::Pos { .. }))
+            .collect(),
+    };
+    for f in 0..folds {
+        progress("calibrating", f, folds + 1);
+        let (tr, te) = data.split(f);
+        for (k, t) in trainers.iter().enumerate() {
+            for (&i, s) in te.iter().zip(t.fold_scores(&data, f, &tr, &te)?) {
+                oof.raw[k][i] = Some(s);
+            }
+        }
+    }
+    progress("calibrating", folds, folds + 1);
+
+    // Final gates on everything, calibrated on the out-of-fold scores.
+    let mut gates = trainers
+        .iter()
+        .map(|t| t.fit(&data))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cal = calibrate(&mut gates, &oof, cfg.target_fmr)?;
+    let gates: Vec<_> = gates
+        .into_iter()
+        .zip(&cal.active)
+        .filter(|(_, a)| **a)
+        .map(|(g, _)| g)
+        .collect();
+    progress("calibrating", folds + 1, folds + 1);
+
+    let mut stored = StoredConfig::default();
+    for g in &gates {
+        g.store(&mut stored);
+    }
+    let train_seconds = started.elapsed().as_secs_f64();
+    let meta = ModelMeta {
+        format_version: file::FORMAT_VERSION,
+        backbone,
+        backbone_sha256: String::new(),
+        identity_dim: id_dim,
+        mouth_dim: m_dim,
+        timesteps: cfg.timesteps,
+        pad_policy: cfg.pad,
+        thresholds: cal.thresholds,
+        training: TrainingStats {
+            positives: positives.len(),
+            negatives: data.negatives(),
+            epochs: cfg.train.max_epochs,
+            validation_eer: cal.eer,
+            genuine_mean: cal.genuine_mean,
+            impostor_mean: cal.impostor_mean,
+            train_seconds,
+        },
+        created: file::rfc3339_utc(std::time::SystemTime::now()),
+        config: serde_json::to_value(&stored)
+            .map_err(|_| PasswordError::Invalid("config not serialisable"))?,
+    };
+    let report = EnrollReport {
+        validation_eer: cal.eer,
+        genuine_mean: cal.genuine_mean,
+        impostor_mean: cal.impostor_mean,
+        margin: cal.genuine_mean - cal.impostor_mean,
+        train_seconds,
+    };
+    Ok((
+        PasswordModel {
+            meta,
+            cfg: stored,
+            gates,
+        },
+        report,
+    ))
+}

@@ -1,0 +1,351 @@
+//! The word gate: a per-user classifier of the mouth-feature sequence (what the lips do over
+//! `T` timesteps), trained on the user's clips against same-person other words, the impostor
+//! bank, and negatives derived from the user's own clips (frozen, reversed, shuffled). Either a
+//! weighted ridge classifier on the flattened sequence ([`WordModelKind::Linear`]), the stacked
+//! LSTM ([`WordModelKind::Lstm`], the paper's model), or both averaged.
+
+use super::{Calibration, Gate, GateStats, Registration, Role, Stored, Trainer};
+use crate::features::UtteranceFeatures;
+use crate::metrics;
+use crate::model::file::{ModelMeta, NamedTensor};
+use crate::model::lstm::{LstmConfig, SeqClassifier, Sequence};
+use crate::model::password::config::{EnrollConfig, LstmPreset, StoredConfig, WordModelKind};
+use crate::model::password::ridge::{dual_scores, gram, primal, ridge_dual, Ridge};
+use crate::model::password::train_set::{Item, TrainData};
+use crate::model::password::views::{lstm_input, word_input};
+use crate::model::password::PasswordError;
+use crate::sequence::PadPolicy;
+
+/// The registry entry.
+pub(crate) const REGISTRATION: Registration = Registration {
+    name: NAME,
+    optional: false,
+    prepare: |d| Ok(Some(Box::new(WordTrainer::new(d)?))),
+    load,
+};
+
+const NAME: &str = "word";
+/// Floor of the genuine standard deviation.
+const STD_FLOOR: f64 = 0.05;
+
+/// The trained word gate.
+#[derive(Debug)]
+pub struct WordGate {
+    kind: WordModelKind,
+    timesteps: usize,
+    pad: PadPolicy,
+    ridge: Option<Ridge>,
+    ridge_lambda: Option<f64>,
+    lstm: Option<SeqClassifier>,
+    lstm_config: Option<LstmConfig>,
+    stats: GateStats,
+}
+
+impl Gate for WordGate {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn role(&self) -> Role {
+        Role::Fused("word")
+    }
+    fn score(&self, probe: &UtteranceFeatures) -> Result<f64, PasswordError> {
+        let (t, pad) = (self.timesteps, self.pad);
+        let r = self
+            .ridge
+            .as_ref()
+            .map(|r| r.score(&word_input(probe, t, pad)));
+        let l = match &self.lstm {
+            Some(m) => Some(lstm_word(m.logits(&[lstm_input(probe, t, pad)])?[0])),
+            None => None,
+        };
+        Ok(combine_word(self.kind, r, l))
+    }
+    fn calibrate(&mut self, genuine: &[f64]) {
+        self.stats = GateStats::from_scores(genuine, STD_FLOOR);
+    }
+    fn stats(&self) -> Calibration {
+        Calibration::Standardise(self.stats)
+    }
+    fn tensors(&self, _meta: &ModelMeta) -> Vec<NamedTensor> {
+        let mut v = Vec::new();
+        if let Some(r) = &self.ridge {
+            v.push(NamedTensor::new("ridge.w", vec![r.w.len()], r.w.clone()));
+            v.push(NamedTensor::new("ridge.b", vec![1], vec![r.b]));
+        }
+        if let Some(m) = &self.lstm {
+            for (name, shape, data) in m.tensors() {
+                v.push(NamedTensor::new(format!("lstm/{name}"), shape, data));
+            }
+        }
+        v
+    }
+    fn store(&self, cfg: &mut StoredConfig) {
+        cfg.word_model = self.kind;
+        cfg.lstm = self.lstm_config.clone();
+        cfg.ridge_lambda = self.ridge_lambda;
+        cfg.word = self.stats;
+    }
+}
+
+/// The word gate's training inputs, computed once per enrolment.
+struct WordTrainer<'d> {
+    cfg: &'d EnrollConfig,
+    /// Flattened ridge inputs, when the ridge is used.
+    xw: Vec<Vec<f32>>,
+    /// LSTM inputs, when the LSTM is used.
+    xl: Vec<Sequence>,
+    /// Gram matrix of `xw`.
+    k: Vec<Vec<f64>>,
+    /// The ridge penalty chosen by out-of-fold EER, when the ridge is used.
+    lambda: Option<f64>,
+    use_lstm: bool,
+}
+
+impl<'d> WordTrainer<'d> {
+    fn new(d: &TrainData<'d>) -> Result<Self, PasswordError> {
+        let cfg = d.cfg;
+        let (t, pad) = (cfg.timesteps, cfg.pad);
+        let use_ridge = cfg.word_model != WordModelKind::Lstm;
+        let use_lstm = cfg.word_model != WordModelKind::Linear;
+        let xw: Vec<Vec<f32>> = if use_ridge {
+            d.set.feats.iter().map(|u| word_input(u, t, pad)).collect()
+        } else {
+            Vec::new()
+        };
+        let xl: Vec<Sequence> = if use_lstm {
+            d.set.feats.iter().map(|u| lstm_input(u, t, pad)).collect()
+        } else {
+            Vec::new()
+        };
+        let k = if use_ridge { gram(&xw)? } else { Vec::new() };
+        let mut me = Self {
+            cfg,
+            xw,
+            xl,
+            k,
+            lambda: None,
+            use_lstm,
+        };
+        if use_ridge {
+            me.lambda = me.choose_lambda(d)?;
+        }
+        Ok(me)
+    }
+
+    /// The ridge penalty with the lowest out-of-fold EER of the word score alone.
+    fn choose_lambda(&self, d: &TrainData) -> Result<Option<f64>, PasswordError> {
+        let mut best: Option<(f64, f64)> = None;
+        for &lam in &self.cfg.ridge_lambdas {
+            let mut gs = Vec::new();
+            let mut is_ = Vec::new();
+            for f in 0..d.folds {
+                let (tr, te) = d.split(f);
+                let a = ridge_dual(&self.k, &tr, &d.y, &d.c, lam)?;
+                for (i, s) in te.iter().zip(dual_scores(&self.k, &tr, &a, &te)) {
+                    if d.y[*i] > 0.0 {
+                        gs.push(s)
+                    } else {
+                        is_.push(s)
+                    }
+                }
+            }
+            let e = metrics::eer(&gs, &is_)?.eer;
+            if best.is_none_or(|(be, _)| e < be - 1e-12) {
+                best = Some((e, lam));
+            }
+        }
+        Ok(best.map(|(_, l)| l))
+    }
+
+    fn lstm_config(&self, d: &TrainData) -> Option<LstmConfig> {
+        let first = d.positives.first()?;
+        self.use_lstm
+            .then(|| lstm_config(self.cfg, first.mouth_dim + first.identity_dim))
+    }
+}
+
+impl Trainer for WordTrainer<'_> {
+    fn fold_scores(
+        &self,
+        d: &TrainData,
+        fold: usize,
+        train: &[usize],
+        test: &[usize],
+    ) -> Result<Vec<f64>, PasswordError> {
+        let ridge_s = match self.lambda {
+            Some(lam) => {
+                let a = ridge_dual(&self.k, train, &d.y, &d.c, lam)?;
+                Some(dual_scores(&self.k, train, &a, test))
+            }
+            None => None,
+        };
+        let lstm_s = if self.use_lstm {
+            let seed = self.cfg.seed.wrapping_add(fold as u64 + 1);
+            let m = train_lstm(d, &self.xl, train, self.cfg, seed)?;
+            let q: Vec<Sequence> = test.iter().map(|&i| self.xl[i].clone()).collect();
+            Some(m.logits(&q)?)
+        } else {
+            None
+        };
+        Ok((0..test.len())
+            .map(|j| {
+                combine_word(
+                    self.cfg.word_model,
+                    ridge_s.as_ref().map(|v| v[j]),
+                    lstm_s.as_ref().map(|v| lstm_word(v[j])),
+                )
+            })
+            .collect())
+    }
+
+    fn fit(&self, d: &TrainData) -> Result<Box<dyn Gate>, PasswordError> {
+        let all: Vec<usize> = (0..d.len()).collect();
+        let ridge = match self.lambda {
+            Some(lam) => Some(primal(
+                &self.xw,
+                &all,
+                &ridge_dual(&self.k, &all, &d.y, &d.c, lam)?,
+            )),
+            None => None,
+        };
+        let lstm = if self.use_lstm {
+            Some(train_lstm(d, &self.xl, &all, self.cfg, self.cfg.seed)?)
+        } else {
+            None
+        };
+        Ok(Box::new(WordGate {
+            kind: self.cfg.word_model,
+            timesteps: self.cfg.timesteps,
+            pad: self.cfg.pad,
+            ridge,
+            ridge_lambda: self.lambda,
+            lstm,
+            lstm_config: self.lstm_config(d),
+            stats: GateStats::default(),
+        }))
+    }
+}
+
+fn load(s: &Stored) -> Result<Option<Box<dyn Gate>>, PasswordError> {
+    let (cfg, meta) = (s.cfg, s.meta);
+    let ridge = if cfg.word_model != WordModelKind::Lstm {
+        let w = s
+            .get("ridge.w")
+            .ok_or(PasswordError::Invalid("no ridge.w tensor"))?
+            .data
+            .clone();
+        let b = s
+            .get("ridge.b")
+            .and_then(|t| t.data.first().copied())
+            .ok_or(PasswordError::Invalid("no ridge.b tensor"))?;
+        if w.len() != meta.timesteps * meta.mouth_dim {
+            return Err(PasswordError::Invalid(
+                "ridge.w length differs from timesteps x mouth_dim",
+            ));
+        }
+        Some(Ridge { w, b })
+    } else {
+        None
+    };
+    let lstm = if cfg.word_model != WordModelKind::Linear {
+        let lc = cfg
+            .lstm
+            .clone()
+            .ok_or(PasswordError::Invalid("no LSTM configuration"))?;
+        if lc.input_dim != meta.identity_dim + meta.mouth_dim {
+            return Err(PasswordError::Invalid(
+                "LSTM input_dim differs from the feature dims",
+            ));
+        }
+        let ts: Vec<(String, Vec<usize>, Vec<f32>)> = s
+            .tensors
+            .iter()
+            .filter_map(|t| {
+                t.name
+                    .strip_prefix("lstm/")
+                    .map(|n| (n.to_string(), t.shape.clone(), t.data.clone()))
+            })
+            .collect();
+        Some(SeqClassifier::from_tensors(lc, &ts)?)
+    } else {
+        None
+    };
+    cfg.word.check("invalid word statistics")?;
+    Ok(Some(Box::new(WordGate {
+        kind: cfg.word_model,
+        timesteps: meta.timesteps,
+        pad: meta.pad_policy,
+        ridge,
+        ridge_lambda: cfg.ridge_lambda,
+        lstm,
+        lstm_config: cfg.lstm.clone(),
+        stats: cfg.word,
+    })))
+}
+
+fn lstm_config(cfg: &EnrollConfig, dim: usize) -> LstmConfig {
+    match cfg.lstm {
+        LstmPreset::Compact => LstmConfig::compact(dim),
+        LstmPreset::Paper => LstmConfig::paper(dim),
+    }
+}
+
+/// Trains the LSTM on `train` items, early-stopping on a deterministic sixth of them.
+fn train_lstm(
+    set: &TrainData,
+    xs: &[Sequence],
+    train: &[usize],
+    cfg: &EnrollConfig,
+    seed: u64,
+) -> Result<SeqClassifier, PasswordError> {
+    let dim = xs
+        .first()
+        .and_then(|s| s.first())
+        .map(|r| r.len())
+        .unwrap_or(0);
+    let mut model = SeqClassifier::new(lstm_config(cfg, dim), seed)?;
+    // Validation: every item whose clip/group id is 5 mod 6, so copies of one clip stay together.
+    let is_val = |i: usize| match set.set.items[i] {
+        Item::Pos { clip, .. } => clip % 6 == 5,
+        Item::Neg {
+            from_clip: Some(c), ..
+        } => c % 6 == 5,
+        Item::Neg { group, .. } => group % 6 == 5,
+    };
+    let (mut tx, mut ty, mut vx, mut vy) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for &i in train {
+        let y = if matches!(set.set.items[i], Item::Pos { .. }) {
+            1.0
+        } else {
+            0.0
+        };
+        if is_val(i) {
+            vx.push(xs[i].clone());
+            vy.push(y);
+        } else {
+            tx.push(xs[i].clone());
+            ty.push(y);
+        }
+    }
+    let w = crate::model::lstm::balanced_weights(&ty);
+    let val =
+        (!vy.is_empty() && vy.iter().any(|y| *y > 0.5)).then_some((vx.as_slice(), vy.as_slice()));
+    let mut tc = cfg.train.clone();
+    tc.seed = seed;
+    model.train(&tx, &ty, Some(&w), val, &tc)?;
+    Ok(model)
+}
+
+/// Maps an LSTM logit to about the ridge output's scale (+-1).
+fn lstm_word(logit: f32) -> f64 {
+    (logit as f64 / 2.0).tanh()
+}
+
+fn combine_word(kind: WordModelKind, ridge: Option<f64>, lstm: Option<f64>) -> f64 {
+    match (kind, ridge, lstm) {
+        (WordModelKind::Ensemble, Some(r), Some(l)) => (r + l) / 2.0,
+        (_, Some(r), _) => r,
+        (_, _, Some(l)) => l,
+        _ => 0.0,
+    }
+}

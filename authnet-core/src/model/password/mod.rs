@@ -1,0 +1,403 @@
+//! The per-user password model: "this person, mouthing this password, live".
+//!
+//! A probe utterance is scored by the model's [`gate`]s:
+//! - **identity** ([`gate::identity`]): cosine of its mean identity embedding with the user's
+//!   enrolled template;
+//! - **word** ([`gate::word`]): a per-user classifier of the mouth-feature sequence, with the
+//!   **DTW** template score ([`gate::dtw`]) averaged in for users it helps;
+//! - **liveness** ([`gate::liveness`]): mouth motion energy; below a floor taken from the
+//!   user's own clips it **vetoes** the attempt ([`Veto::NoMotion`]) whatever the other scores
+//!   say.
+//!
+//! Identity and word scores are standardised by their genuine distribution on out-of-fold
+//! validation data and fused by `min` ([`decision`]), so an attempt must look genuine on *both*
+//! gates. The ROC of the fused score on out-of-fold validation data sets the EER and the
+//! target-FMR thresholds ([`calibrate`]); the test data is never used.
+//!
+//! Files by job: [`config`] (settings and the stored configuration), [`train_set`] (the
+//! training items and folds), [`views`] (feature views), [`ridge`] (the ridge solver),
+//! [`gate`] (the gates and their registry), [`calibrate`], [`enroll`](mod@enroll),
+//! [`decision`], and here the model itself with its file format.
+
+pub mod calibrate;
+pub mod config;
+pub mod decision;
+pub mod enroll;
+pub mod gate;
+pub mod ridge;
+pub mod train_set;
+pub mod views;
+
+use std::path::Path;
+
+pub use config::{
+    EnrollConfig, EnrollReport, LstmPreset, StoredConfig, ThresholdPolicy, WordModelKind,
+};
+pub use decision::{Decision, GateScore, Scores, Verdict, Veto, VETO_RANK_OFFSET};
+pub use enroll::enroll;
+pub use gate::{Gate, GateStats};
+pub use train_set::EnrollInput;
+pub use views::{jitter_copy, motion_energy};
+
+use super::file::{self, Expect, ModelFileError, ModelMeta, NamedTensor};
+use super::lstm::LstmError;
+use crate::features::UtteranceFeatures;
+use crate::metrics::MetricsError;
+use gate::{Stored, REGISTRY};
+
+/// Fewest frames a probe must have to be scored (motion needs two).
+pub const MIN_FRAMES: usize = 2;
+/// Fewest positive clips an enrolment accepts.
+pub const MIN_POSITIVES: usize = 3;
+
+/// Errors of the password model.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    /// The model file.
+    #[error(transparent)]
+    File(#[from] ModelFileError),
+    /// The LSTM.
+    #[error(transparent)]
+    Lstm(#[from] LstmError),
+    /// Candle tensor maths.
+    #[error("tensor computation failed: {0}")]
+    Tensor(#[from] candle_core::Error),
+    /// Threshold computation.
+    #[error("cannot calibrate thresholds: {0}")]
+    Metrics(#[from] MetricsError),
+    /// Not enough positive clips.
+    #[error("enrolment needs at least {MIN_POSITIVES} usable clips of the password, got {0}")]
+    TooFewPositives(usize),
+    /// No negatives at all.
+    #[error("enrolment needs negative clips (other words or an impostor bank)")]
+    NoNegatives,
+    /// The probe has too few frames with a face.
+    #[error("the utterance has {0} usable frames, at least {MIN_FRAMES} are needed")]
+    TooFewFrames(usize),
+    /// Features of another backbone or dimension.
+    #[error("features are {found} but the model expects {expected}")]
+    FeatureMismatch {
+        /// What the model expects.
+        expected: String,
+        /// What was given.
+        found: String,
+    },
+    /// The stored configuration or tensors are inconsistent.
+    #[error("invalid model contents: {0}")]
+    Invalid(&'static str),
+    /// The ridge system could not be solved.
+    #[error("ridge system is not positive definite")]
+    Singular,
+}
+
+/// `backbone identity_dim+mouth_dim`, as errors name a kind of features.
+pub(crate) fn feature_kind(backbone: &str, identity_dim: usize, mouth_dim: usize) -> String {
+    format!("{backbone} {identity_dim}+{mouth_dim}")
+}
+
+/// A trained per-user password model.
+#[derive(Debug)]
+pub struct PasswordModel {
+    meta: ModelMeta,
+    cfg: StoredConfig,
+    /// The gates, in registry (fusion) order.
+    gates: Vec<Box<dyn Gate>>,
+}
+
+impl PasswordModel {
+    /// Stamps the backbone's sha256 (enrolment only knows the features, not the model file).
+    pub fn set_backbone_sha256(&mut self, sha: &str) {
+        self.meta.backbone_sha256 = sha.to_string();
+    }
+
+    /// The metadata.
+    pub fn meta(&self) -> &ModelMeta {
+        &self.meta
+    }
+
+    /// The stored fusion configuration.
+    pub fn stored_config(&self) -> &StoredConfig {
+        &self.cfg
+    }
+
+    /// The gates, in fusion order.
+    pub fn gates(&self) -> impl Iterator<Item = &dyn Gate> {
+        self.gates.iter().map(|g| g.as_ref())
+    }
+
+    /// The threshold of a policy.
+    pub fn threshold(&self, policy: ThresholdPolicy) -> f64 {
+        match policy {
+            ThresholdPolicy::Eer => self.meta.thresholds.eer,
+            ThresholdPolicy::Fmr => self.meta.thresholds.fmr,
+        }
+    }
+
+    /// Whether scores pass the policy's threshold (a veto never passes).
+    pub fn accepts(&self, s: &Scores, policy: ThresholdPolicy) -> bool {
+        s.passes(self.threshold(policy))
+    }
+
+    /// Refuses probes of another feature kind or too short to score.
+    fn check_probe(&self, probe: &UtteranceFeatures) -> Result<(), PasswordError> {
+        let m = &self.meta;
+        if (&probe.backbone, probe.identity_dim, probe.mouth_dim)
+            != (&m.backbone, m.identity_dim, m.mouth_dim)
+        {
+            return Err(PasswordError::FeatureMismatch {
+                expected: feature_kind(&m.backbone, m.identity_dim, m.mouth_dim),
+                found: feature_kind(&probe.backbone, probe.identity_dim, probe.mouth_dim),
+            });
+        }
+        if probe.frames.len() < MIN_FRAMES {
+            return Err(PasswordError::TooFewFrames(probe.frames.len()));
+        }
+        Ok(())
+    }
+
+    /// Every gate's raw score and the fusion.
+    fn score_gates(
+        &self,
+        probe: &UtteranceFeatures,
+    ) -> Result<(Scores, Vec<GateScore>), PasswordError> {
+        self.check_probe(probe)?;
+        let raws = self
+            .gates
+            .iter()
+            .map(|g| g.score(probe))
+            .collect::<Result<Vec<f64>, _>>()?;
+        let (fused, veto) = decision::fuse(self.gates().zip(raws.iter().copied()));
+        let raw_of = |name: &str| {
+            self.gates
+                .iter()
+                .zip(&raws)
+                .find(|(g, _)| g.name() == name)
+                .map(|(_, r)| *r)
+                .unwrap_or(f64::NAN)
+        };
+        let scores = Scores {
+            identity: raw_of("identity"),
+            word: raw_of("word"),
+            liveness: raw_of("liveness"),
+            fused,
+            veto,
+        };
+        let per_gate = self
+            .gates
+            .iter()
+            .zip(&raws)
+            .map(|(g, &raw)| GateScore {
+                gate: g.name(),
+                raw,
+                z: g.z(raw),
+            })
+            .collect();
+        Ok((scores, per_gate))
+    }
+
+    /// Scores a probe utterance.
+    pub fn score(&self, probe: &UtteranceFeatures) -> Result<Scores, PasswordError> {
+        Ok(self.score_gates(probe)?.0)
+    }
+
+    /// Scores a probe and decides it under `policy`.
+    pub fn decide(
+        &self,
+        probe: &UtteranceFeatures,
+        policy: ThresholdPolicy,
+    ) -> Result<Decision, PasswordError> {
+        let (scores, gates) = self.score_gates(probe)?;
+        Ok(Decision::new(scores, gates, self.threshold(policy)))
+    }
+
+    /// Writes the model file atomically.
+    pub fn save(&self, path: &Path) -> Result<(), PasswordError> {
+        let tensors: Vec<NamedTensor> = self
+            .gates
+            .iter()
+            .flat_map(|g| g.tensors(&self.meta))
+            .collect();
+        Ok(file::save_model(path, &self.meta, &tensors)?)
+    }
+
+    /// Loads and validates a model file against the pipeline in use.
+    pub fn load(path: &Path, expect: &Expect) -> Result<Self, PasswordError> {
+        let (meta, tensors) = file::load_model(path, expect)?;
+        Self::from_parts(meta, tensors)
+    }
+
+    fn from_parts(meta: ModelMeta, tensors: Vec<NamedTensor>) -> Result<Self, PasswordError> {
+        let cfg: StoredConfig = serde_json::from_value(meta.config.clone())
+            .map_err(|_| PasswordError::Invalid("config does not match this version's schema"))?;
+        let stored = Stored {
+            cfg: &cfg,
+            meta: &meta,
+            tensors: &tensors,
+        };
+        let mut gates = Vec::new();
+        for r in REGISTRY {
+            if let Some(g) = (r.load)(&stored)? {
+                gates.push(g);
+            }
+        }
+        Ok(Self { meta, cfg, gates })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::features::{l2_normalise, FrameFeatures};
+    use crate::model::bank::{BankEntry, ImpostorBank};
+    use crate::rng::SplitMix64;
+
+    /// A synthetic utterance: identity direction per person, mouth trajectory per word.
+    fn utt(person: u64, word: u64, inst: u64, frozen: bool) -> UtteranceFeatures {
+        let mut r = SplitMix64::new(person * 1000 + word * 10 + inst);
+        let n = 12 + r.below(5);
+        let mut pid = SplitMix64::new(person);
+        let base: Vec<f32> = (0..16).map(|_| pid.normal()).collect();
+        let mut wr = SplitMix64::new(9999 + word);
+        let traj: Vec<f32> = (0..8).map(|_| wr.normal()).collect();
+        let frames = (0..n)
+            .map(|f| {
+                let ph = if frozen { 0.5 } else { f as f32 / n as f32 };
+                let mut identity: Vec<f32> = base.iter().map(|b| b + 0.15 * r.normal()).collect();
+                l2_normalise(&mut identity);
+                let mut mouth: Vec<f32> = traj
+                    .iter()
+                    .enumerate()
+                    .map(|(k, a)| {
+                        (a * (ph * 6.0 + k as f32).sin()) + 0.1 * r.normal() + (person as f32 * 0.1)
+                    })
+                    .collect();
+                l2_normalise(&mut mouth);
+                FrameFeatures { identity, mouth }
+            })
+            .collect();
+        UtteranceFeatures {
+            backbone: "t".into(),
+            identity_dim: 16,
+            mouth_dim: 8,
+            frames,
+            frames_read: n,
+        }
+    }
+
+    fn small_cfg() -> EnrollConfig {
+        EnrollConfig {
+            oversample_to: 30,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn enrol_separates_word_person_and_photo() {
+        let pos: Vec<_> = (0..7).map(|i| utt(1, 1, i, false)).collect();
+        let other: Vec<_> = (2..6)
+            .flat_map(|w| (0..3).map(move |i| utt(1, w, i, false)))
+            .collect();
+        let mut bank = ImpostorBank::new("t", &"0".repeat(64), 16, 8);
+        for p in 10..14 {
+            for w in 1..4 {
+                bank.entries.push(BankEntry {
+                    speaker: format!("P{p}"),
+                    word: format!("{w}"),
+                    instance: "1".into(),
+                    features: utt(p, w, 0, false),
+                });
+            }
+        }
+        let input = EnrollInput {
+            positives: &pos,
+            other_words: &other,
+            bank: Some(&bank),
+        };
+        let mut calls = 0;
+        let (m, rep) = enroll(&input, &small_cfg(), &mut |_, _, _| calls += 1).unwrap();
+        assert!(calls > 0);
+        assert!(rep.validation_eer < 0.2, "{rep:?}");
+        let pol = ThresholdPolicy::Eer;
+        let genuine: Vec<_> = (20..24)
+            .map(|i| m.score(&utt(1, 1, i, false)).unwrap())
+            .collect();
+        let accepted = genuine.iter().filter(|s| m.accepts(s, pol)).count();
+        assert!(accepted >= 3, "{genuine:?} thr {}", m.threshold(pol));
+        let frozen = m.score(&utt(1, 1, 20, false).frozen()).unwrap();
+        assert!(matches!(frozen.veto, Some(Veto::NoMotion { .. })) && !m.accepts(&frozen, pol));
+        let d = m.decide(&utt(1, 1, 20, false).frozen(), pol).unwrap();
+        assert!(
+            matches!(d.verdict, Verdict::Vetoed(Veto::NoMotion { .. })),
+            "{d:?}"
+        );
+        assert!(!d.accepted());
+        let other_person = m.score(&utt(50, 1, 1, false)).unwrap();
+        assert!(!m.accepts(&other_person, pol), "{other_person:?}");
+        // Round trip through the file format.
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("m.safetensors");
+        let mut m = m;
+        m.set_backbone_sha256(&"a".repeat(64));
+        m.save(&p).unwrap();
+        let sha = "a".repeat(64);
+        let back = PasswordModel::load(
+            &p,
+            &Expect {
+                backbone: "t",
+                backbone_sha256: &sha,
+                identity_dim: 16,
+            },
+        )
+        .unwrap();
+        let probe = utt(1, 1, 30, false);
+        assert_eq!(back.score(&probe).unwrap(), m.score(&probe).unwrap());
+        assert!(PasswordModel::load(
+            &p,
+            &Expect {
+                backbone: "other",
+                backbone_sha256: &sha,
+                identity_dim: 16
+            }
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn refuses_too_few_positives_and_bad_probes() {
+        let pos: Vec<_> = (0..2).map(|i| utt(1, 1, i, false)).collect();
+        let other: Vec<_> = (0..3).map(|i| utt(1, 2, i, false)).collect();
+        let input = EnrollInput {
+            positives: &pos,
+            other_words: &other,
+            bank: None,
+        };
+        assert!(matches!(
+            enroll(&input, &small_cfg(), &mut |_, _, _| {}),
+            Err(PasswordError::TooFewPositives(2))
+        ));
+    }
+
+    #[test]
+    fn enrol_is_deterministic() {
+        let pos: Vec<_> = (0..5).map(|i| utt(3, 1, i, false)).collect();
+        let other: Vec<_> = (0..6).map(|i| utt(3, 2 + i % 3, i, false)).collect();
+        let input = EnrollInput {
+            positives: &pos,
+            other_words: &other,
+            bank: None,
+        };
+        let (a, _) = enroll(&input, &small_cfg(), &mut |_, _, _| {}).unwrap();
+        let (b, _) = enroll(&input, &small_cfg(), &mut |_, _, _| {}).unwrap();
+        let p = utt(3, 1, 40, false);
+        assert_eq!(a.score(&p).unwrap(), b.score(&p).unwrap());
+        assert_eq!(a.meta().thresholds, b.meta().thresholds);
+    }
+
+    #[test]
+    fn motion_energy_of_frozen_is_zero() {
+        let u = utt(1, 1, 1, false);
+        assert!(motion_energy(&u) > 0.0);
+        assert_eq!(motion_energy(&u.frozen()), 0.0);
+    }
+}
