@@ -175,6 +175,7 @@ setup: done.
                    export AUTHNET_ORT_LIB=$ORT_LIB   (make test does this for you)
   models           $MODELS
   face detector    $MODELS/seeta_fd_frontal_v1.0.bin
+  face landmarks   $MODELS/face_landmark.onnx (checked above with the other models)
   data             $data
   pam_wrapper      $(dpkg -L libpam-wrapper 2>/dev/null | grep -m1 '/libpam_wrapper\.so$' || echo 'not found')
 EOF
