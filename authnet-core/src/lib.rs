@@ -22,6 +22,7 @@ pub mod attempt;
 pub mod capture;
 pub mod features;
 pub mod fsutil;
+pub mod fuzzing;
 pub mod metrics;
 pub mod model;
 pub mod rng;

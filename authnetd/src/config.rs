@@ -80,6 +80,8 @@ pub struct RawConfig {
     max_connections: Option<u32>,
     io_timeout: Option<f64>,
     enroll_pam_service: Option<String>,
+    snapshots: Option<bool>,
+    snapshot_keep: Option<u32>,
     camera: Option<RawCamera>,
     throttle: Option<RawThrottle>,
 }
@@ -155,6 +157,8 @@ pub struct CameraConfig {
     pub fps: u32,
     /// Longest clip one attempt records from a live camera.
     pub clip: Duration,
+    /// Mean luma under which a frame counts as dark (the top-level `dark_frame_threshold`).
+    pub dark_threshold: f32,
 }
 
 /// Failed-attempt throttling (NIST SP 800-63B 5.2.2).
@@ -212,6 +216,10 @@ pub struct Config {
     /// PAM service that checks a non-root user's account password before they enrol or remove
     /// their own model (a file name under `/etc/pam.d`).
     pub enroll_pam_service: String,
+    /// Save frames of failed attempts under `<state_dir>/snapshots` (off by default).
+    pub snapshots: bool,
+    /// Most snapshot files kept; the oldest are removed beyond it.
+    pub snapshot_keep: usize,
     /// Camera.
     pub camera: CameraConfig,
     /// Throttling.
@@ -357,6 +365,7 @@ impl RawConfig {
                 0.1,
                 20.0,
             )?,
+            dark_threshold: dark as f32,
         };
         let th = self.throttle.unwrap_or_default();
         let failures_before_delay = range_u32(
@@ -430,6 +439,9 @@ impl RawConfig {
             )? as usize,
             io_timeout: seconds("io_timeout", self.io_timeout.unwrap_or(5.0), 0.1, 60.0)?,
             enroll_pam_service,
+            snapshots: self.snapshots.unwrap_or(false),
+            snapshot_keep: range_u32("snapshot_keep", self.snapshot_keep.unwrap_or(30), 1, 10_000)?
+                as usize,
             camera,
             throttle: ThrottleConfig {
                 failures_before_delay,
@@ -478,6 +490,8 @@ mod tests {
         assert_eq!(c.throttle.lockout_after, 100);
         assert!(c.abort_if_ssh && c.abort_if_lid_closed);
         assert_eq!(c.enroll_pam_service, "authnet-enroll");
+        assert!(!c.snapshots);
+        assert_eq!(c.snapshot_keep, 30);
     }
 
     #[test]
@@ -512,6 +526,7 @@ mod tests {
             ("socket = \"relative.sock\"", "socket"),
             ("enroll_pam_service = \"../shadow\"", "enroll_pam_service"),
             ("enroll_pam_service = \"\"", "enroll_pam_service"),
+            ("snapshot_keep = 0", "snapshot_keep"),
         ] {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(key), "{text}: {e}");
