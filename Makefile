@@ -65,6 +65,12 @@ regen-models:
 ## demo: setup, build, then authnetd + pam_authnet.so end to end on recorded clips, no camera
 ## (real MIRACL-VC1 frames if DATA=<path> or ../shared/data/miracl-vc1 exists, else synthetic;
 ## SYNTH=1 forces synthetic). See scripts/demo.sh.
+## fuzz: every cargo-fuzz target for FUZZ_SECONDS each (default 60); fails on a crash
+.PHONY: fuzz
+FUZZ_SECONDS ?= 60
+fuzz:
+	$(REPO)/scripts/fuzz.sh $(FUZZ_SECONDS)
+
 .PHONY: demo
 demo:
 	DATA="$(DATA)" SYNTH="$(SYNTH)" CARGO="$(CARGO)" $(REPO)/scripts/demo.sh

@@ -16,8 +16,12 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # libav*-dev: FFmpeg 5.1 for video-file input (authnet-core feature `video`, ffmpeg-next).
+# The tool tests fail without these under AUTHNET_REQUIRE_TOOLS=1: binutils (nm), systemd
+# (systemd-socket-activate), bsdutils (script), and the real PAM clients sudo, login
+# (login, su) and passwd (useradd, chpasswd) for tests/tests/real_clients.rs.
 APT_PACKAGES=(libpam0g-dev libclang1-14 libclang-dev pkg-config pamtester libpam-wrapper mandoc
-    libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libavfilter-dev libavdevice-dev)
+    libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libavfilter-dev libavdevice-dev
+    binutils systemd bsdutils sudo login util-linux passwd)
 
 ORT_VERSION=1.22.1
 ORT_WHEEL=onnxruntime-1.22.1-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl
@@ -175,6 +179,7 @@ setup: done.
                    export AUTHNET_ORT_LIB=$ORT_LIB   (make test does this for you)
   models           $MODELS
   face detector    $MODELS/seeta_fd_frontal_v1.0.bin
+  face landmarks   $MODELS/face_landmark.onnx (checked above with the other models)
   data             $data
   pam_wrapper      $(dpkg -L libpam-wrapper 2>/dev/null | grep -m1 '/libpam_wrapper\.so$' || echo 'not found')
 EOF

@@ -1,6 +1,18 @@
 //! Per-frame features of one utterance: the identity embedding (backbone) and the mouth-region
 //! descriptor, side by side. Everything downstream (model training, scoring, evaluation, the
 //! impostor bank, the cache) works on [`UtteranceFeatures`].
+//!
+//! Two feature layouts exist ([`FeatureLayout`]); both fill the same two vectors per frame:
+//!
+//! - [`FeatureLayout::Box`] (feature version 2): the detector runs on every frame, the identity
+//!   crop is its box, and the mouth descriptor ([`mouth::describe`]) sees a fixed band of it.
+//! - [`FeatureLayout::Mesh`] (feature version 3): the face mesh
+//!   ([`crate::vision::landmarks`]) is tracked from frame to frame (the detector only finds the
+//!   face on the first frame or after loss). The identity crop is framed from the mesh like the
+//!   detector's box ([`Mesh::face_box`]). The mouth vector is the mouth descriptor of a crop placed by the lip
+//!   landmarks, followed by the 40 lip-contour points (outer and inner) aligned per frame by a
+//!   similarity transform fixed by the eye corners and the nose (translation, rotation and
+//!   scale removed), and then their frame-to-frame velocities: [`MESH_MOUTH_DIM`] values.
 
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -112,6 +124,29 @@ mod tests {
         assert_eq!(f.frames.len(), 5);
         assert!(f.frames.iter().all(|x| x.mouth == vec![2.0]));
     }
+
+    #[test]
+    fn layouts_parse_and_size_their_mouth_vectors() {
+        assert_eq!("mesh".parse::<FeatureLayout>(), Ok(FeatureLayout::Mesh));
+        assert_eq!("box".parse::<FeatureLayout>(), Ok(FeatureLayout::Box));
+        assert!("lips".parse::<FeatureLayout>().is_err());
+        assert_eq!(FeatureLayout::default(), FeatureLayout::Box);
+        assert_eq!(FeatureLayout::Box.mouth_dim(), mouth::MOUTH_DIM);
+        assert_eq!(FeatureLayout::Mesh.mouth_dim(), mouth::MOUTH_DIM + 160);
+        assert_ne!(FeatureLayout::Box.tag(), FeatureLayout::Mesh.tag());
+    }
+
+    #[test]
+    fn cache_keys_differ_by_layout() {
+        let d = tempfile::tempdir().unwrap();
+        let img = image::RgbImage::from_pixel(4, 4, image::Rgb([9, 9, 9]));
+        img.save(d.path().join("001.png")).unwrap();
+        let c = FeatureCache::new(d.path().join("cache"));
+        let sha = "0".repeat(64);
+        let k = |l| c.key(d.path(), &sha, CropMode::Detect, l).unwrap();
+        assert_ne!(k(FeatureLayout::Box), k(FeatureLayout::Mesh));
+        assert_eq!(k(FeatureLayout::Mesh), k(FeatureLayout::Mesh));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -125,10 +160,102 @@ use sha2::{Digest, Sha256};
 use crate::capture::{CaptureError, DirSource, Frame, FrameSource};
 use crate::vision::detect::{crop, CropMode, DetectOutcome, FaceBox, FaceDetector};
 use crate::vision::embed::{EmbedError, Embedder};
+use crate::vision::landmarks::{
+    FaceTracker, LandmarkModel, Mesh, TrackOutcome, TrackerConfig, EYE_INNER, EYE_OUTER, INNER_LIP,
+    NOSE, OUTER_LIP,
+};
 use crate::vision::mouth;
 
 /// Bumped whenever the meaning of a feature vector changes, so stale cache entries are ignored.
-pub const FEATURE_VERSION: u32 = 2;
+/// Version 3 added [`FeatureLayout`] (the layout's tag is part of every cache key too).
+pub const FEATURE_VERSION: u32 = 3;
+
+/// Lip-contour points in the mesh layout (outer then inner contour).
+pub const LIP_POINTS: usize = OUTER_LIP.len() + INNER_LIP.len();
+/// Mouth-vector length in the mesh layout: descriptor, aligned lip points (x, y), velocities.
+pub const MESH_MOUTH_DIM: usize = mouth::MOUTH_DIM + 4 * LIP_POINTS;
+/// Weight of the aligned lip points in the mesh layout's mouth vector. The points are in units
+/// of the outer-eye-corner distance (a closed mouth spans about 0.8 of it), so a gain of 1 puts
+/// the shape block on the scale of the descriptor's two unit-norm halves.
+pub const LIP_SHAPE_GAIN: f32 = 1.0;
+/// Weight of the lip-point velocities (per frame at 15–30 fps they are a tenth of the shape).
+pub const LIP_VELOCITY_GAIN: f32 = 4.0;
+/// The mesh layout's mouth crop is this many times the lip corner-to-corner width wide.
+pub const MESH_MOUTH_WIDTH: f32 = 1.6;
+
+/// Which per-frame features an extractor produces (see the module doc).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureLayout {
+    /// Detector box on every frame; mouth descriptor of a fixed band of the box.
+    #[default]
+    Box,
+    /// Tracked face mesh; lip-placed mouth crop plus aligned lip contour and velocities.
+    Mesh,
+}
+
+impl FeatureLayout {
+    /// The tag hashed into cache keys: the layout and the version of its meaning.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Self::Box => "box-v2",
+            Self::Mesh => "mesh-v3",
+        }
+    }
+
+    /// Length of the mouth vector this layout produces.
+    pub fn mouth_dim(self) -> usize {
+        match self {
+            Self::Box => mouth::MOUTH_DIM,
+            Self::Mesh => MESH_MOUTH_DIM,
+        }
+    }
+}
+
+impl std::str::FromStr for FeatureLayout {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "box" => Ok(Self::Box),
+            "mesh" => Ok(Self::Mesh),
+            o => Err(format!(
+                "unknown feature layout {o:?} (expected box or mesh)"
+            )),
+        }
+    }
+}
+
+/// The lip-contour points of a mesh in a face-fixed frame: origin at the centroid of the eye
+/// corners and nose, x along the outer-eye-corner line, unit = the outer-eye-corner distance.
+/// `2 * LIP_POINTS` values (x0, y0, x1, y1, ...); `None` if the eyes coincide.
+pub fn aligned_lips(m: &Mesh) -> Option<Vec<f32>> {
+    let anchors = EYE_OUTER.iter().chain(&EYE_INNER).chain(&NOSE);
+    let n = (EYE_OUTER.len() + EYE_INNER.len() + NOSE.len()) as f32;
+    let (mut cx, mut cy) = (0.0, 0.0);
+    for &i in anchors {
+        let [x, y] = m.xy(i);
+        cx += x / n;
+        cy += y / n;
+    }
+    let [ax, ay] = m.xy(EYE_OUTER[0]);
+    let [bx, by] = m.xy(EYE_OUTER[1]);
+    let (dx, dy) = (bx - ax, by - ay);
+    let d2 = dx * dx + dy * dy;
+    if d2.is_nan() || d2 <= 1e-6 {
+        return None;
+    }
+    // Similarity transform: rotate by -angle(eye line), scale by 1/eye distance. With
+    // (c, s) = (dx, dy) / d², x' = (c·u + s·v), y' = (-s·u + c·v) does both at once.
+    let (c, s) = (dx / d2, dy / d2);
+    let mut out = Vec::with_capacity(2 * LIP_POINTS);
+    for &i in OUTER_LIP.iter().chain(&INNER_LIP) {
+        let [x, y] = m.xy(i);
+        let (u, v) = (x - cx, y - cy);
+        out.push(c * u + s * v);
+        out.push(-s * u + c * v);
+    }
+    Some(out)
+}
 
 /// Errors turning frames into features.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +269,9 @@ pub enum FeatureError {
     /// `CropMode::Detect` was asked for without a detector.
     #[error("face detection requested but no detector model is loaded")]
     NoDetector,
+    /// [`FeatureLayout::Mesh`] was asked for without a landmark model.
+    #[error("the mesh feature layout needs the face landmark model, which is not loaded")]
+    NoLandmarks,
 }
 
 /// What happened to each frame.
@@ -163,7 +293,9 @@ pub struct ExtractReport {
 pub struct FeatureExtractor {
     embedder: Embedder,
     detector: Option<FaceDetector>,
+    tracker: Option<FaceTracker>,
     crop: CropMode,
+    layout: FeatureLayout,
 }
 
 /// An utterance being assembled frame by frame, so that detection and embedding run while the
@@ -174,6 +306,10 @@ pub struct Incremental<'a> {
     pending: Vec<(image::RgbImage, Vec<f32>)>,
     out: UtteranceFeatures,
     report: ExtractReport,
+    /// The previous frame's aligned lip points (mesh layout), for the velocities.
+    prev_lips: Option<Vec<f32>>,
+    /// Lowest face-presence score of the meshes so far (mesh layout; 1 before any).
+    min_presence: f32,
 }
 
 impl FeatureExtractor {
@@ -189,8 +325,54 @@ impl FeatureExtractor {
         Ok(Self {
             embedder,
             detector,
+            tracker: None,
             crop,
+            layout: FeatureLayout::Box,
         })
+    }
+
+    /// Adds the face-mesh tracker, so [`FeatureLayout::Mesh`] can be chosen.
+    pub fn with_tracker(mut self, tracker: FaceTracker) -> Self {
+        self.tracker = Some(tracker);
+        self
+    }
+
+    /// The feature layout in force.
+    pub fn layout(&self) -> FeatureLayout {
+        self.layout
+    }
+
+    /// Switches the feature layout. The mesh layout needs the tracker.
+    pub fn set_layout(&mut self, layout: FeatureLayout) -> Result<(), FeatureError> {
+        if layout == FeatureLayout::Mesh && self.tracker.is_none() {
+            return Err(FeatureError::NoLandmarks);
+        }
+        self.layout = layout;
+        Ok(())
+    }
+
+    /// Whether this frame goes through the mesh: the mesh layout on full frames. Pass-through
+    /// modes (the frame already is a face or mouth crop) keep the box features.
+    fn meshing(&self) -> bool {
+        self.layout == FeatureLayout::Mesh && self.crop == CropMode::Detect
+    }
+
+    /// Length of the mouth vectors produced in the current layout and crop mode.
+    pub fn mouth_dim(&self) -> usize {
+        if self.meshing() {
+            MESH_MOUTH_DIM
+        } else {
+            mouth::MOUTH_DIM
+        }
+    }
+
+    /// Runs the detector and the face mesh on one frame (mesh layout), or just the detector.
+    pub fn track(&mut self, frame: &Frame) -> Result<TrackOutcome, FeatureError> {
+        match (&mut self.tracker, &mut self.detector) {
+            (Some(t), Some(d)) => Ok(t.track(frame, d)?),
+            (None, _) => Err(FeatureError::NoLandmarks),
+            (_, None) => Err(FeatureError::NoDetector),
+        }
     }
 
     /// The crop mode in force.
@@ -243,10 +425,13 @@ impl FeatureExtractor {
         if let Some(d) = &mut self.detector {
             d.reset();
         }
+        if let Some(t) = &mut self.tracker {
+            t.reset();
+        }
         let out = UtteranceFeatures {
             backbone: self.embedder.manifest().name.clone(),
             identity_dim: self.embedder.dim(),
-            mouth_dim: mouth::MOUTH_DIM,
+            mouth_dim: self.mouth_dim(),
             frames: Vec::new(),
             frames_read: 0,
         };
@@ -255,7 +440,15 @@ impl FeatureExtractor {
             pending: Vec::new(),
             out,
             report: ExtractReport::default(),
+            prev_lips: None,
+            min_presence: 1.0,
         }
+    }
+
+    /// Frames on which the face detector has run since this extractor was made (in the mesh
+    /// layout only the first frame of an utterance and frames after a loss need it).
+    pub fn detector_runs(&self) -> usize {
+        self.tracker.as_ref().map_or(0, FaceTracker::detector_runs)
     }
 
     /// Features of a whole list of frames.
@@ -295,7 +488,12 @@ impl FeatureExtractor {
     ) -> Result<(UtteranceFeatures, ExtractReport), FeatureError> {
         let key = match cache {
             Some(c) => {
-                let k = c.key(dir, &self.embedder.manifest().sha256, self.crop)?;
+                let k = c.key(
+                    dir,
+                    &self.embedder.manifest().sha256,
+                    self.crop,
+                    self.layout,
+                )?;
                 if let Some(hit) = c.get(&k) {
                     return Ok(hit);
                 }
@@ -327,7 +525,12 @@ impl FeatureExtractor {
         }
         let key = match cache {
             Some(c) => {
-                let k = c.key_file(path, &self.embedder.manifest().sha256, self.crop)?;
+                let k = c.key_file(
+                    path,
+                    &self.embedder.manifest().sha256,
+                    self.crop,
+                    self.layout,
+                )?;
                 if let Some(hit) = c.get(&k) {
                     return Ok(hit);
                 }
@@ -346,10 +549,14 @@ impl FeatureExtractor {
 }
 
 impl Incremental<'_> {
-    /// Processes one frame: detection and mouth descriptor now, the backbone once a batch is full.
+    /// Processes one frame: detection (and the mesh) and mouth vector now, the backbone once a
+    /// batch is full.
     pub fn push(&mut self, frame: &Frame) -> Result<DetectOutcome, FeatureError> {
         self.report.frames += 1;
         self.out.frames_read += 1;
+        if self.ex.meshing() {
+            return self.push_mesh(frame);
+        }
         let outcome = self.ex.detect(frame);
         match outcome {
             DetectOutcome::Face(b) => {
@@ -359,16 +566,61 @@ impl Incremental<'_> {
                     CropMode::Mouth => mouth::describe(&face),
                     _ => mouth::describe(&crop(frame, b.mouth_region())),
                 };
-                self.pending.push((face, m));
-                let batch = self.ex.embedder.manifest().batch.max(1);
-                if self.pending.len() >= batch {
-                    self.flush()?;
-                }
+                self.queue(face, m)?;
             }
             DetectOutcome::NoFace => self.report.no_face += 1,
             DetectOutcome::TooDark => self.report.too_dark += 1,
         }
         Ok(outcome)
+    }
+
+    /// The mesh layout: a frame whose mesh finds no face is "no face" and adds no features.
+    fn push_mesh(&mut self, frame: &Frame) -> Result<DetectOutcome, FeatureError> {
+        let outcome = self.ex.track(frame)?;
+        let mesh = match outcome {
+            TrackOutcome::Mesh(m) => m,
+            TrackOutcome::NoFace => {
+                self.report.no_face += 1;
+                self.prev_lips = None;
+                return Ok(DetectOutcome::NoFace);
+            }
+            TrackOutcome::TooDark => {
+                self.report.too_dark += 1;
+                self.prev_lips = None;
+                return Ok(DetectOutcome::TooDark);
+            }
+        };
+        let Some(lips) = aligned_lips(&mesh) else {
+            self.report.no_face += 1;
+            self.prev_lips = None;
+            return Ok(DetectOutcome::NoFace);
+        };
+        self.min_presence = self.min_presence.min(mesh.presence);
+        self.report.faces_found += 1;
+        let b = mesh.face_box(frame.width, frame.height);
+        let mouth_box = mesh.mouth_box(MESH_MOUTH_WIDTH, frame.width, frame.height);
+        let mut m = mouth::describe(&crop(frame, mouth_box));
+        m.extend(lips.iter().map(|v| v * LIP_SHAPE_GAIN));
+        match &self.prev_lips {
+            Some(prev) => m.extend(
+                lips.iter()
+                    .zip(prev)
+                    .map(|(now, before)| (now - before) * LIP_VELOCITY_GAIN),
+            ),
+            None => m.extend(std::iter::repeat_n(0.0, lips.len())),
+        }
+        self.prev_lips = Some(lips);
+        self.queue(crop(frame, b), m)?;
+        Ok(DetectOutcome::Face(b))
+    }
+
+    fn queue(&mut self, face: image::RgbImage, m: Vec<f32>) -> Result<(), FeatureError> {
+        self.pending.push((face, m));
+        let batch = self.ex.embedder.manifest().batch.max(1);
+        if self.pending.len() >= batch {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<(), FeatureError> {
@@ -386,6 +638,12 @@ impl Incremental<'_> {
         Ok(())
     }
 
+    /// Lowest face-presence score of this utterance's meshes (mesh layout; 1.0 when none yet
+    /// or in the box layout): an enrolment quality signal.
+    pub fn min_presence(&self) -> f32 {
+        self.min_presence
+    }
+
     /// Frames processed so far.
     pub fn report(&self) -> ExtractReport {
         self.report
@@ -399,7 +657,7 @@ impl Incremental<'_> {
 }
 
 /// A content-addressed cache of extracted features: the key hashes the feature version, the
-/// backbone's sha256, the crop mode and every frame file's name and bytes, so a changed frame,
+/// backbone's sha256, the crop mode, the feature layout and every frame file's name and bytes, so a changed frame,
 /// model or setting never returns stale features.
 #[derive(Debug, Clone)]
 pub struct FeatureCache {
@@ -425,11 +683,13 @@ impl FeatureCache {
         utterance: &Path,
         backbone_sha256: &str,
         crop: CropMode,
+        layout: FeatureLayout,
     ) -> Result<String, CaptureError> {
         let mut h = Sha256::new();
         h.update(FEATURE_VERSION.to_le_bytes());
         h.update(backbone_sha256.as_bytes());
         h.update(format!("{crop:?}").as_bytes());
+        h.update(layout.tag().as_bytes());
         for f in crate::capture::list_frames(utterance)? {
             let bytes = std::fs::read(&f).map_err(|source| CaptureError::Io {
                 path: f.clone(),
@@ -453,6 +713,7 @@ impl FeatureCache {
         file: &Path,
         backbone_sha256: &str,
         crop: CropMode,
+        layout: FeatureLayout,
     ) -> Result<String, CaptureError> {
         let io = |source| CaptureError::Io {
             path: file.into(),
@@ -462,6 +723,7 @@ impl FeatureCache {
         h.update(FEATURE_VERSION.to_le_bytes());
         h.update(backbone_sha256.as_bytes());
         h.update(format!("{crop:?}").as_bytes());
+        h.update(layout.tag().as_bytes());
         h.update(b"file");
         let mut f = std::fs::File::open(file).map_err(io)?;
         std::io::copy(&mut f, &mut h).map_err(io)?;
@@ -529,6 +791,9 @@ pub mod locate {
 
 /// File name of the SeetaFace detector model inside the models directory.
 pub const DETECTOR_FILE: &str = "seeta_fd_frontal_v1.0.bin";
+/// Threads the landmark model runs on (it is small: one thread keeps the other for the
+/// backbone when the daemon shares a 2-core machine).
+pub const LANDMARK_THREADS: usize = 1;
 
 /// Everything needed to build a [`FeatureExtractor`] from files.
 #[derive(Debug, Clone)]
@@ -576,14 +841,18 @@ pub enum PipelineError {
 }
 
 impl FeatureExtractor {
-    /// Loads ONNX Runtime, the backbone named by `cfg.backbone` and the detector (always loaded,
-    /// so the crop mode can change later).
+    /// Loads ONNX Runtime, the backbone named by `cfg.backbone`, the detector and the face
+    /// landmark model (all always loaded, so the crop mode and layout can change later, and a
+    /// missing, truncated or wrong-hash model file is an error naming it at startup). The
+    /// layout starts as [`FeatureLayout::Box`]; see [`Self::set_layout`].
     pub fn from_config(cfg: &PipelineConfig) -> Result<Self, PipelineError> {
         crate::vision::embed::init_runtime(&cfg.ort_lib)?;
         let manifest = crate::vision::embed::Manifest::load(&cfg.models_dir, &cfg.backbone)?;
         let embedder = Embedder::load(&cfg.models_dir, manifest, cfg.threads)?;
         let detector =
             FaceDetector::load(&cfg.models_dir.join(DETECTOR_FILE), cfg.detector.clone())?;
-        Ok(Self::new(embedder, Some(detector), cfg.crop)?)
+        let landmarks = LandmarkModel::load(&cfg.models_dir, LANDMARK_THREADS)?;
+        let tracker = FaceTracker::new(landmarks, TrackerConfig::default());
+        Ok(Self::new(embedder, Some(detector), cfg.crop)?.with_tracker(tracker))
     }
 }

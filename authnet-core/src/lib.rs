@@ -17,6 +17,7 @@
 pub mod capture;
 pub mod features;
 pub mod fsutil;
+pub mod fuzzing;
 pub mod metrics;
 pub mod model;
 pub mod rng;

@@ -121,6 +121,7 @@ pub fn run(args: &BenchArgs, cfg: PipelineConfig) -> anyhow::Result<()> {
         cfg.backbone
     );
     println!("| detect + embed | {:.2} | {:.2} |", d + e, d_mean + e_mean);
+    mesh(&mut ex, &dirs, args.n)?;
     if !args.no_training {
         training(&cfg)?;
     }
@@ -194,6 +195,65 @@ fn training(cfg: &PipelineConfig) -> anyhow::Result<()> {
             "| enrolment, {kind:?} word model (5-fold calibration + final), 7 F02 clips + 45 other-word clips | {train:.2} | {ms:.3} |"
         );
     }
+    Ok(())
+}
+
+/// The mesh layout: the face mesh tracked from frame to frame (the detector only on each
+/// utterance's first frame or after a loss), then the backbone; and the whole per-frame feature
+/// extraction of that layout (mesh, lip features, mouth descriptor, embedding).
+fn mesh(ex: &mut FeatureExtractor, dirs: &[PathBuf], n: usize) -> anyhow::Result<()> {
+    use authnet_core::features::FeatureLayout;
+    use authnet_core::vision::TrackOutcome;
+    ex.set_layout(FeatureLayout::Mesh)?;
+    let utts: Vec<Vec<authnet_core::capture::Frame>> = dirs
+        .iter()
+        .map(|d| DirSource::open(d).and_then(|s| s.read_all()))
+        .collect::<Result<_, _>>()?;
+    let (mut track_ms, mut emb_ms, mut found, mut done) = (Vec::new(), Vec::new(), 0, 0);
+    let runs_before = ex.detector_runs();
+    'outer: for u in utts.iter().cycle().take(utts.len() * (n / 10).max(1)) {
+        let _ = ex.begin();
+        for f in u {
+            if done == n {
+                break 'outer;
+            }
+            done += 1;
+            let t = Instant::now();
+            let out = ex.track(f)?;
+            track_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            if let TrackOutcome::Mesh(m) = out {
+                found += 1;
+                let face = crop(f, m.face_box(f.width, f.height));
+                let t = Instant::now();
+                ex_embed(ex, &[face])?;
+                emb_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    let runs = ex.detector_runs() - runs_before;
+    let t_mean = track_ms.iter().sum::<f64>() / track_ms.len().max(1) as f64;
+    let e_mean = emb_ms.iter().sum::<f64>() / emb_ms.len().max(1) as f64;
+    let t_med = median(&mut track_ms);
+    let e_med = median(&mut emb_ms);
+    println!(
+        "| detect + landmarks (mesh tracked; detector on {runs} of {done} frames, mesh on {found}) | {t_med:.2} | {t_mean:.2} |"
+    );
+    println!("| embed of the mesh crop (batch 1) | {e_med:.2} | {e_mean:.2} |");
+    println!(
+        "| **detect + landmarks + embed** | {:.2} | {:.2} |",
+        t_med + e_med,
+        t_mean + e_mean
+    );
+    let (mut frames, t) = (0usize, Instant::now());
+    for u in &utts {
+        let (_, r) = ex.extract(u)?;
+        frames += r.frames;
+    }
+    println!(
+        "| whole mesh-layout feature extraction ({frames} frames, all utterances) | | {:.2} |",
+        t.elapsed().as_secs_f64() * 1e3 / frames.max(1) as f64
+    );
+    ex.set_layout(FeatureLayout::Box)?;
     Ok(())
 }
 

@@ -89,6 +89,8 @@ pub struct RawConfig {
     max_connections_per_uid: Option<u32>,
     root_connections: Option<u32>,
     enroll_camera_limit: Option<f64>,
+    snapshots: Option<bool>,
+    snapshot_keep: Option<u32>,
     camera: Option<RawCamera>,
     throttle: Option<RawThrottle>,
 }
@@ -164,6 +166,8 @@ pub struct CameraConfig {
     pub fps: u32,
     /// Longest clip one attempt records from a live camera.
     pub clip: Duration,
+    /// Mean luma under which a frame counts as dark (the top-level `dark_frame_threshold`).
+    pub dark_threshold: f32,
 }
 
 /// Failed-attempt throttling (NIST SP 800-63B 5.2.2).
@@ -233,6 +237,10 @@ pub struct Config {
     pub root_connections: usize,
     /// Longest time one live enrolment may hold the camera, summed over its clips.
     pub enroll_camera_limit: Duration,
+    /// Save frames of failed attempts under `<state_dir>/snapshots` (off by default).
+    pub snapshots: bool,
+    /// Most snapshot files kept; the oldest are removed beyond it.
+    pub snapshot_keep: usize,
     /// Camera.
     pub camera: CameraConfig,
     /// Throttling.
@@ -424,6 +432,7 @@ impl RawConfig {
                 0.1,
                 20.0,
             )?,
+            dark_threshold: dark as f32,
         };
         let th = self.throttle.unwrap_or_default();
         let failures_before_delay = range_u32(
@@ -507,6 +516,9 @@ impl RawConfig {
             )?,
             io_timeout: seconds("io_timeout", self.io_timeout.unwrap_or(5.0), 0.1, 60.0)?,
             enroll_pam_service,
+            snapshots: self.snapshots.unwrap_or(false),
+            snapshot_keep: range_u32("snapshot_keep", self.snapshot_keep.unwrap_or(30), 1, 10_000)?
+                as usize,
             camera,
             throttle: ThrottleConfig {
                 failures_before_delay,
@@ -560,6 +572,8 @@ mod tests {
         assert_eq!(c.without_logind, crate::seat::WithoutLogind::Allow);
         assert_eq!((c.max_connections_per_uid, c.root_connections), (4, 8));
         assert_eq!(c.enroll_camera_limit, Duration::from_secs(45));
+        assert!(!c.snapshots);
+        assert_eq!(c.snapshot_keep, 30);
     }
 
     #[test]
@@ -599,6 +613,7 @@ mod tests {
             ("root_connections = 64", "root_connections"),
             ("sessions_dir = \"run\"", "sessions_dir"),
             ("enroll_camera_limit = 0.0", "enroll_camera_limit"),
+            ("snapshot_keep = 0", "snapshot_keep"),
         ] {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(key), "{text}: {e}");

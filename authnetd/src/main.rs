@@ -9,6 +9,7 @@
 //! and [`sys`] (unsafe code, with [`pam_check`]).
 
 mod camera;
+mod check;
 mod config;
 mod enroll;
 mod log;
@@ -16,6 +17,7 @@ mod pam_check;
 mod seat;
 mod server;
 mod session;
+mod snapshot;
 mod store;
 mod sys;
 mod throttle;
@@ -52,6 +54,16 @@ struct Args {
     /// Check the configuration and exit.
     #[arg(long)]
     check_config: bool,
+    /// The doctor: check config, models, ONNX Runtime, camera, PAM stacks, bank and
+    /// enrolment, print a table with a fix for each problem, exit 1 on any FAIL.
+    #[arg(long)]
+    check: bool,
+    /// With --check: also check this user's enrolment.
+    #[arg(long, value_name = "NAME", requires = "check")]
+    user: Option<String>,
+    /// With --check: the PAM configuration directory to read.
+    #[arg(long, value_name = "DIR", requires = "check", default_value = check::DEFAULT_PAM_DIR)]
+    pam_dir: PathBuf,
 }
 
 fn main() {
@@ -67,6 +79,14 @@ fn run() -> anyhow::Result<()> {
     let path = args
         .config
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_CONFIG));
+    if args.check {
+        std::process::exit(check::run(&check::Options {
+            config: path,
+            explicit,
+            user: args.user,
+            pam_dir: args.pam_dir,
+        }));
+    }
     let cfg = config::load(&path, explicit)?;
     if args.check_config {
         println!("{}: OK", path.display());

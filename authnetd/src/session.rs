@@ -474,9 +474,10 @@ impl Daemon {
                     "camera {} unavailable: {e}",
                     self.cfg.camera.source
                 ));
-                return Ok(Attempt::unavailable(U::NoCamera));
+                return Ok(Attempt::unavailable(camera::unavailable_reason(&e)));
             }
         };
+        clip.keep_samples(crate::snapshot::frames_to_keep(&self.cfg));
         let mut inc = ex.begin();
         let (mut faces, mut dark, mut none) = (0usize, 0usize, 0usize);
         let timed_out = loop {
@@ -494,7 +495,7 @@ impl Daemon {
                         self.cfg.camera.source,
                         clip.delivered()
                     ));
-                    return Ok(Attempt::unavailable(U::NoCamera));
+                    return Ok(Attempt::unavailable(camera::unavailable_reason(&e)));
                 }
             };
             match inc.push(&frame) {
@@ -508,6 +509,10 @@ impl Daemon {
             }
         };
         let last_frame = Instant::now();
+        if let Some(r) = clip.light_report() {
+            self.log.info(&format!("user={user} camera: {r}"));
+        }
+        let samples = clip.take_samples();
         drop(clip); // Release the camera before the (short) scoring step.
         if timed_out {
             return Ok(Attempt::unavailable(U::Timeout));
@@ -536,6 +541,7 @@ impl Daemon {
                 Ok((t, _)) => t,
                 Err(e) => {
                     self.log.info(&format!("user={user} no utterance: {e}"));
+                    crate::snapshot::on_reject(&self.cfg, &self.log, user, &samples);
                     return Ok(Attempt {
                         outcome: Outcome::Reject,
                         scores: None,
@@ -558,6 +564,7 @@ impl Daemon {
         let outcome = if model.accepts(&scores, policy) {
             Outcome::Accept
         } else {
+            crate::snapshot::on_reject(&self.cfg, &self.log, user, &samples);
             Outcome::Reject
         };
         Ok(Attempt {

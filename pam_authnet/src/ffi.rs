@@ -1,25 +1,33 @@
 //! All FFI of the module: the `pam_sm_*` entry points, libpam calls the `pam` crate does not
-//! wrap (`pam_getenv`, `pam_syslog`), and a Unix-socket connect with a timeout.
+//! wrap (`pam_getenv`, `pam_syslog`, `pam_set_item` for `PAM_AUTHTOK`), the terminal input
+//! injection that ends a `prompt=concurrent` prompt, and a Unix-socket connect with a timeout.
 //!
 //! Every entry point runs inside [`guarded`], which turns a panic into `PAM_SERVICE_ERR`:
 //! this code runs inside sudo, login and gdm, and must never unwind into C or abort them.
 #![allow(unsafe_code)]
 
-use std::ffi::{c_char, c_int, CStr, CString};
-use std::io::{self, Read};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::fs::File;
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::time::Duration;
 
-use pam::constants::{PamFlag, PamResultCode, PAM_SILENT, PAM_TEXT_INFO};
+use pam::constants::{PamFlag, PamResultCode, PAM_PROMPT_ECHO_OFF, PAM_SILENT, PAM_TEXT_INFO};
 use pam::conv::Conv;
 use pam::items::{RHost, Service, Tty};
 use pam::module::{PamHandle, PamHooks};
 
-use crate::logic::{self, ConversationRefused, EnvSource, Item, LogLevel, PamCode, PamHandler};
+use zeroize::Zeroizing;
+
+use crate::logic::{
+    self, AuthtokRefused, ConversationRefused, EnvSource, Item, LogLevel, PamCode, PamHandler,
+    PromptWaker,
+};
 use crate::remote::MAX_ENVIRON;
 
 // SAFETY: these declarations match <security/pam_appl.h> and <security/pam_ext.h> of
@@ -30,7 +38,12 @@ unsafe extern "C" {
     fn pam_getenv(pamh: *mut PamHandle, name: *const c_char) -> *const c_char;
     /// `void pam_syslog(const pam_handle_t *pamh, int priority, const char *fmt, ...);`
     fn pam_syslog(pamh: *const PamHandle, priority: c_int, fmt: *const c_char, ...);
+    /// `int pam_set_item(pam_handle_t *pamh, int item_type, const void *item);`
+    fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
 }
+
+/// `PAM_AUTHTOK` from <security/_pam_types.h>.
+const PAM_AUTHTOK: c_int = 6;
 
 /// The module type handed to `pam_hooks!`, which generates the `extern "C"` entry points.
 #[derive(Debug)]
@@ -80,6 +93,7 @@ fn to_raw(code: PamCode) -> PamResultCode {
         PamCode::AuthinfoUnavail => PamResultCode::PAM_AUTHINFO_UNAVAIL,
         PamCode::UserUnknown => PamResultCode::PAM_USER_UNKNOWN,
         PamCode::ServiceErr => PamResultCode::PAM_SERVICE_ERR,
+        PamCode::Ignore => PamResultCode::PAM_IGNORE,
     }
 }
 
@@ -167,6 +181,50 @@ impl PamHandler for RealPam<'_> {
             .map_err(|_| ConversationRefused)
     }
 
+    type Waker = TtyWaker;
+
+    fn prompt_waker(&mut self) -> Option<TtyWaker> {
+        TtyWaker::open()
+    }
+
+    fn prompt_password(&mut self, prompt: &str) -> Result<Zeroizing<String>, ConversationRefused> {
+        let conv = match self.pamh.get_item::<Conv>() {
+            Ok(Some(conv)) => conv,
+            _ => return Err(ConversationRefused),
+        };
+        match conv.send(PAM_PROMPT_ECHO_OFF, prompt) {
+            Ok(Some(answer)) => Ok(Zeroizing::new(
+                String::from_utf8_lossy(answer.as_bytes()).into_owned(),
+            )),
+            Ok(None) => Ok(Zeroizing::new(String::new())),
+            Err(_) => Err(ConversationRefused),
+        }
+    }
+
+    fn set_authtok(&mut self, token: &str) -> Result<(), AuthtokRefused> {
+        if token.as_bytes().contains(&0) {
+            return Err(AuthtokRefused);
+        }
+        let mut bytes = Zeroizing::new(Vec::with_capacity(token.len() + 1));
+        bytes.extend_from_slice(token.as_bytes());
+        bytes.push(0);
+        // SAFETY: the handle is live; `bytes` is NUL-terminated (checked above: no inner NUL)
+        // and valid for the call, and libpam copies string items (it strdup()s
+        // PAM_AUTHTOK), so nothing keeps the pointer after `bytes` is zeroed and dropped.
+        let rc = unsafe {
+            pam_set_item(
+                std::ptr::from_mut(self.pamh),
+                PAM_AUTHTOK,
+                bytes.as_ptr().cast(),
+            )
+        };
+        if rc == PamResultCode::PAM_SUCCESS as c_int {
+            Ok(())
+        } else {
+            Err(AuthtokRefused)
+        }
+    }
+
     fn log(&mut self, level: LogLevel, msg: &str) {
         let priority = match level {
             LogLevel::Debug => libc::LOG_DEBUG,
@@ -184,6 +242,50 @@ impl PamHandler for RealPam<'_> {
                 msg.as_ptr(),
             )
         };
+    }
+}
+
+/// Ends a terminal password prompt by pushing a newline into the input queue of this
+/// process's controlling terminal (`TIOCSTI` on `/dev/tty`), which is where `sudo`, `su` and
+/// `login` read the password. The kernel allows it for the caller's own controlling
+/// terminal, and with `dev.tty.legacy_tiocsti=0` to `CAP_SYS_ADMIN` only (which root-run
+/// `sudo`, `su` and `login` have). When it is refused, the terminal is told to press Enter.
+#[derive(Debug)]
+pub struct TtyWaker {
+    tty: File,
+}
+
+impl TtyWaker {
+    /// The controlling terminal, or `None` (a graphical greeter, a daemon) when there is none.
+    fn open() -> Option<Self> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+            .open("/dev/tty")
+            .ok()
+            .map(|tty| Self { tty })
+    }
+}
+
+impl PromptWaker for TtyWaker {
+    fn wake(&self) -> bool {
+        let newline: c_char = b'\n' as c_char;
+        // SAFETY: `self.tty` is an open terminal descriptor; TIOCSTI reads exactly one byte
+        // from the pointer, which points at a live local. The result is checked.
+        let rc = unsafe {
+            libc::ioctl(
+                self.tty.as_raw_fd(),
+                libc::TIOCSTI,
+                std::ptr::from_ref(&newline),
+            )
+        };
+        if rc == 0 {
+            return true;
+        }
+        // Best effort: the prompt stays until Enter; say so on the terminal itself.
+        let _ = (&self.tty).write_all(b"\r\nFace recognised: press Enter.\r\n");
+        false
     }
 }
 

@@ -5,16 +5,20 @@
 //! verdict becomes a PAM return code (the table in `man/pam_authnet.8`).
 
 use std::io::{self, Read, Write};
+use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
 
 use authnet_ipc::{
     check_version, read_frame, write_frame, ErrorKind, IpcError, Outcome, Request, Response,
     UnavailableReason, PROTOCOL_VERSION,
 };
 
-use crate::options::Options;
+use crate::options::{Options, PromptMode};
 use crate::remote::{environ_lookup, is_local_rhost, SSH_MARKERS};
 
 /// The PAM return codes this module produces (a subset of `PamResultCode`, but `Copy`).
@@ -30,6 +34,9 @@ pub enum PamCode {
     UserUnknown,
     /// `PAM_SERVICE_ERR`: misconfiguration or an internal failure.
     ServiceErr,
+    /// `PAM_IGNORE`: this module took no decision (`prompt=concurrent`, a password was typed
+    /// and is waiting in `PAM_AUTHTOK` for the next module).
+    Ignore,
 }
 
 /// PAM string items the logic reads.
@@ -69,6 +76,17 @@ pub enum LogLevel {
 #[error("the PAM conversation refused the message")]
 pub struct ConversationRefused;
 
+/// libpam refused to store `PAM_AUTHTOK`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("libpam refused to store the typed password as PAM_AUTHTOK")]
+pub struct AuthtokRefused;
+
+/// Ends a password prompt pending on another thread, as if the user had pressed Enter.
+pub trait PromptWaker: Send {
+    /// Returns whether the prompt could be ended.
+    fn wake(&self) -> bool;
+}
+
 /// What the logic needs from libpam. The real implementation lives in `ffi.rs`; tests use a
 /// scripted fake.
 pub trait PamHandler {
@@ -82,6 +100,15 @@ pub trait PamHandler {
     fn info(&mut self, text: &str) -> Result<(), ConversationRefused>;
     /// Writes one line to the system log (`LOG_AUTHPRIV`).
     fn log(&mut self, level: LogLevel, msg: &str);
+    /// What ends a [`PamHandler::prompt_password`] from another thread.
+    type Waker: PromptWaker;
+    /// A waker for the next prompt, if this application's prompt can be ended at all.
+    fn prompt_waker(&mut self) -> Option<Self::Waker>;
+    /// Asks for the password with echo off (`PAM_PROMPT_ECHO_OFF`); blocks until the user
+    /// answers or the waker ends the prompt (then the answer is whatever was typed so far).
+    fn prompt_password(&mut self, prompt: &str) -> Result<Zeroizing<String>, ConversationRefused>;
+    /// Stores `token` as `PAM_AUTHTOK` for the modules after this one.
+    fn set_authtok(&mut self, token: &str) -> Result<(), AuthtokRefused>;
 }
 
 /// Everything one call can end in. Each variant maps to exactly one PAM code in
@@ -109,6 +136,11 @@ pub enum Verdict {
     BadOptions,
     /// `pam_get_user` failed.
     NoUser,
+    /// `prompt=concurrent`: the password was typed before the face matched; it is in
+    /// `PAM_AUTHTOK` for the next module.
+    PasswordTyped,
+    /// A bug in this module (the face-check thread panicked).
+    ModuleFault,
 }
 
 impl Verdict {
@@ -132,12 +164,16 @@ impl Verdict {
             ) => PamCode::AuthinfoUnavail,
             Self::DaemonError(ErrorKind::UnknownUser | ErrorKind::InvalidUserName)
             | Self::NoUser => PamCode::UserUnknown,
-            Self::DaemonError(ErrorKind::Internal | ErrorKind::BadRequest) | Self::BadOptions => {
-                PamCode::ServiceErr
-            }
+            Self::DaemonError(ErrorKind::Internal | ErrorKind::BadRequest)
+            | Self::BadOptions
+            | Self::ModuleFault => PamCode::ServiceErr,
+            Self::PasswordTyped => PamCode::Ignore,
         }
     }
 }
+
+/// The prompt `prompt=concurrent` shows (the one `pam_unix` shows too).
+pub const PASSWORD_PROMPT: &str = "Password: ";
 
 /// `pam_sm_authenticate`: `args` are the module arguments, `silent` is `PAM_SILENT`.
 pub fn authenticate<P: PamHandler>(pam: &mut P, args: &[&str], silent: bool) -> PamCode {
@@ -206,13 +242,154 @@ impl<P: PamHandler> Call<'_, P> {
             self.error("cannot get the user name");
             return Verdict::NoUser;
         };
+        let face = FaceCheck {
+            opts: self.opts.clone(),
+            deadline: self.deadline,
+            request: Request::Authenticate {
+                user,
+                service: self.pam.item(Item::Service).unwrap_or_default(),
+                rhost: self.pam.item(Item::RHost),
+                tty: self.pam.item(Item::Tty),
+            },
+        };
+        match self.opts.prompt {
+            PromptMode::FaceFirst => {
+                let mut events = Vec::new();
+                // Infos are relayed as they come: the user reads "look at the camera" while
+                // the camera runs. Only this thread touches the handler.
+                let verdict = face.run(None, &mut |e| match e {
+                    Event::Info(text) => relay(self.pam, self.silent, &self.opts, &text),
+                    other => events.push(other),
+                });
+                self.replay(events);
+                verdict
+            }
+            PromptMode::Concurrent => self.run_concurrent(&face),
+        }
+    }
+
+    /// `prompt=concurrent`: the password prompt on this thread, the face check on a scoped
+    /// worker thread that never touches the PAM handle or the conversation.
+    ///
+    /// The worker's lifetime is strictly inside this call: `thread::scope` joins it before
+    /// returning. A typed password ends the worker at once by shutting its socket down (the
+    /// daemon sees the client go and abandons the attempt); a face match ends the prompt
+    /// through the handler's [`PromptWaker`], as if the user had pressed Enter.
+    fn run_concurrent(&mut self, face: &FaceCheck) -> Verdict {
+        let race = Race::default();
+        let waker = self.pam.prompt_waker();
+        let pam = &mut *self.pam;
+        let race = &race;
+        let (answer, worker) = std::thread::scope(|s| {
+            // The waker moves to the worker; `face` and `race` are shared by reference.
+            let worker = s.spawn(move || {
+                let mut events = Vec::new();
+                let verdict = face.run(Some(race), &mut |e| events.push(e));
+                if verdict == Verdict::Accepted {
+                    let woke = race.face_accepted(waker.as_ref());
+                    events.push(Event::Log(
+                        LogLevel::Debug,
+                        format!("face accepted while the prompt was up; prompt ended: {woke}"),
+                    ));
+                }
+                (verdict, events)
+            });
+            let answer = pam.prompt_password(PASSWORD_PROMPT);
+            let typed = answer.as_ref().is_ok_and(|a| !a.is_empty());
+            race.prompt_done(typed);
+            (answer, worker.join())
+        });
+        let Ok((face_verdict, events)) = worker else {
+            self.error("the face-check thread panicked");
+            return Verdict::ModuleFault;
+        };
+        self.replay(events);
+        if face_verdict == Verdict::Accepted {
+            // Whatever the prompt returned (nothing, or what the user had started to type
+            // when the face matched) is dropped: it is not a password anybody confirmed.
+            return Verdict::Accepted;
+        }
+        match answer {
+            Ok(password) if !password.is_empty() => {
+                self.debug(&format!(
+                    "password typed first (face check: {face_verdict:?}); passing it on"
+                ));
+                match self.pam.set_authtok(&password) {
+                    Ok(()) => Verdict::PasswordTyped,
+                    Err(e) => {
+                        self.error(&format!("{e}"));
+                        face_verdict
+                    }
+                }
+            }
+            // Enter on an empty line: the user chose to wait for the face, whose verdict the
+            // join above waited for.
+            Ok(_) => face_verdict,
+            Err(ConversationRefused) => {
+                self.debug("the conversation refused the password prompt");
+                face_verdict
+            }
+        }
+    }
+
+    /// Logs what the face check reported (debug lines only with `debug`). Infos that reach
+    /// here were produced while the prompt was up and cannot be shown any more.
+    fn replay(&mut self, events: Vec<Event>) {
+        for event in events {
+            match event {
+                Event::Log(LogLevel::Error, msg) => self.error(&msg),
+                Event::Log(LogLevel::Debug, msg) => self.debug(&msg),
+                Event::Info(text) => self.debug(&format!("not shown during the prompt: {text}")),
+            }
+        }
+    }
+}
+
+/// Shows a daemon `info` text unless `PAM_SILENT` or `quiet`.
+fn relay<P: PamHandler>(pam: &mut P, silent: bool, opts: &Options, text: &str) {
+    if silent || opts.quiet {
+        return;
+    }
+    // Control characters (terminal escapes, NUL) never reach the user's terminal.
+    let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+    if pam.info(&clean).is_err() && opts.debug {
+        pam.log(
+            LogLevel::Debug,
+            "the conversation function refused an info message",
+        );
+    }
+}
+
+/// What the face check reports besides its verdict.
+#[derive(Debug)]
+enum Event {
+    /// A daemon `info` text for the user.
+    Info(String),
+    /// A line for the system log.
+    Log(LogLevel, String),
+}
+
+/// The daemon side of one call. It holds no PAM handle, so it can run on a worker thread.
+struct FaceCheck {
+    opts: Options,
+    deadline: Instant,
+    request: Request,
+}
+
+impl FaceCheck {
+    /// Connects and talks to the daemon. With `race`, the connection is registered so the
+    /// calling thread can cancel it.
+    fn run(&self, race: Option<&Race>, sink: &mut dyn FnMut(Event)) -> Verdict {
+        let debug = |sink: &mut dyn FnMut(Event), msg: String| {
+            sink(Event::Log(LogLevel::Debug, msg));
+        };
         let mut conn = match Conn::connect(&self.opts.socket, self.deadline) {
             Ok(conn) => conn,
             Err(e) => {
-                self.debug(&format!(
-                    "cannot connect to {}: {e}",
-                    self.opts.socket.display()
-                ));
+                debug(
+                    sink,
+                    format!("cannot connect to {}: {e}", self.opts.socket.display()),
+                );
                 return if e.kind() == io::ErrorKind::TimedOut {
                     Verdict::TimedOut
                 } else {
@@ -220,105 +397,171 @@ impl<P: PamHandler> Call<'_, P> {
                 };
             }
         };
-        match self.talk(&mut conn, user) {
+        if let Some(race) = race {
+            if !race.register(&conn.stream) {
+                debug(sink, "face check cancelled before it started".into());
+                return Verdict::DaemonClosed;
+            }
+        }
+        match self.talk(&mut conn, sink) {
             Ok(verdict) => verdict,
             Err(e) => {
-                let verdict = self.ipc_verdict(&e, conn.deadline_passed());
-                if verdict == Verdict::ProtocolViolation {
-                    self.error(&format!("protocol error from daemon: {}", error_chain(&e)));
+                let verdict = ipc_verdict(&e, conn.deadline_passed());
+                if race.is_some_and(Race::cancelled) {
+                    debug(sink, "face check cancelled: a password was typed".into());
+                } else if verdict == Verdict::ProtocolViolation {
+                    sink(Event::Log(
+                        LogLevel::Error,
+                        format!("protocol error from daemon: {}", error_chain(&e)),
+                    ));
                 } else {
-                    self.debug(&format!("daemon connection failed: {}", error_chain(&e)));
+                    debug(
+                        sink,
+                        format!("daemon connection failed: {}", error_chain(&e)),
+                    );
                 }
                 verdict
             }
         }
     }
 
-    /// Classifies a transport failure.
-    fn ipc_verdict(&self, e: &IpcError, deadline_passed: bool) -> Verdict {
-        match e {
-            _ if e.is_timeout() || deadline_passed => Verdict::TimedOut,
-            IpcError::Closed | IpcError::Truncated | IpcError::Io(_) => Verdict::DaemonClosed,
-            IpcError::TooLarge { .. }
-            | IpcError::Malformed(_)
-            | IpcError::Encode(_)
-            | IpcError::UnsupportedVersion { .. } => Verdict::ProtocolViolation,
-        }
-    }
-
     /// The conversation: hello, then up to `max_tries` authenticate requests.
-    fn talk(&mut self, conn: &mut Conn, user: String) -> Result<Verdict, IpcError> {
+    fn talk(&self, conn: &mut Conn, sink: &mut dyn FnMut(Event)) -> Result<Verdict, IpcError> {
         conn.send(&Request::Hello {
             protocol_version: PROTOCOL_VERSION,
         })?;
         match conn.recv()? {
             Response::Hello { protocol_version } => check_version(protocol_version)?,
-            Response::Error { kind, message } => return Ok(self.daemon_error(kind, &message)),
-            other => return Ok(self.unexpected(&other)),
+            Response::Error { kind, message } => return Ok(daemon_error(sink, kind, &message)),
+            other => return Ok(unexpected(sink, &other)),
         }
-        let request = Request::Authenticate {
-            user,
-            service: self.pam.item(Item::Service).unwrap_or_default(),
-            rhost: self.pam.item(Item::RHost),
-            tty: self.pam.item(Item::Tty),
-        };
         let mut tries = 0;
         loop {
             tries += 1;
-            conn.send(&request)?;
+            conn.send(&self.request)?;
             let outcome = loop {
                 match conn.recv()? {
-                    Response::Info { text } => self.relay(&text),
+                    Response::Info { text } => sink(Event::Info(text)),
                     Response::Result { outcome } => break outcome,
                     Response::Error { kind, message } => {
-                        return Ok(self.daemon_error(kind, &message))
+                        return Ok(daemon_error(sink, kind, &message))
                     }
-                    other => return Ok(self.unexpected(&other)),
+                    other => return Ok(unexpected(sink, &other)),
                 }
             };
             match outcome {
                 Outcome::Accept => return Ok(Verdict::Accepted),
                 Outcome::Reject if tries < self.opts.max_tries => {
-                    self.debug(&format!("rejected on try {tries}; trying again"));
+                    sink(Event::Log(
+                        LogLevel::Debug,
+                        format!("rejected on try {tries}; trying again"),
+                    ));
                 }
                 Outcome::Reject => return Ok(Verdict::Rejected),
                 Outcome::Unavailable { reason } => {
-                    self.debug(&format!("unavailable: {}", reason.describe()));
+                    sink(Event::Log(
+                        LogLevel::Debug,
+                        format!("unavailable: {}", reason.describe()),
+                    ));
                     return Ok(Verdict::Unavailable(reason));
                 }
             }
         }
     }
+}
 
-    fn daemon_error(&mut self, kind: ErrorKind, message: &str) -> Verdict {
-        let verdict = Verdict::DaemonError(kind);
-        match verdict.pam_code() {
-            PamCode::ServiceErr => self.error(&format!("daemon error {kind:?}: {message}")),
-            _ => self.debug(&format!("daemon error {kind:?}: {message}")),
-        }
-        verdict
+/// Classifies a transport failure.
+fn ipc_verdict(e: &IpcError, deadline_passed: bool) -> Verdict {
+    match e {
+        _ if e.is_timeout() || deadline_passed => Verdict::TimedOut,
+        IpcError::Closed | IpcError::Truncated | IpcError::Io(_) => Verdict::DaemonClosed,
+        IpcError::TooLarge { .. }
+        | IpcError::Malformed(_)
+        | IpcError::Encode(_)
+        | IpcError::UnsupportedVersion { .. } => Verdict::ProtocolViolation,
+    }
+}
+
+fn daemon_error(sink: &mut dyn FnMut(Event), kind: ErrorKind, message: &str) -> Verdict {
+    let verdict = Verdict::DaemonError(kind);
+    let level = match verdict.pam_code() {
+        PamCode::ServiceErr => LogLevel::Error,
+        _ => LogLevel::Debug,
+    };
+    sink(Event::Log(
+        level,
+        format!("daemon error {kind:?}: {message}"),
+    ));
+    verdict
+}
+
+fn unexpected(sink: &mut dyn FnMut(Event), msg: &Response) -> Verdict {
+    // Only the variant name: the message could carry text not meant for the log.
+    let name = format!("{msg:?}");
+    let name = name.split([' ', '{', '(']).next().unwrap_or_default();
+    sink(Event::Log(
+        LogLevel::Error,
+        format!("protocol error from daemon: unexpected {name} message"),
+    ));
+    Verdict::ProtocolViolation
+}
+
+/// What the prompt and the face check of `prompt=concurrent` share.
+#[derive(Debug, Default)]
+struct Race {
+    state: Mutex<RaceState>,
+}
+
+#[derive(Debug, Default)]
+struct RaceState {
+    /// A password was typed: the face check must stop.
+    cancelled: bool,
+    /// The prompt has returned: nothing may be injected to end it any more.
+    prompt_done: bool,
+    /// A second handle on the worker's daemon socket, to shut it down from here.
+    stream: Option<UnixStream>,
+}
+
+impl Race {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RaceState> {
+        // A poisoned lock only means the other side panicked; the flags stay meaningful.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn unexpected(&mut self, msg: &Response) -> Verdict {
-        // Only the variant name: the message could carry text not meant for the log.
-        let name = format!("{msg:?}");
-        let name = name.split([' ', '{', '(']).next().unwrap_or_default();
-        self.error(&format!(
-            "protocol error from daemon: unexpected {name} message"
-        ));
-        Verdict::ProtocolViolation
+    /// Registers the worker's connection; `false` if the face check was already cancelled.
+    fn register(&self, stream: &UnixStream) -> bool {
+        let mut state = self.lock();
+        if state.cancelled {
+            return false;
+        }
+        // Without a clone the worker still ends by its deadline; cancelling is faster only.
+        state.stream = stream.try_clone().ok();
+        true
     }
 
-    /// Shows a daemon `info` text unless `PAM_SILENT` or `quiet`.
-    fn relay(&mut self, text: &str) {
-        if self.silent || self.opts.quiet {
-            return;
+    fn cancelled(&self) -> bool {
+        self.lock().cancelled
+    }
+
+    /// The prompt returned. With `typed`, cancels the face check: shutting the socket down
+    /// wakes the worker's blocked read at once.
+    fn prompt_done(&self, typed: bool) {
+        let mut state = self.lock();
+        state.prompt_done = true;
+        if typed {
+            state.cancelled = true;
+            if let Some(stream) = state.stream.take() {
+                // An error means the socket is already closed, which is the goal.
+                let _ = stream.shutdown(Shutdown::Both);
+            }
         }
-        // Control characters (terminal escapes, NUL) never reach the user's terminal.
-        let clean: String = text.chars().filter(|c| !c.is_control()).collect();
-        if self.pam.info(&clean).is_err() {
-            self.debug("the conversation function refused an info message");
-        }
+    }
+
+    /// The face matched: ends the prompt if it is still up. Returns whether it was ended.
+    /// Under the lock, so it never fires after [`Race::prompt_done`].
+    fn face_accepted<W: PromptWaker>(&self, waker: Option<&W>) -> bool {
+        let state = self.lock();
+        !state.prompt_done && waker.is_some_and(PromptWaker::wake)
     }
 }
 
@@ -409,6 +652,7 @@ mod tests {
     use std::collections::{HashMap, VecDeque};
     use std::os::unix::net::UnixListener;
     use std::path::PathBuf;
+    use std::sync::mpsc;
     use std::thread::JoinHandle;
 
     /// One call the logic is expected to make on the handler, in order.
@@ -416,6 +660,27 @@ mod tests {
     enum Expect {
         User(Option<&'static str>),
         Info(&'static str),
+        Prompt(Answer),
+        SetAuthtok(&'static str),
+    }
+
+    /// How the scripted user answers the password prompt.
+    #[derive(Debug, PartialEq)]
+    enum Answer {
+        /// Types this and Enter after this long, unless the waker ends the prompt first
+        /// (then the answer is empty).
+        Typed(Duration, &'static str),
+        /// The conversation refuses the prompt.
+        Refused,
+    }
+
+    /// The fake's waker: ends the scripted prompt through a channel.
+    struct FakeWaker(mpsc::Sender<()>);
+
+    impl PromptWaker for FakeWaker {
+        fn wake(&self) -> bool {
+            self.0.send(()).is_ok()
+        }
     }
 
     /// A PAM handler that serves fixed items/environment and checks its calls against a
@@ -426,18 +691,31 @@ mod tests {
         script: VecDeque<Expect>,
         logs: Vec<(LogLevel, String)>,
         refuse_info: bool,
+        created: Instant,
+        /// When the password prompt appeared.
+        prompted_at: Option<Instant>,
+        /// Whether the waker ended the prompt.
+        woken: bool,
+        wake_tx: mpsc::Sender<()>,
+        wake_rx: mpsc::Receiver<()>,
     }
 
     impl ScriptedPam {
         fn new(script: Vec<Expect>) -> Self {
             let mut items = HashMap::new();
             items.insert(Item::Service, "sudo".to_owned());
+            let (wake_tx, wake_rx) = mpsc::channel();
             Self {
                 items,
                 env: HashMap::new(),
                 script: script.into(),
                 logs: Vec::new(),
                 refuse_info: false,
+                created: Instant::now(),
+                prompted_at: None,
+                woken: false,
+                wake_tx,
+                wake_rx,
             }
         }
 
@@ -492,6 +770,48 @@ mod tests {
         fn log(&mut self, level: LogLevel, msg: &str) {
             self.logs.push((level, msg.to_owned()));
         }
+
+        type Waker = FakeWaker;
+
+        fn prompt_waker(&mut self) -> Option<FakeWaker> {
+            Some(FakeWaker(self.wake_tx.clone()))
+        }
+
+        fn prompt_password(
+            &mut self,
+            prompt: &str,
+        ) -> Result<Zeroizing<String>, ConversationRefused> {
+            assert_eq!(prompt, PASSWORD_PROMPT);
+            self.prompted_at = Some(Instant::now());
+            match self.next("prompt_password()") {
+                Expect::Prompt(Answer::Typed(after, text)) => {
+                    match self.wake_rx.recv_timeout(after) {
+                        Ok(()) => {
+                            self.woken = true;
+                            Ok(Zeroizing::new(String::new()))
+                        }
+                        Err(_) => Ok(Zeroizing::new(text.to_owned())),
+                    }
+                }
+                Expect::Prompt(Answer::Refused) => Err(ConversationRefused),
+                other => panic!("prompt_password() called, expected {other:?}"),
+            }
+        }
+
+        fn set_authtok(&mut self, token: &str) -> Result<(), AuthtokRefused> {
+            match self.next(&format!("set_authtok({token:?})")) {
+                Expect::SetAuthtok(t) => assert_eq!(token, t),
+                other => panic!("set_authtok called, expected {other:?}"),
+            }
+            Ok(())
+        }
+    }
+
+    impl ScriptedPam {
+        /// How long after the handler was made the prompt appeared.
+        fn prompt_delay(&self) -> Duration {
+            self.prompted_at.expect("prompted") - self.created
+        }
     }
 
     impl Drop for ScriptedPam {
@@ -516,6 +836,8 @@ mod tests {
         Raw(Vec<u8>),
         /// Do nothing for this long (the client should time out).
         Stall(Duration),
+        /// Wait (at most 10 s) until the client closes the connection.
+        ExpectClosed,
     }
 
     fn hello() -> [Step; 2] {
@@ -567,6 +889,16 @@ mod tests {
                         }
                         Step::Raw(bytes) => stream.write_all(&bytes).map_err(|e| e.to_string())?,
                         Step::Stall(d) => std::thread::sleep(d),
+                        Step::ExpectClosed => {
+                            stream
+                                .set_read_timeout(Some(Duration::from_secs(10)))
+                                .map_err(|e| e.to_string())?;
+                            let mut buf = [0u8; 64];
+                            match stream.read(&mut buf) {
+                                Ok(0) => {}
+                                other => return Err(format!("client did not close: {other:?}")),
+                            }
+                        }
                     }
                 }
                 Ok(())
@@ -996,5 +1328,185 @@ mod tests {
             .logs
             .iter()
             .any(|(l, m)| *l == LogLevel::Debug && m.contains("DaemonUnreachable")));
+    }
+
+    /// `prompt=concurrent` against `daemon_arg` with `extra` args; the code and the call's
+    /// duration.
+    fn concurrent(pam: &mut ScriptedPam, daemon_arg: &str, extra: &[&str]) -> (PamCode, Duration) {
+        let mut all = vec![daemon_arg, "prompt=concurrent", "debug"];
+        all.extend_from_slice(extra);
+        let start = Instant::now();
+        let code = authenticate(pam, &all, false);
+        (code, start.elapsed())
+    }
+
+    #[test]
+    fn concurrent_face_wins_first() {
+        // The daemon accepts at once; the user would type only after 10 s.
+        let mut steps: Vec<Step> = hello().into();
+        steps.push(Step::Expect(auth_request()));
+        steps.push(Step::Send(Response::Info {
+            text: "Look at the camera".into(),
+        }));
+        steps.push(Step::Send(Response::Result {
+            outcome: Outcome::Accept,
+        }));
+        let daemon = FakeDaemon::start(steps);
+        // No Info and no SetAuthtok expected: the info cannot interrupt the prompt, and the
+        // empty answer of an ended prompt is not a password.
+        let mut pam = ScriptedPam::new(vec![
+            Expect::User(Some("alice")),
+            Expect::Prompt(Answer::Typed(Duration::from_secs(10), "secret")),
+        ]);
+        let (code, took) = concurrent(&mut pam, &daemon.arg(), &[]);
+        assert_eq!(code, PamCode::Success);
+        assert!(pam.woken, "the face match ends the prompt");
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+        assert!(pam.prompt_delay() < Duration::from_millis(50));
+        assert!(
+            pam.logs
+                .iter()
+                .any(|(_, m)| m.contains("Look at the camera")),
+            "{:?}",
+            pam.logs
+        );
+        daemon.finish();
+    }
+
+    #[test]
+    fn concurrent_password_typed_first_cancels_the_scan() {
+        // The daemon never answers: only the module closing the socket ends its script.
+        let mut steps: Vec<Step> = hello().into();
+        steps.push(Step::Expect(auth_request()));
+        steps.push(Step::ExpectClosed);
+        let daemon = FakeDaemon::start(steps);
+        let mut pam = ScriptedPam::new(vec![
+            Expect::User(Some("alice")),
+            Expect::Prompt(Answer::Typed(Duration::from_millis(200), "secret")),
+            Expect::SetAuthtok("secret"),
+        ]);
+        let (code, took) = concurrent(&mut pam, &daemon.arg(), &["timeout=30"]);
+        assert_eq!(code, PamCode::Ignore);
+        assert!(!pam.woken);
+        // Typed after 200 ms; the scan is abandoned at once, not after the 30 s budget.
+        assert!(took < Duration::from_secs(2), "took {took:?}");
+        assert!(pam.prompt_delay() < Duration::from_millis(50));
+        daemon.finish();
+    }
+
+    #[test]
+    fn concurrent_daemon_down_prompts_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let absent = format!("socket={}", dir.path().join("absent.sock").display());
+        let mut pam = ScriptedPam::new(vec![
+            Expect::User(Some("alice")),
+            Expect::Prompt(Answer::Typed(Duration::from_millis(100), "secret")),
+            Expect::SetAuthtok("secret"),
+        ]);
+        let (code, _) = concurrent(&mut pam, &absent, &[]);
+        assert_eq!(code, PamCode::Ignore);
+        assert!(pam.prompt_delay() < Duration::from_millis(50));
+        assert!(
+            pam.logs
+                .iter()
+                .any(|(_, m)| m.contains("DaemonUnreachable")),
+            "{:?}",
+            pam.logs
+        );
+    }
+
+    #[test]
+    fn concurrent_daemon_slow_beyond_timeout() {
+        // The 1 s budget runs out while the prompt is up; the password typed at 1.5 s still
+        // goes to the next module.
+        let mut steps: Vec<Step> = hello().into();
+        steps.push(Step::Expect(auth_request()));
+        steps.push(Step::Stall(Duration::from_secs(4)));
+        let daemon = FakeDaemon::start(steps);
+        let mut pam = ScriptedPam::new(vec![
+            Expect::User(Some("alice")),
+            Expect::Prompt(Answer::Typed(Duration::from_millis(1500), "secret")),
+            Expect::SetAuthtok("secret"),
+        ]);
+        let (code, took) = concurrent(&mut pam, &daemon.arg(), &["timeout=1"]);
+        assert_eq!(code, PamCode::Ignore);
+        assert!(!pam.woken);
+        assert!(pam.prompt_delay() < Duration::from_millis(50));
+        assert!(
+            took >= Duration::from_millis(1500) && took < Duration::from_secs(3),
+            "took {took:?}"
+        );
+        assert!(
+            pam.logs.iter().any(|(_, m)| m.contains("TimedOut")),
+            "{:?}",
+            pam.logs
+        );
+        drop(daemon);
+    }
+
+    #[test]
+    fn concurrent_face_reject_leaves_the_prompt_to_the_user() {
+        let mut steps: Vec<Step> = hello().into();
+        steps.push(Step::Expect(auth_request()));
+        steps.push(Step::Send(Response::Result {
+            outcome: Outcome::Reject,
+        }));
+        let daemon = FakeDaemon::start(steps);
+        let mut pam = ScriptedPam::new(vec![
+            Expect::User(Some("alice")),
+            Expect::Prompt(Answer::Typed(Duration::from_millis(300), "secret")),
+            Expect::SetAuthtok("secret"),
+        ]);
+        let (code, _) = concurrent(&mut pam, &daemon.arg(), &[]);
+        assert_eq!(code, PamCode::Ignore);
+        assert!(!pam.woken, "a reject must not end the prompt");
+        daemon.finish();
+    }
+
+    #[test]
+    fn concurrent_empty_answer_waits_for_the_face() {
+        for (outcome, want) in [
+            (Outcome::Reject, PamCode::AuthErr),
+            (Outcome::Accept, PamCode::Success),
+        ] {
+            let mut steps: Vec<Step> = hello().into();
+            steps.push(Step::Expect(auth_request()));
+            steps.push(Step::Stall(Duration::from_millis(300)));
+            steps.push(Step::Send(Response::Result { outcome }));
+            let daemon = FakeDaemon::start(steps);
+            // Enter on an empty line at once: no PAM_AUTHTOK, the face decides.
+            let mut pam = ScriptedPam::new(vec![
+                Expect::User(Some("alice")),
+                Expect::Prompt(Answer::Typed(Duration::ZERO, "")),
+            ]);
+            let (code, took) = concurrent(&mut pam, &daemon.arg(), &[]);
+            assert_eq!(code, want, "{outcome:?}");
+            assert!(took >= Duration::from_millis(300), "took {took:?}");
+            daemon.finish();
+        }
+    }
+
+    #[test]
+    fn concurrent_refused_prompt_falls_back_to_the_face() {
+        let mut steps: Vec<Step> = hello().into();
+        steps.push(Step::Expect(auth_request()));
+        steps.push(Step::Send(Response::Result {
+            outcome: Outcome::Accept,
+        }));
+        let daemon = FakeDaemon::start(steps);
+        let mut pam = ScriptedPam::new(vec![
+            Expect::User(Some("alice")),
+            Expect::Prompt(Answer::Refused),
+        ]);
+        let (code, _) = concurrent(&mut pam, &daemon.arg(), &[]);
+        assert_eq!(code, PamCode::Success);
+        daemon.finish();
+    }
+
+    #[test]
+    fn concurrent_skips_remote_sessions_without_prompting() {
+        let mut pam = ScriptedPam::new(vec![]).with_item(Item::RHost, "192.0.2.7");
+        let (code, _) = concurrent(&mut pam, "socket=/nonexistent/a.sock", &[]);
+        assert_eq!(code, PamCode::AuthinfoUnavail);
     }
 }

@@ -12,6 +12,21 @@ pub const MAX_TIMEOUT_SECS: u64 = 300;
 /// Largest accepted `max-tries=`: each try is a full camera attempt.
 pub const MAX_TRIES: u32 = 10;
 
+/// When the password prompt appears (`prompt=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PromptMode {
+    /// `prompt=face-first` (the default): the face check runs to its end, relaying the
+    /// daemon's messages, and only then does the stack move on to the password module, which
+    /// prompts.
+    #[default]
+    FaceFirst,
+    /// `prompt=concurrent`: this module shows the password prompt at once while the daemon
+    /// scans. A face match ends the prompt and accepts; a typed password is stored as
+    /// `PAM_AUTHTOK` for the next module (`pam_unix try_first_pass`) and the module answers
+    /// `PAM_IGNORE`.
+    Concurrent,
+}
+
 /// The parsed options of one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -27,6 +42,8 @@ pub struct Options {
     pub debug: bool,
     /// `quiet`: do not relay the daemon's `info` texts to the user.
     pub quiet: bool,
+    /// `prompt=face-first|concurrent`.
+    pub prompt: PromptMode,
 }
 
 impl Default for Options {
@@ -37,6 +54,7 @@ impl Default for Options {
             max_tries: 1,
             debug: false,
             quiet: false,
+            prompt: PromptMode::FaceFirst,
         }
     }
 }
@@ -74,6 +92,9 @@ impl Options {
                     }
                     o.timeout = Duration::from_secs(secs);
                 }
+                Some(("prompt", "face-first")) => o.prompt = PromptMode::FaceFirst,
+                Some(("prompt", "concurrent")) => o.prompt = PromptMode::Concurrent,
+                Some(("prompt", _)) => return Err(bad()),
                 Some(("max-tries", n)) => {
                     let n: u32 = n.parse().map_err(|_| bad())?;
                     if !(1..=MAX_TRIES).contains(&n) {
@@ -100,6 +121,7 @@ mod tests {
         assert_eq!(d.timeout, Duration::from_secs(10));
         assert_eq!(d.max_tries, 1);
         assert!(!d.debug && !d.quiet);
+        assert_eq!(d.prompt, PromptMode::FaceFirst);
     }
 
     #[test]
@@ -110,6 +132,7 @@ mod tests {
             "max-tries=2",
             "debug",
             "quiet",
+            "prompt=concurrent",
         ]);
         assert_eq!(
             o,
@@ -119,6 +142,7 @@ mod tests {
                 max_tries: 2,
                 debug: true,
                 quiet: true,
+                prompt: PromptMode::Concurrent,
             })
         );
     }
@@ -142,6 +166,8 @@ mod tests {
             "max-tries=x",
             "socket=relative.sock",
             "socket=",
+            "prompt=",
+            "prompt=always",
         ] {
             assert_eq!(
                 Options::parse([arg]),
@@ -161,6 +187,7 @@ mod tests {
             "sock=/x",
             "",
             "timeout",
+            "prompt",
         ] {
             assert_eq!(
                 Options::parse([arg]),

@@ -10,7 +10,8 @@
 //!
 //! so pamtester succeeds only if the module answers `PAM_SUCCESS`, and any other answer falls
 //! through to `pam_deny`. These tests need the `pamtester` and `libpam-wrapper` packages; when
-//! either is missing they say so on stderr and skip.
+//! either is missing they fail under `AUTHNET_REQUIRE_TOOLS=1` (CI) and are ignored, loudly,
+//! otherwise.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -21,37 +22,18 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use authnet_ipc::{read_frame, write_frame, Outcome, Request, Response, PROTOCOL_VERSION};
+use authnet_tests::{pam_tools, require_tool, tool_at, without_ssh};
 
 const SERVICE: &str = "authnet-test";
 const USER: &str = "alice";
 
-/// `pamtester` on PATH and `libpam_wrapper.so` in a library directory, or why not.
-fn tools() -> Result<(), String> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    if !std::env::split_paths(&path).any(|d| d.join("pamtester").is_file()) {
-        return Err("pamtester is not installed (apt-get install pamtester)".into());
-    }
-    let libdirs = [
-        "/usr/lib/x86_64-linux-gnu",
-        "/usr/lib/aarch64-linux-gnu",
-        "/usr/lib64",
-        "/usr/lib",
-    ];
-    if !libdirs
-        .iter()
-        .any(|d| Path::new(d).join("libpam_wrapper.so").is_file())
-    {
-        return Err("libpam_wrapper.so is not installed (apt-get install libpam-wrapper)".into());
-    }
-    Ok(())
-}
-
+/// Fails under `AUTHNET_REQUIRE_TOOLS=1` when pamtester or pam_wrapper is missing, and
+/// returns early (ignored, loudly) otherwise.
 macro_rules! require_tools {
     () => {
-        if let Err(why) = tools() {
-            eprintln!("SKIPPED: {why}");
+        let Some(()) = require_tool(pam_tools()) else {
             return;
-        }
+        };
     };
 }
 
@@ -68,14 +50,6 @@ fn module_path() -> PathBuf {
     panic!("libpam_authnet.so not found near {}", exe.display());
 }
 
-/// True when this process itself looks like an SSH session: the module would (rightly) skip,
-/// so tests that expect it to reach the daemon cannot run here.
-fn in_ssh_session() -> bool {
-    ["SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some())
-}
-
 /// Runs `pamtester SERVICE USER authenticate` with the module configured by `args`.
 fn pamtester(dir: &Path, args: &str) -> Output {
     let services = dir.join("pam.d");
@@ -89,14 +63,12 @@ fn pamtester(dir: &Path, args: &str) -> Output {
     )
     .unwrap();
     let run = || {
-        Command::new("pamtester")
+        // Through a clean `sh` parent: the module must not see this runner's SSH variables.
+        without_ssh("pamtester")
             .args([SERVICE, USER, "authenticate"])
             .env("LD_PRELOAD", "libpam_wrapper.so")
             .env("PAM_WRAPPER", "1")
             .env("PAM_WRAPPER_SERVICE_DIR", &services)
-            .env_remove("SSH_CONNECTION")
-            .env_remove("SSH_CLIENT")
-            .env_remove("SSH_TTY")
             .output()
             .unwrap()
     };
@@ -157,15 +129,14 @@ fn succeeded(out: &Output) -> bool {
 
 #[test]
 fn exports_the_pam_entry_points() {
-    // nm is part of binutils; without it this check cannot run.
-    let Ok(out) = Command::new("nm")
+    let Some(nm) = require_tool(tool_at("/usr/bin/nm", "binutils")) else {
+        return;
+    };
+    let out = Command::new(nm)
         .args(["-D", "--defined-only"])
         .arg(module_path())
         .output()
-    else {
-        eprintln!("SKIPPED: nm is not installed");
-        return;
-    };
+        .unwrap();
     let symbols = String::from_utf8_lossy(&out.stdout);
     for sym in ["pam_sm_authenticate", "pam_sm_setcred"] {
         assert!(
@@ -205,10 +176,6 @@ fn bad_option_falls_through() {
 #[test]
 fn daemon_accept_authenticates() {
     require_tools!();
-    if in_ssh_session() {
-        eprintln!("SKIPPED: this test process runs in an SSH session, so the module skips");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let (socket, thread) = daemon(dir.path(), Outcome::Accept);
     let out = pamtester(
@@ -234,10 +201,6 @@ fn daemon_accept_authenticates() {
 #[test]
 fn daemon_reject_falls_through_to_deny() {
     require_tools!();
-    if in_ssh_session() {
-        eprintln!("SKIPPED: this test process runs in an SSH session, so the module skips");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let (socket, thread) = daemon(dir.path(), Outcome::Reject);
     let out = pamtester(

@@ -471,14 +471,12 @@ pub fn pam_service(dir: &Path, args: &str) -> PathBuf {
 /// `pamtester authnet-test USER authenticate` under pam_wrapper with the services in
 /// `services`, as a not-yet-waited child (stdin closed, output captured).
 pub fn pamtester(services: &Path, user: &str) -> Command {
-    let mut c = Command::new("pamtester");
+    // Through a clean `sh` parent: the module must not see this runner's SSH variables.
+    let mut c = without_ssh("pamtester");
     c.args(["authnet-test", user, "authenticate"])
         .env("LD_PRELOAD", "libpam_wrapper.so")
         .env("PAM_WRAPPER", "1")
         .env("PAM_WRAPPER_SERVICE_DIR", services)
-        .env_remove("SSH_CONNECTION")
-        .env_remove("SSH_CLIENT")
-        .env_remove("SSH_TTY")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -691,4 +689,63 @@ $| = 1; print "held $held\n"; my $x = <STDIN>;
         .parse()
         .unwrap();
     (child, held)
+}
+
+/// The variable `.ci/run` sets to 1: a test whose tool is missing then fails instead of
+/// being skipped, so a green CI means every test ran.
+pub const REQUIRE_TOOLS: &str = "AUTHNET_REQUIRE_TOOLS";
+
+/// Gate for a test that needs an external tool: `check` is `Ok(value)` when the tool is
+/// there. When it is not, this panics (fails the test) if `AUTHNET_REQUIRE_TOOLS=1`, and
+/// otherwise prints a loud `IGNORED` line naming the tool and returns `None`, on which the
+/// test returns at once.
+///
+/// ```ignore
+/// let Some(()) = authnet_tests::require_tool(authnet_tests::pam_tools()) else { return };
+/// ```
+pub fn require_tool<T>(check: Result<T, String>) -> Option<T> {
+    match check {
+        Ok(v) => Some(v),
+        Err(why) if std::env::var(REQUIRE_TOOLS).is_ok_and(|v| v == "1") => {
+            panic!("{REQUIRE_TOOLS}=1 and a tool this test needs is missing: {why}")
+        }
+        Err(why) => {
+            eprintln!(
+                "IGNORED (did not run): {why}; install it with `make setup`, or set \
+                 {REQUIRE_TOOLS}=1 to make this a failure"
+            );
+            None
+        }
+    }
+}
+
+/// `path` if it is an existing file, or why not (for [`require_tool`]).
+pub fn tool_at(path: &str, package: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(path);
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "{path} is not installed (apt-get install {package})"
+        ))
+    }
+}
+
+/// The variables that make `pam_authnet` treat a session as remote (SSH).
+pub const SSH_VARIABLES: [&str; 3] = ["SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY"];
+
+/// `program args…` run through an intermediate `sh` with the SSH variables removed.
+///
+/// `pam_authnet` skips SSH sessions, and it looks for the SSH variables in the PAM client's
+/// own environment and in its parent's. Removing them from the child is not enough when the
+/// test runner itself runs under SSH (the child's parent would be the runner), so the child
+/// gets a clean `sh` as its parent. `; exit $?` keeps `sh` from exec'ing the program in its
+/// place.
+pub fn without_ssh(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new("/bin/sh");
+    c.args(["-c", "\"$@\"; exit $?", "sh"]).arg(program);
+    for v in SSH_VARIABLES {
+        c.env_remove(v);
+    }
+    c
 }

@@ -533,10 +533,12 @@ fn enrol_from_clips_over_the_socket() {
 
 #[test]
 fn socket_activation_uses_the_passed_socket() {
-    if !std::path::Path::new("/usr/bin/systemd-socket-activate").is_file() {
-        eprintln!("SKIPPED: systemd-socket-activate is not installed");
+    let Some(_) = authnet_tests::require_tool(authnet_tests::tool_at(
+        "/usr/bin/systemd-socket-activate",
+        "systemd",
+    )) else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
     let camera = authnet_tests::Camera::new(&tmp.path().join("camera"));
     let config = authnet_tests::write_config(tmp.path(), &DaemonConfig::default(), &camera);

@@ -74,10 +74,7 @@ fn assert_error(r: &Response, kind: ErrorKind, needle: &str) {
 /// A daemon whose `authnet-enroll` PAM service is pam_matrix with `nobody`'s password, in a
 /// directory `nobody` can traverse (to reach the socket).
 fn pam_daemon(tmp: &tempfile::TempDir) -> Option<Daemon> {
-    if let Err(why) = authnet_tests::pam_matrix() {
-        eprintln!("SKIPPED: {why}");
-        return None;
-    }
+    authnet_tests::require_tool(authnet_tests::pam_matrix())?;
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let env = authnet_tests::pam_matrix_env(tmp.path(), "authnet-enroll", &[(USER, PASSWORD)]);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

@@ -196,10 +196,11 @@ fn enrol_test_list_remove() {
 
 #[test]
 fn enrolment_under_a_pty_shows_progress_and_summary() {
-    if !Path::new("/usr/bin/script").is_file() {
-        eprintln!("SKIPPED: util-linux script is not installed");
+    let Some(_) =
+        authnet_tests::require_tool(authnet_tests::tool_at("/usr/bin/script", "bsdutils"))
+    else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
     let d = Daemon::start(tmp.path(), &DaemonConfig::default());
     let mut cmd = format!(

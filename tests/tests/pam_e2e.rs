@@ -10,16 +10,19 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use authnet_tests::{data, pam_service, pam_tools, pamtester, run_pamtester, Daemon, DaemonConfig};
+use authnet_tests::{
+    data, pam_service, pam_tools, pamtester, require_tool, run_pamtester, Daemon, DaemonConfig,
+};
 
 const USER: &str = "nobody";
 
+/// Fails under `AUTHNET_REQUIRE_TOOLS=1` when pamtester or pam_wrapper is missing, and
+/// returns early (ignored, loudly) otherwise.
 macro_rules! require_tools {
     () => {
-        if let Err(why) = pam_tools() {
-            eprintln!("SKIPPED: {why}");
+        let Some(()) = require_tool(pam_tools()) else {
             return;
-        }
+        };
     };
 }
 

@@ -2,14 +2,14 @@
 //! trained against, stored with the backbone they were computed with so that a bank from another
 //! backbone is never mixed with a user's features.
 //!
-//! # File format (version 1)
+//! # File format (version 2)
 //!
 //! All integers little-endian.
 //!
 //! ```text
 //! offset  size  field
 //! 0       12    magic  b"AUTHNETBANK\0"
-//! 12      4     u32    format version (1)
+//! 12      4     u32    format version (2; version 1 banks predate feature version 3)
 //! 16      8     u64    H = header length in bytes (<= MAX_HEADER_BYTES)
 //! 24      H     JSON   BankHeader { backbone, backbone_sha256, identity_dim, mouth_dim,
 //!                                   entries, body_bytes, created }
@@ -49,7 +49,7 @@ use crate::features::{FrameFeatures, UtteranceFeatures};
 /// The first bytes of every bank file.
 pub const MAGIC: &[u8; 12] = b"AUTHNETBANK\0";
 /// The only format version this code reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Cap on the JSON header, so that a lying length cannot make the loader allocate: the header
 /// holds a few short strings and numbers, well under 1 KiB in practice.
 pub const MAX_HEADER_BYTES: u64 = 1 << 20;
@@ -92,7 +92,7 @@ pub enum BankError {
     #[error("not an AuthNet impostor bank (bad magic)")]
     BadMagic,
     /// A format version this code does not know.
-    #[error("unsupported bank format version {found} (this build reads {FORMAT_VERSION})")]
+    #[error("unsupported bank format version {found} (this build reads {FORMAT_VERSION}); rebuild the bank with `authnet-eval bank --dataset DIR --crop MODE --out FILE`")]
     UnsupportedVersion {
         /// The version in the file (or in the struct being saved).
         found: u32,
@@ -838,7 +838,7 @@ mod tests {
     fn layout_is_as_documented() {
         let bytes = sample().to_bytes().unwrap();
         assert_eq!(&bytes[..12], b"AUTHNETBANK\0");
-        assert_eq!(&bytes[12..16], &[1, 0, 0, 0]);
+        assert_eq!(&bytes[12..16], &[2, 0, 0, 0]);
         let h = u64::from_le_bytes(bytes[16..24].try_into().unwrap()) as usize;
         let header: serde_json::Value = serde_json::from_slice(&bytes[24..24 + h]).unwrap();
         assert_eq!(header["entries"], 3);
@@ -871,11 +871,11 @@ mod tests {
     #[test]
     fn unknown_version_is_refused() {
         let mut bytes = sample().to_bytes().unwrap();
-        bytes[12..16].copy_from_slice(&2u32.to_le_bytes());
-        assert!(matches!(
-            ImpostorBank::from_bytes(&bytes, "mobilefacenet", 3),
-            Err(BankError::UnsupportedVersion { found: 2 })
-        ));
+        bytes[12..16].copy_from_slice(&1u32.to_le_bytes());
+        let e = ImpostorBank::from_bytes(&bytes, "mobilefacenet", 3).unwrap_err();
+        assert!(matches!(e, BankError::UnsupportedVersion { found: 1 }));
+        // An old bank is refused with the way to rebuild it.
+        assert!(e.to_string().contains("authnet-eval bank"), "{e}");
         let mut b = sample();
         b.version = 7;
         assert!(matches!(

@@ -65,8 +65,12 @@ pub struct Manifest {
     pub std: [f32; 3],
     /// Fixed batch size the graph requires; 0 means dynamic.
     pub batch: usize,
-    /// Embedding length.
+    /// Embedding length (values per batch item of `output_name`).
     pub output_dim: usize,
+    /// A second graph output holding one score per batch item (the landmark model's
+    /// face-presence logit); absent for backbones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_output: Option<String>,
     /// Licence of the weights.
     #[serde(default)]
     pub licence: String,
@@ -234,27 +238,22 @@ pub fn sha256_file(path: &Path) -> Result<String, std::io::Error> {
     Ok(hex::encode(h.finalize()))
 }
 
-/// The backbone, ready to embed face crops.
-pub struct Embedder {
-    manifest: Manifest,
-    path: PathBuf,
-    session: Session,
+/// A model file loaded into ONNX Runtime after its sha256 and graph were checked against its
+/// manifest: what the backbone and the landmark model share.
+pub(crate) struct OnnxModel {
+    pub(crate) manifest: Manifest,
+    pub(crate) path: PathBuf,
+    pub(crate) session: Session,
 }
 
-impl std::fmt::Debug for Embedder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Embedder")
-            .field("manifest", &self.manifest.name)
-            .field("path", &self.path)
-            .finish()
-    }
-}
-
-impl Embedder {
+impl OnnxModel {
     /// Loads the model the manifest names (relative to `models_dir`), verifying its sha256 and
-    /// shapes. [`init_runtime`] must have succeeded first. `threads` is ONNX Runtime's
-    /// intra-op thread count.
-    pub fn load(models_dir: &Path, manifest: Manifest, threads: usize) -> Result<Self, EmbedError> {
+    /// shapes. [`init_runtime`] must have succeeded first.
+    pub(crate) fn load(
+        models_dir: &Path,
+        manifest: Manifest,
+        threads: usize,
+    ) -> Result<Self, EmbedError> {
         let path = models_dir.join(&manifest.file);
         let io = |source| EmbedError::ModelIo {
             path: path.clone(),
@@ -307,23 +306,28 @@ impl Embedder {
         Ok(e)
     }
 
-    /// The manifest in force.
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
-    }
-
-    /// Embedding length.
-    pub fn dim(&self) -> usize {
-        self.manifest.output_dim
-    }
-
-    fn shape_err(&self, what: &'static str, expected: String, found: String) -> EmbedError {
+    pub(crate) fn shape_err(
+        &self,
+        what: &'static str,
+        expected: String,
+        found: String,
+    ) -> EmbedError {
         EmbedError::Shape {
             path: self.path.clone(),
             what,
             expected,
             found,
         }
+    }
+
+    fn output_names(&self) -> String {
+        let names: Vec<_> = self
+            .session
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
+        format!("{names:?}")
     }
 
     fn check_graph(&self) -> Result<(), EmbedError> {
@@ -348,14 +352,17 @@ impl Embedder {
             .iter()
             .find(|o| o.name() == m.output_name)
             .ok_or_else(|| {
-                let names: Vec<_> = self
-                    .session
-                    .outputs()
-                    .iter()
-                    .map(|o| o.name().to_string())
-                    .collect();
-                self.shape_err("output name", m.output_name.clone(), format!("{names:?}"))
+                self.shape_err("output name", m.output_name.clone(), self.output_names())
             })?;
+        if let Some(score) = &m.score_output {
+            if !self.session.outputs().iter().any(|o| o.name() == score) {
+                return Err(self.shape_err(
+                    "score output name",
+                    score.clone(),
+                    self.output_names(),
+                ));
+            }
+        }
         let (h, w) = (m.input_height as i64, m.input_width as i64);
         let want_in: [i64; 4] = match m.layout {
             Layout::Nchw => [m.batch as i64, 3, h, w],
@@ -390,11 +397,18 @@ impl Embedder {
         Ok(())
     }
 
-    /// Converts one crop to the normalised input layout (one batch item).
-    fn preprocess(&self, crop: &RgbImage, out: &mut Vec<f32>) {
+    /// Appends one image in the manifest's input layout and normalisation (one batch item),
+    /// resizing it to the input size first if it is not that size already.
+    pub(crate) fn preprocess(&self, crop: &RgbImage, out: &mut Vec<f32>) {
         let m = &self.manifest;
         let (w, h) = (m.input_width, m.input_height);
-        let r = imageops::resize(crop, w, h, imageops::FilterType::Triangle);
+        let resized;
+        let r = if crop.dimensions() == (w, h) {
+            crop
+        } else {
+            resized = imageops::resize(crop, w, h, imageops::FilterType::Triangle);
+            &resized
+        };
         let ch = |p: &image::Rgb<u8>, c: usize| -> f32 {
             let src = match m.channel_order {
                 ChannelOrder::Rgb => c,
@@ -418,9 +432,53 @@ impl Embedder {
         }
     }
 
+    /// The input tensor shape for `n` batch items.
+    pub(crate) fn input_shape(&self, n: usize) -> Vec<i64> {
+        let m = &self.manifest;
+        match m.layout {
+            Layout::Nchw => vec![n as i64, 3, m.input_height as i64, m.input_width as i64],
+            Layout::Nhwc => vec![n as i64, m.input_height as i64, m.input_width as i64, 3],
+        }
+    }
+}
+
+/// The backbone, ready to embed face crops.
+pub struct Embedder {
+    model: OnnxModel,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder")
+            .field("manifest", &self.model.manifest.name)
+            .field("path", &self.model.path)
+            .finish()
+    }
+}
+
+impl Embedder {
+    /// Loads the model the manifest names (relative to `models_dir`), verifying its sha256 and
+    /// shapes. [`init_runtime`] must have succeeded first. `threads` is ONNX Runtime's
+    /// intra-op thread count.
+    pub fn load(models_dir: &Path, manifest: Manifest, threads: usize) -> Result<Self, EmbedError> {
+        Ok(Self {
+            model: OnnxModel::load(models_dir, manifest, threads)?,
+        })
+    }
+
+    /// The manifest in force.
+    pub fn manifest(&self) -> &Manifest {
+        &self.model.manifest
+    }
+
+    /// Embedding length.
+    pub fn dim(&self) -> usize {
+        self.model.manifest.output_dim
+    }
+
     /// Embeds crops, batching to the graph's batch size, and L2-normalises each embedding.
     pub fn embed(&mut self, crops: &[RgbImage]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let m = self.manifest.clone();
+        let m = self.model.manifest.clone();
         let per = (m.input_height * m.input_width * 3) as usize;
         let batch = if m.batch == 0 {
             crops.len().clamp(1, 32)
@@ -431,7 +489,7 @@ impl Embedder {
         for chunk in crops.chunks(batch) {
             let mut data = Vec::with_capacity(per * batch);
             for c in chunk {
-                self.preprocess(c, &mut data);
+                self.model.preprocess(c, &mut data);
             }
             let n = if m.batch == 0 { chunk.len() } else { batch };
             // A fixed-batch graph gets the last crop repeated to fill the batch; the padding
@@ -440,17 +498,15 @@ impl Embedder {
                 let start = data.len() - per;
                 data.extend_from_within(start..start + per);
             }
-            let shape: Vec<i64> = match m.layout {
-                Layout::Nchw => vec![n as i64, 3, m.input_height as i64, m.input_width as i64],
-                Layout::Nhwc => vec![n as i64, m.input_height as i64, m.input_width as i64, 3],
-            };
-            let path = self.path.clone();
+            let shape = self.model.input_shape(n);
+            let path = self.model.path.clone();
             let oe = |source: ort::Error| EmbedError::Ort {
                 path: path.clone(),
                 source,
             };
             let tensor = Tensor::from_array((shape, data)).map_err(oe)?;
             let outputs = self
+                .model
                 .session
                 .run(ort::inputs![m.input_name.as_str() => tensor])
                 .map_err(oe)?;

@@ -4,13 +4,17 @@
 //!   grayscale copy, or a pass-through treats the frame as an existing crop.
 //! - [`embed`]: the identity backbone (MobileFaceNet by default) on ONNX Runtime, built from a
 //!   model manifest.
+//! - [`landmarks`]: MediaPipe's 468-point face mesh on ONNX Runtime, and a tracker that
+//!   places each frame's crop from the previous frame's mesh.
 //! - [`mouth`]: an explicit mouth-region descriptor (HOG plus a low-resolution intensity patch)
 //!   of the lower face: identity embeddings are trained to ignore expression, and the password
 //!   lives in the lips.
 
 pub mod detect;
 pub mod embed;
+pub mod landmarks;
 pub mod mouth;
 
 pub use detect::{CropMode, DetectOutcome, FaceBox, FaceDetector};
 pub use embed::{Embedder, Manifest};
+pub use landmarks::{FaceTracker, LandmarkModel, Mesh, TrackOutcome, TrackerConfig};
