@@ -1,6 +1,14 @@
-//! Reading files whose size an attacker or a broken disk may control.
+//! Reading files whose size, type or path an attacker or a broken disk may control.
+//!
+//! [`open_regular`] is the one way such files are opened: no symlink in the last component
+//! (`O_NOFOLLOW`), no blocking open of a FIFO or a device (`O_NONBLOCK`), and `fstat` on the
+//! opened descriptor (not the path, which may have been swapped) says it is a regular file of
+//! bounded size. A FIFO renamed over a frame therefore fails at once instead of blocking the
+//! reader (and the camera queue it holds) forever.
 
+use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Why [`read_bounded`] failed.
@@ -16,14 +24,34 @@ pub enum BoundedRead {
     },
 }
 
-/// Reads a whole file of at most `max` bytes. The size is checked before anything is read and
-/// the read itself is bounded, so a file that grows in between cannot make us allocate more.
-pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, BoundedRead> {
-    let file = std::fs::File::open(path).map_err(BoundedRead::Io)?;
-    let size = file.metadata().map_err(BoundedRead::Io)?.len();
-    if size > max {
-        return Err(BoundedRead::TooLarge { size });
+/// Opens `path` read-only with `O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC` and checks, on the open
+/// descriptor, that it is a regular file of at most `max` bytes; returns it with its size. A
+/// symlink, FIFO, socket, device or directory fails with an I/O error (`ELOOP` for a symlink,
+/// `InvalidInput` for the others).
+pub fn open_regular(path: &Path, max: u64) -> Result<(File, u64), BoundedRead> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(BoundedRead::Io)?;
+    let meta = file.metadata().map_err(BoundedRead::Io)?;
+    if !meta.file_type().is_file() {
+        return Err(BoundedRead::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
     }
+    if meta.len() > max {
+        return Err(BoundedRead::TooLarge { size: meta.len() });
+    }
+    Ok((file, meta.len()))
+}
+
+/// Reads a whole regular file of at most `max` bytes, opened with [`open_regular`]. The size is
+/// checked before anything is read and the read itself is bounded, so a file that grows in
+/// between cannot make us allocate more.
+pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, BoundedRead> {
+    let (file, size) = open_regular(path, max)?;
     let mut bytes = Vec::with_capacity(size as usize);
     file.take(max + 1)
         .read_to_end(&mut bytes)
@@ -54,5 +82,29 @@ mod tests {
             read_bounded(&d.path().join("missing"), 9),
             Err(BoundedRead::Io(_))
         ));
+    }
+
+    #[test]
+    fn refuses_fifos_symlinks_and_directories_without_blocking() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("fifo");
+        let st = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let t = std::time::Instant::now();
+        assert!(matches!(read_bounded(&fifo, 100), Err(BoundedRead::Io(_))));
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        let target = d.path().join("t");
+        std::fs::write(&target, b"x").unwrap();
+        let link = d.path().join("l");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(matches!(read_bounded(&link, 100), Err(BoundedRead::Io(_))));
+        assert!(matches!(
+            read_bounded(d.path(), 100),
+            Err(BoundedRead::Io(_))
+        ));
+        assert_eq!(read_bounded(&target, 100).unwrap(), b"x");
     }
 }

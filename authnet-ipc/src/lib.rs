@@ -58,6 +58,7 @@
 mod frame;
 pub mod fuzzing;
 mod message;
+pub mod remote;
 mod secret;
 
 pub use frame::{
@@ -67,4 +68,5 @@ pub use frame::{
 pub use message::{
     EnrollSummary, ErrorKind, ModelEntry, Outcome, Request, Response, UnavailableReason,
 };
+pub use remote::is_local_rhost;
 pub use secret::Secret;

@@ -312,11 +312,20 @@ fn open_v4l2(cfg: &CameraConfig, dev: &Path) -> Result<Box<dyn FrameSource>, Cap
     Ok(Box::new(authnet_core::capture::v4l2::V4l2Source::open(&c)?))
 }
 
-/// Serialises access to the camera with a bounded wait.
+/// Serialises access to the camera with a bounded wait. Logins ([`Gate::acquire`]) go before
+/// enrolment ([`Gate::acquire_low`]): a low-priority waiter only gets the camera when no login
+/// waits for it.
 #[derive(Debug, Default)]
 pub struct Gate {
-    busy: Mutex<bool>,
+    state: Mutex<GateState>,
     freed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    busy: bool,
+    /// Logins waiting for the camera.
+    high_waiting: usize,
 }
 
 /// Held while an attempt owns the camera; releases it on drop.
@@ -326,29 +335,58 @@ pub struct GateGuard<'a> {
 }
 
 impl Gate {
-    /// Waits up to `wait` for the camera.
+    /// Waits up to `wait` for the camera, ahead of every [`Gate::acquire_low`] waiter.
     pub fn acquire(&self, wait: Duration) -> Option<GateGuard<'_>> {
+        self.take(wait, true)
+    }
+
+    /// Waits up to `wait` for the camera, behind every [`Gate::acquire`] waiter.
+    pub fn acquire_low(&self, wait: Duration) -> Option<GateGuard<'_>> {
+        self.take(wait, false)
+    }
+
+    fn take(&self, wait: Duration, high: bool) -> Option<GateGuard<'_>> {
         let until = Instant::now() + wait;
-        // A poisoned lock means a holder panicked; the flag itself is still meaningful.
-        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-        while *busy {
-            let left = until.checked_duration_since(Instant::now())?;
-            let (b, _) = self
-                .freed
-                .wait_timeout(busy, left)
-                .unwrap_or_else(|p| p.into_inner());
-            busy = b;
+        // A poisoned lock means a holder panicked; the state itself is still meaningful.
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if high {
+            st.high_waiting += 1;
         }
-        *busy = true;
+        loop {
+            if !st.busy && (high || st.high_waiting == 0) {
+                break;
+            }
+            let left = until
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero());
+            let Some(left) = left else {
+                if high {
+                    st.high_waiting -= 1;
+                    // A low waiter may have been held back by this one.
+                    self.freed.notify_all();
+                }
+                return None;
+            };
+            let (s, _) = self
+                .freed
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner());
+            st = s;
+        }
+        if high {
+            st.high_waiting -= 1;
+        }
+        st.busy = true;
         Some(GateGuard { gate: self })
     }
 }
 
 impl Drop for GateGuard<'_> {
     fn drop(&mut self) {
-        let mut busy = self.gate.busy.lock().unwrap_or_else(|p| p.into_inner());
-        *busy = false;
-        self.gate.freed.notify_one();
+        let mut st = self.gate.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.busy = false;
+        // Every waiter re-checks its priority, so wake them all.
+        self.gate.freed.notify_all();
     }
 }
 
@@ -539,6 +577,39 @@ mod tests {
         assert!(t.elapsed() >= Duration::from_millis(50));
         drop(held);
         assert!(g.acquire(Duration::ZERO).is_some());
+    }
+
+    #[test]
+    fn logins_go_before_enrolment() {
+        let g = std::sync::Arc::new(Gate::default());
+        let held = g.acquire(Duration::ZERO).unwrap();
+        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let low = {
+            let (g, order) = (g.clone(), order.clone());
+            std::thread::spawn(move || {
+                let _c = g.acquire_low(Duration::from_secs(5)).unwrap();
+                order.lock().unwrap().push("enrol");
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        let high = {
+            let (g, order) = (g.clone(), order.clone());
+            std::thread::spawn(move || {
+                let _c = g.acquire(Duration::from_secs(5)).unwrap();
+                order.lock().unwrap().push("login");
+                std::thread::sleep(Duration::from_millis(20));
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        drop(held);
+        high.join().unwrap();
+        low.join().unwrap();
+        assert_eq!(*order.lock().unwrap(), ["login", "enrol"]);
+        // A login that gives up does not keep enrolment out.
+        let held = g.acquire(Duration::ZERO).unwrap();
+        assert!(g.acquire(Duration::from_millis(10)).is_none());
+        drop(held);
+        assert!(g.acquire_low(Duration::ZERO).is_some());
     }
 
     #[test]

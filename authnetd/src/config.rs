@@ -18,6 +18,9 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/authnet";
 /// Default PAM service for the enrolment password check (`etc/pam.d/authnet-enroll`).
 pub const DEFAULT_ENROLL_PAM_SERVICE: &str = "authnet-enroll";
 
+/// Default directory of logind's session files.
+pub const DEFAULT_SESSIONS_DIR: &str = "/run/systemd/sessions";
+
 /// Why the configuration is unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -80,6 +83,12 @@ pub struct RawConfig {
     max_connections: Option<u32>,
     io_timeout: Option<f64>,
     enroll_pam_service: Option<String>,
+    sessions_dir: Option<PathBuf>,
+    camera_seat: Option<String>,
+    without_logind: Option<String>,
+    max_connections_per_uid: Option<u32>,
+    root_connections: Option<u32>,
+    enroll_camera_limit: Option<f64>,
     snapshots: Option<bool>,
     snapshot_keep: Option<u32>,
     camera: Option<RawCamera>,
@@ -216,6 +225,18 @@ pub struct Config {
     /// PAM service that checks a non-root user's account password before they enrol or remove
     /// their own model (a file name under `/etc/pam.d`).
     pub enroll_pam_service: String,
+    /// logind's per-session files (`/run/systemd/sessions`), see [`crate::seat`].
+    pub sessions_dir: PathBuf,
+    /// The seat the camera belongs to.
+    pub camera_seat: String,
+    /// What to do when there is no session information at all.
+    pub without_logind: crate::seat::WithoutLogind,
+    /// Connections one non-root uid may hold at once.
+    pub max_connections_per_uid: usize,
+    /// Of `max_connections`, the slots only root peers may take.
+    pub root_connections: usize,
+    /// Longest time one live enrolment may hold the camera, summed over its clips.
+    pub enroll_camera_limit: Duration,
     /// Save frames of failed attempts under `<state_dir>/snapshots` (off by default).
     pub snapshots: bool,
     /// Most snapshot files kept; the oldest are removed beyond it.
@@ -348,6 +369,52 @@ impl RawConfig {
                 format!("{enroll_pam_service:?} is not a PAM service name"),
             ));
         }
+        let camera_seat = self.camera_seat.unwrap_or_else(|| "seat0".into());
+        if camera_seat.is_empty()
+            || camera_seat.len() > 64
+            || !camera_seat
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+        {
+            return Err(invalid(
+                "camera_seat",
+                format!("{camera_seat:?} is not a seat name"),
+            ));
+        }
+        let without_logind = match self.without_logind.as_deref() {
+            None | Some("allow") => crate::seat::WithoutLogind::Allow,
+            Some("refuse") => crate::seat::WithoutLogind::Refuse,
+            Some(o) => {
+                return Err(invalid(
+                    "without_logind",
+                    format!("{o:?} is neither allow nor refuse"),
+                ))
+            }
+        };
+        let max_connections = range_u32(
+            "max_connections",
+            self.max_connections.unwrap_or(64),
+            1,
+            1024,
+        )? as usize;
+        let root_connections = range_u32(
+            "root_connections",
+            self.root_connections.unwrap_or(8),
+            0,
+            1024,
+        )? as usize;
+        if root_connections >= max_connections {
+            return Err(invalid(
+                "root_connections",
+                format!("{root_connections} must be less than max_connections ({max_connections})"),
+            ));
+        }
+        let max_connections_per_uid = range_u32(
+            "max_connections_per_uid",
+            self.max_connections_per_uid.unwrap_or(4),
+            1,
+            1024,
+        )? as usize;
         let onnxruntime_lib = match self.onnxruntime_lib {
             Some(p) => absolute("onnxruntime_lib", p)?,
             None => ort_env
@@ -431,12 +498,22 @@ impl RawConfig {
             abort_if_lid_closed: self.abort_if_lid_closed.unwrap_or(true),
             dark_frame_threshold: dark as f32,
             min_face_fraction,
-            max_connections: range_u32(
-                "max_connections",
-                self.max_connections.unwrap_or(64),
-                1,
-                1024,
-            )? as usize,
+            max_connections,
+            max_connections_per_uid,
+            root_connections,
+            sessions_dir: absolute(
+                "sessions_dir",
+                self.sessions_dir
+                    .unwrap_or_else(|| DEFAULT_SESSIONS_DIR.into()),
+            )?,
+            camera_seat,
+            without_logind,
+            enroll_camera_limit: seconds(
+                "enroll_camera_limit",
+                self.enroll_camera_limit.unwrap_or(45.0),
+                1.0,
+                600.0,
+            )?,
             io_timeout: seconds("io_timeout", self.io_timeout.unwrap_or(5.0), 0.1, 60.0)?,
             enroll_pam_service,
             snapshots: self.snapshots.unwrap_or(false),
@@ -490,6 +567,11 @@ mod tests {
         assert_eq!(c.throttle.lockout_after, 100);
         assert!(c.abort_if_ssh && c.abort_if_lid_closed);
         assert_eq!(c.enroll_pam_service, "authnet-enroll");
+        assert_eq!(c.sessions_dir, Path::new(DEFAULT_SESSIONS_DIR));
+        assert_eq!(c.camera_seat, "seat0");
+        assert_eq!(c.without_logind, crate::seat::WithoutLogind::Allow);
+        assert_eq!((c.max_connections_per_uid, c.root_connections), (4, 8));
+        assert_eq!(c.enroll_camera_limit, Duration::from_secs(45));
         assert!(!c.snapshots);
         assert_eq!(c.snapshot_keep, 30);
     }
@@ -526,6 +608,11 @@ mod tests {
             ("socket = \"relative.sock\"", "socket"),
             ("enroll_pam_service = \"../shadow\"", "enroll_pam_service"),
             ("enroll_pam_service = \"\"", "enroll_pam_service"),
+            ("without_logind = \"maybe\"", "without_logind"),
+            ("camera_seat = \"seat/0\"", "camera_seat"),
+            ("root_connections = 64", "root_connections"),
+            ("sessions_dir = \"run\"", "sessions_dir"),
+            ("enroll_camera_limit = 0.0", "enroll_camera_limit"),
             ("snapshot_keep = 0", "snapshot_keep"),
         ] {
             let e = parse(text).unwrap_err().to_string();

@@ -3,13 +3,14 @@
 //! each utterance directory, the quality checks of every clip ([`check_clip`],
 //! [`same_person`]), [`password::enroll`], then an atomic replacement of the model.
 //!
-//! The daemon reads the clip directories with its own (root) rights; a non-root peer names
-//! only directories, and the model it gets is its own.
+//! For a non-root peer the daemon reads the clips with the peer's own file-system credentials
+//! (see [`Daemon::extract_dirs`]), so it reads nothing the peer could not, and the model it
+//! gets is its own.
 //!
 //! With no clips named, [`live`] records them with the camera instead, applying the same
 //! quality checks to each clip as it is captured, and both paths end in [`train_and_commit`].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use authnet_core::capture::Frame;
@@ -175,8 +176,10 @@ impl StaticCounter {
 
 /// Share of consecutive frame pairs of the utterance directory `dir` that show the same
 /// picture (see [`StaticCounter`]); 0 when unreadable (its features were read already, so that
-/// only happens if it changed meanwhile).
-pub fn static_share(dir: &Path) -> f64 {
+/// only happens if it changed meanwhile). The daemon counts it while decoding instead
+/// ([`StaticCounter`] in [`Daemon::extract_dirs`]); this is the reference for its tests.
+#[cfg(test)]
+pub fn static_share(dir: &std::path::Path) -> f64 {
     let Ok(mut src) = authnet_core::capture::open_utterance(dir, true) else {
         return 0.0;
     };
@@ -288,7 +291,38 @@ pub(crate) fn password_ok(
     };
     let user = acct.name.as_str();
     let service = d.cfg.enroll_pam_service.as_str();
-    match pam_check::check_password(service, user, pw, PAM_TIMEOUT) {
+    let uid = conn.peer.uid;
+    if let Err(w) = d.backoff.begin(uid, user) {
+        d.log.warn(&format!(
+            "user={user} uid={uid} password check for {action} refused: {}",
+            match w {
+                pam_check::Wait::Busy => "another check is running".to_string(),
+                pam_check::Wait::For(t) => format!("backoff, {:.1} s left", t.as_secs_f64()),
+            }
+        ));
+        conn.error(
+            ErrorKind::AuthFailed,
+            match w {
+                pam_check::Wait::Busy => "another password check for you is running".to_string(),
+                pam_check::Wait::For(t) => format!(
+                    "too many wrong passwords; try again in {} s",
+                    t.as_secs() + 1
+                ),
+            },
+        )?;
+        return Ok(false);
+    }
+    let checked = pam_check::check_password(service, user, pw, PAM_TIMEOUT);
+    d.backoff.end(
+        uid,
+        user,
+        match &checked {
+            Ok(()) => Some(true),
+            Err(e) if e.is_denial() => Some(false),
+            Err(_) => None,
+        },
+    );
+    match checked {
         Ok(()) => {
             d.log.info(&format!(
                 "user={user} uid={} password accepted by PAM service {service} for {action}",
@@ -324,10 +358,14 @@ fn screen(
     user: &str,
     kind: &str,
     dirs: &[PathBuf],
-    clips: Vec<(UtteranceFeatures, ExtractReport)>,
+    clips: Vec<(UtteranceFeatures, ExtractReport, f64)>,
     reference: Option<&[f32]>,
 ) -> Result<(Vec<UtteranceFeatures>, Vec<String>), IpcError> {
-    let statics: Vec<f64> = dirs.iter().map(|d| static_share(d)).collect();
+    // The frozen-frame share was counted while the clip was decoded (with the peer's rights),
+    // so the clip is never read again here.
+    let statics: Vec<f64> = clips.iter().map(|c| c.2).collect();
+    let clips: Vec<(UtteranceFeatures, ExtractReport)> =
+        clips.into_iter().map(|(f, r, _)| (f, r)).collect();
     let mut verdicts: Vec<Result<(), Flaw>> = clips
         .iter()
         .zip(&statics)
@@ -478,15 +516,17 @@ pub fn enroll(
             text: format!("features of clip {done} of {total}"),
         })
     };
-    let positives = match d.extract_dirs(&pos, &mut |i, _| send_progress(conn, i))? {
+    let peer = conn.peer;
+    let positives = match d.extract_dirs(peer, &pos, &mut |i, _| send_progress(conn, i))? {
         Ok(v) => v,
         Err(e) => return conn.error(ErrorKind::BadRequest, e),
     };
     done_before += pos.len();
-    let others = match d.extract_dirs(&neg, &mut |i, _| send_progress(conn, done_before + i))? {
-        Ok(v) => v,
-        Err(e) => return conn.error(ErrorKind::BadRequest, e),
-    };
+    let others =
+        match d.extract_dirs(peer, &neg, &mut |i, _| send_progress(conn, done_before + i))? {
+            Ok(v) => v,
+            Err(e) => return conn.error(ErrorKind::BadRequest, e),
+        };
     let (positives, mut rejected) = screen(d, conn, user, "password", &pos, positives, None)?;
     if positives.len() < MIN_POSITIVES {
         d.log.warn(&format!(

@@ -3,7 +3,7 @@
 //! authnetd(8) and authnetd.toml(5).
 //!
 //! Modules: [`config`] (raw TOML, then a validated struct), [`server`] (accept loop,
-//! `SO_PEERCRED`), [`session`] (the attempt state machine and the other requests), [`camera`]
+//! `SO_PEERCRED`), [`seat`] (the peer's logind session), [`session`] (the attempt state machine and the other requests), [`camera`]
 //! (clips and the camera queue), [`store`] (per-user files), [`throttle`], [`enroll`] (with the
 //! enrolment password check in [`pam_check`]), [`log`]
 //! and [`sys`] (unsafe code, with [`pam_check`]).
@@ -14,6 +14,7 @@ mod config;
 mod enroll;
 mod log;
 mod pam_check;
+mod seat;
 mod server;
 mod session;
 mod snapshot;

@@ -318,6 +318,117 @@ pub fn check_password(
     }
 }
 
+/// First delay after a wrong password; it doubles with each further consecutive failure.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
+
+/// Longest delay between two password checks after failures.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Per-peer-uid and per-target-user backoff of the enrolment password check: after `n ≥ 2`
+/// consecutive wrong passwords a key (the peer's uid, and the account) may be checked again
+/// only [`BACKOFF_BASE`] × 2^(n-2) (at most [`BACKOFF_MAX`]) after the last failure (one typo
+/// costs nothing beyond PAM's own delay), and only
+/// one check per key runs at a time, so opening many connections does not multiply the
+/// guessing rate. A right password clears both keys. Refusals are immediate and never reach
+/// PAM. Kept in memory: a daemon restart forgets it, while pam_faillock in the service keeps
+/// its own persistent tally.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    state: std::sync::Mutex<std::collections::HashMap<Key, Entry>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Uid(u32),
+    User(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    failures: u32,
+    last: std::time::Instant,
+    busy: bool,
+}
+
+/// Why a check may not run now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Another check for the same peer uid or account is running.
+    Busy,
+    /// Too soon after a failure: this much longer.
+    For(Duration),
+}
+
+impl Backoff {
+    fn delay(failures: u32) -> Duration {
+        if failures < 2 {
+            return Duration::ZERO;
+        }
+        BACKOFF_BASE
+            .saturating_mul(1u32 << (failures - 2).min(16))
+            .min(BACKOFF_MAX)
+    }
+
+    fn keys(uid: u32, user: &str) -> [Key; 2] {
+        [Key::Uid(uid), Key::User(user.to_owned())]
+    }
+
+    /// Reserves a check of `user`'s password by peer `uid`; on `Ok`, [`Backoff::end`] must
+    /// follow.
+    pub fn begin(&self, uid: u32, user: &str) -> Result<(), Wait> {
+        let now = std::time::Instant::now();
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let keys = Self::keys(uid, user);
+        for k in &keys {
+            if let Some(e) = st.get(k) {
+                if e.busy {
+                    return Err(Wait::Busy);
+                }
+                let ready = e.last + Self::delay(e.failures);
+                if ready > now {
+                    return Err(Wait::For(ready - now));
+                }
+            }
+        }
+        for k in keys {
+            st.entry(k)
+                .or_insert(Entry {
+                    failures: 0,
+                    last: now,
+                    busy: false,
+                })
+                .busy = true;
+        }
+        Ok(())
+    }
+
+    /// Ends a check begun with [`Backoff::begin`]: `Some(true)` right password, `Some(false)`
+    /// wrong, `None` no verdict (PAM failed or timed out).
+    pub fn end(&self, uid: u32, user: &str, verdict: Option<bool>) {
+        let now = std::time::Instant::now();
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for k in Self::keys(uid, user) {
+            match verdict {
+                Some(true) => {
+                    st.remove(&k);
+                }
+                v => {
+                    if let Some(e) = st.get_mut(&k) {
+                        e.busy = false;
+                        if v == Some(false) {
+                            e.failures = e.failures.saturating_add(1);
+                            e.last = now;
+                        }
+                        if e.failures == 0 {
+                            st.remove(&k);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -385,5 +496,31 @@ mod tests {
         let rc = unsafe { conversation(1, msgs.as_mut_ptr(), &mut resp, app) };
         assert_eq!(rc, PAM_CONV_ERR);
         assert!(resp.is_null());
+    }
+
+    #[test]
+    fn backoff_doubles_per_uid_and_per_user_and_allows_one_check_at_a_time() {
+        let b = Backoff::default();
+        b.begin(1000, "alice").unwrap();
+        assert_eq!(b.begin(1000, "alice"), Err(Wait::Busy));
+        assert_eq!(b.begin(1000, "bob"), Err(Wait::Busy), "same uid");
+        assert_eq!(b.begin(1001, "alice"), Err(Wait::Busy), "same user");
+        b.end(1000, "alice", Some(false));
+        // One typo is free.
+        b.begin(1000, "alice").unwrap();
+        b.end(1000, "alice", Some(false));
+        assert!(matches!(b.begin(1000, "alice"), Err(Wait::For(d)) if d <= BACKOFF_BASE));
+        assert!(b.begin(1002, "carol").is_ok(), "others are not affected");
+        b.end(1002, "carol", Some(true));
+        assert_eq!(Backoff::delay(1), Duration::ZERO);
+        assert_eq!(Backoff::delay(2), BACKOFF_BASE);
+        assert_eq!(Backoff::delay(5), BACKOFF_BASE * 8);
+        assert_eq!(Backoff::delay(40), BACKOFF_MAX);
+        std::thread::sleep(BACKOFF_BASE);
+        b.begin(1000, "alice").unwrap();
+        b.end(1000, "alice", Some(true));
+        b.begin(1000, "alice").unwrap();
+        b.end(1000, "alice", None);
+        b.begin(1000, "alice").unwrap();
     }
 }

@@ -3,14 +3,15 @@
 //! The peer's identity comes from `SO_PEERCRED`, never from the payload. Every read and write
 //! runs against a deadline (`io_timeout` per frame, re-armed before each syscall), so a client
 //! that drips one byte a second holds only its own thread, and only briefly. At most
-//! `max_connections` connections are served at once; the next one is told `busy` and closed.
+//! `max_connections` connections are served at once, of which `root_connections` are kept for
+//! root peers (sudo, su and login run as root, so a user cannot crowd them out), and one
+//! non-root uid holds at most `max_connections_per_uid`; the next one is told `busy` and closed.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -133,26 +134,94 @@ pub fn listen(path: &Path) -> anyhow::Result<(UnixListener, bool)> {
         std::fs::remove_file(path)
             .with_context(|| format!("removing stale socket {}", path.display()))?;
     }
-    let l = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
     // Everyone may connect (screen lockers run as the user); access control is by SO_PEERCRED.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
-        .with_context(|| format!("chmod {}", path.display()))?;
+    // The mode (0666) comes from the umask at bind time, so the socket is never reachable with
+    // another mode and no chmod by path follows (which a swapped path could redirect).
+    let l = sys::with_umask(0o111, || UnixListener::bind(path))
+        .with_context(|| format!("binding {}", path.display()))?;
     Ok((l, false))
 }
 
-/// Decrements the connection count when a connection thread ends.
-struct Slot(Arc<AtomicUsize>);
+/// Connections being served: in all, and per non-root uid.
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    per_uid: HashMap<u32, usize>,
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Full {
+    /// Every slot (or every slot open to non-root peers) is taken.
+    All,
+    /// This uid holds its share.
+    Uid,
+}
+
+/// The connection slots ([`Counts`] with the limits of the config).
+#[derive(Debug)]
+struct Slots {
+    counts: Mutex<Counts>,
+    max: usize,
+    root_only: usize,
+    per_uid: usize,
+}
+
+impl Slots {
+    /// Takes a slot for a peer of `uid`.
+    fn take(self: &Arc<Self>, uid: u32) -> Result<Slot, Full> {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if uid == 0 {
+            if c.total >= self.max {
+                return Err(Full::All);
+            }
+        } else {
+            if c.total >= self.max - self.root_only {
+                return Err(Full::All);
+            }
+            let n = c.per_uid.get(&uid).copied().unwrap_or(0);
+            if n >= self.per_uid {
+                return Err(Full::Uid);
+            }
+            c.per_uid.insert(uid, n + 1);
+        }
+        c.total += 1;
+        Ok(Slot {
+            slots: self.clone(),
+            uid,
+        })
+    }
+}
+
+/// One taken slot, given back when the connection thread ends.
+struct Slot {
+    slots: Arc<Slots>,
+    uid: u32,
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let mut c = self.slots.counts.lock().unwrap_or_else(|p| p.into_inner());
+        c.total -= 1;
+        if self.uid != 0 {
+            if let Some(n) = c.per_uid.get_mut(&self.uid) {
+                *n -= 1;
+                if *n == 0 {
+                    c.per_uid.remove(&self.uid);
+                }
+            }
+        }
     }
 }
 
 /// Serves forever.
 pub fn serve(listener: UnixListener, daemon: Arc<Daemon>) -> anyhow::Result<()> {
-    let active = Arc::new(AtomicUsize::new(0));
-    let max = daemon.cfg.max_connections;
+    let slots = Arc::new(Slots {
+        counts: Mutex::new(Counts::default()),
+        max: daemon.cfg.max_connections,
+        root_only: daemon.cfg.root_connections,
+        per_uid: daemon.cfg.max_connections_per_uid,
+    });
     for s in listener.incoming() {
         let stream = match s {
             Ok(s) => s,
@@ -163,26 +232,43 @@ pub fn serve(listener: UnixListener, daemon: Arc<Daemon>) -> anyhow::Result<()> 
                 continue;
             }
         };
-        if active.fetch_add(1, Ordering::SeqCst) >= max {
-            active.fetch_sub(1, Ordering::SeqCst);
-            let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-            let _ = write_frame(
-                &mut &stream,
-                &Response::Error {
-                    kind: ErrorKind::Busy,
-                    message: "too many connections".into(),
-                },
-            );
-            daemon.log.warn("connection refused: too many connections");
-            continue;
-        }
-        let slot = Slot(active.clone());
+        let peer = match sys::peer_cred(&stream) {
+            Ok(p) => p,
+            Err(e) => {
+                daemon.log.warn(&format!("SO_PEERCRED failed: {e}"));
+                continue;
+            }
+        };
+        let slot = match slots.take(peer.uid) {
+            Ok(s) => s,
+            Err(full) => {
+                let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+                let message = match full {
+                    Full::All => "too many connections",
+                    Full::Uid => "too many connections from your uid",
+                };
+                let _ = write_frame(
+                    &mut &stream,
+                    &Response::Error {
+                        kind: ErrorKind::Busy,
+                        message: message.into(),
+                    },
+                );
+                crate::log::with_peer(peer.uid, || {
+                    daemon.log.warn(&format!(
+                        "connection from uid {} refused: {message}",
+                        peer.uid
+                    ))
+                });
+                continue;
+            }
+        };
         let d = daemon.clone();
         let spawned = std::thread::Builder::new()
             .name("authnetd-conn".into())
             .spawn(move || {
                 let _slot = slot;
-                handle(stream, &d);
+                crate::log::with_peer(peer.uid, || handle(stream, peer, &d));
             });
         if let Err(e) = spawned {
             daemon.log.error(&format!("cannot start a thread: {e}"));
@@ -192,14 +278,7 @@ pub fn serve(listener: UnixListener, daemon: Arc<Daemon>) -> anyhow::Result<()> 
 }
 
 /// One connection: hello, then requests until the client closes or misbehaves.
-fn handle(stream: UnixStream, daemon: &Daemon) {
-    let peer = match sys::peer_cred(&stream) {
-        Ok(p) => p,
-        Err(e) => {
-            daemon.log.warn(&format!("SO_PEERCRED failed: {e}"));
-            return;
-        }
-    };
+fn handle(stream: UnixStream, peer: PeerCred, daemon: &Daemon) {
     let mut conn = Conn {
         stream,
         io_timeout: daemon.cfg.io_timeout,

@@ -6,6 +6,7 @@
 //! embedding of each frame *while the next is captured* → score → answer. The camera is
 //! released (its clip dropped) at the end of every attempt, on cancel and on disconnect.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -16,7 +17,8 @@ use authnet_core::model::file::Expect;
 use authnet_core::model::password::{PasswordModel, Scores, ThresholdPolicy};
 use authnet_core::vision::DetectOutcome;
 use authnet_ipc::{
-    ErrorKind, IpcError, ModelEntry, Outcome, Request, Response, Secret, UnavailableReason,
+    is_local_rhost, ErrorKind, IpcError, ModelEntry, Outcome, Request, Response, Secret,
+    UnavailableReason,
 };
 
 use crate::camera::{self, Clip, Gate};
@@ -54,6 +56,25 @@ pub struct Daemon {
     bank: Option<ImpostorBank>,
     /// Serialises throttle read-modify-write.
     throttle_lock: Mutex<()>,
+    /// Users with an attempt in flight: a second attempt for the same user is answered
+    /// `camera_busy` at once, so an attacker's queued `su victim` cannot ride on the victim's
+    /// own mouthed password.
+    in_flight: Mutex<HashSet<String>>,
+    /// Backoff of the enrolment password check.
+    pub(crate) backoff: crate::pam_check::Backoff,
+}
+
+/// Marks a user's attempt as in flight until dropped.
+struct InFlight<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    user: String,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut set = self.set.lock().unwrap_or_else(|p| p.into_inner());
+        set.remove(&self.user);
+    }
 }
 
 /// The result of one attempt.
@@ -89,16 +110,6 @@ impl Policy {
             Self::Eer => ThresholdPolicy::Eer,
         }
     }
-}
-
-fn is_local_rhost(rhost: &str) -> bool {
-    let h = rhost.trim();
-    h.is_empty()
-        || h == "localhost"
-        || h == "::1"
-        || h.starts_with("127.")
-        || h.starts_with("localhost.")
-        || h == "::ffff:127.0.0.1"
 }
 
 fn outcome_name(o: &Outcome) -> String {
@@ -138,6 +149,8 @@ impl Daemon {
             identity_dim,
             bank,
             throttle_lock: Mutex::new(()),
+            in_flight: Mutex::new(HashSet::new()),
+            backoff: crate::pam_check::Backoff::default(),
         }
     }
 
@@ -271,15 +284,52 @@ impl Daemon {
             ));
         }
         if test {
+            // A score lets a peer hill-climb against the model (issue 16 item 5): root only.
+            let score = if conn.peer.uid == 0 {
+                attempt.scores.map(|s| s.ranked()).filter(|f| f.is_finite())
+            } else {
+                None
+            };
             conn.send(&Response::TestResult {
                 outcome: attempt.outcome,
-                score: attempt.scores.map(|s| s.ranked()).filter(|f| f.is_finite()),
+                score,
             })
         } else {
             conn.send(&Response::Result {
                 outcome: attempt.outcome,
             })
         }
+    }
+
+    /// Marks `user`'s attempt in flight; `None` when one already is.
+    fn begin_attempt(&self, user: &str) -> Option<InFlight<'_>> {
+        let mut set = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if !set.insert(user.to_owned()) {
+            return None;
+        }
+        Some(InFlight {
+            set: &self.in_flight,
+            user: user.to_owned(),
+        })
+    }
+
+    /// Whether the peer's logind session may use the camera ([`crate::seat::decide`]);
+    /// `Err(why)` for the log when it counts as remote. Off with `abort_if_ssh = false`.
+    pub(crate) fn seat_check(&self, conn: &Conn) -> Result<(), String> {
+        if !self.cfg.abort_if_ssh {
+            return Ok(());
+        }
+        let place = crate::seat::place_of(
+            conn.peer.pid,
+            std::path::Path::new("/proc"),
+            &self.cfg.sessions_dir,
+        );
+        crate::seat::decide(
+            &place,
+            conn.peer.uid,
+            &self.cfg.camera_seat,
+            self.cfg.without_logind,
+        )
     }
 
     /// Checks the throttle; `Some(reason)` when the attempt may not run.
@@ -334,6 +384,13 @@ impl Daemon {
         if self.cfg.abort_if_ssh && rhost.is_some_and(|h| !is_local_rhost(h)) {
             return Ok(Attempt::unavailable(U::RemoteSession));
         }
+        if let Err(why) = self.seat_check(conn) {
+            self.log.info(&format!(
+                "user={user} uid={} pid={}: remote session ({why})",
+                conn.peer.uid, conn.peer.pid
+            ));
+            return Ok(Attempt::unavailable(U::RemoteSession));
+        }
         if self.cfg.abort_if_lid_closed && camera::lid_closed(std::path::Path::new(LID_DIR)) {
             return Ok(Attempt::unavailable(U::LidClosed));
         }
@@ -355,14 +412,13 @@ impl Daemon {
             }
         };
         let deadline = Instant::now() + self.cfg.auth_timeout;
-        if conn
-            .send(&Response::Info {
-                text: PROMPT.into(),
-            })
-            .is_err()
-        {
-            return Err(Abort::ClientGone);
-        }
+        let Some(_in_flight) = self.begin_attempt(user) else {
+            self.log.info(&format!(
+                "user={user} uid={} pid={}: another attempt for this user is in flight",
+                conn.peer.uid, conn.peer.pid
+            ));
+            return Ok(Attempt::unavailable(U::CameraBusy));
+        };
         let wait = self
             .cfg
             .camera_wait
@@ -373,6 +429,17 @@ impl Daemon {
         // Another attempt for the same user may have failed while this one queued.
         if let Some(r) = self.throttled(user) {
             return Ok(Attempt::unavailable(r));
+        }
+        // Only now, with the camera held for this attempt alone, is the user asked to mouth:
+        // a prompt sent while queued would let the user's words be captured by whichever
+        // attempt holds the camera.
+        if conn
+            .send(&Response::Info {
+                text: PROMPT.into(),
+            })
+            .is_err()
+        {
+            return Err(Abort::ClientGone);
         }
         let mut last = Attempt::unavailable(U::NoFace);
         for _ in 0..self.cfg.max_tries {
@@ -651,38 +718,127 @@ impl Daemon {
         }
     }
 
-    /// Extracts features of utterance directories, holding the camera queue (the pipeline is
-    /// shared with attempts), with what the detector found in each. `progress(done, total)`
-    /// after each clip.
+    /// Extracts features of recorded clips (frame folders or video files) for enrolment, with
+    /// what the detector found in each and the share of frozen frame pairs
+    /// ([`crate::enroll::StaticCounter`]). `progress(done, total)` after each clip.
+    ///
+    /// For a non-root peer every clip is opened with the peer's own file-system credentials
+    /// ([`sys::FsCreds`] on this thread; chosen over passing descriptors with SCM_RIGHTS because
+    /// it also covers the frame files inside a folder and whatever FFmpeg opens itself, with no
+    /// protocol change): the root daemon reads only what the peer could read, and a refusal
+    /// says nothing the peer could not learn itself. Frame folders are read into memory
+    /// ([`authnet_core::capture::load_dir`]: no symlinks, FIFOs or devices, bounded size)
+    /// *before* the camera queue is taken; only decoding and the pipeline run under it. A video
+    /// file is opened (regular file, no symlink) before the queue too, and FFmpeg reads that
+    /// open file, under the peer's credentials, while the queue is held.
+    ///
+    /// The inner `Err` is the text for the client: generic for non-root peers (the detail is
+    /// logged).
     pub(crate) fn extract_dirs(
         &self,
+        peer: sys::PeerCred,
         dirs: &[PathBuf],
         progress: &mut dyn FnMut(usize, usize) -> Result<(), IpcError>,
-    ) -> Result<Result<Vec<(UtteranceFeatures, ExtractReport)>, String>, IpcError> {
+    ) -> Result<Result<Vec<ExtractedClip>, String>, IpcError> {
+        use authnet_core::capture as cap;
+        /// Largest video file accepted for enrolment.
+        const MAX_VIDEO_FILE: u64 = 1 << 30;
+        enum Input {
+            Frames(cap::LoadedDir),
+            Video(std::fs::File),
+        }
+        let as_peer = || -> Result<Option<sys::FsCreds>, String> {
+            if peer.uid == 0 {
+                return Ok(None);
+            }
+            sys::FsCreds::assume(peer.uid, peer.gid)
+                .map(Some)
+                .map_err(|e| format!("cannot take the peer's credentials: {e}"))
+        };
+        let refuse = |i: usize, d: &std::path::Path, why: String| {
+            self.log.info(&format!(
+                "enrolment clip {} of uid {} refused: {}: {why}",
+                i + 1,
+                peer.uid,
+                d.display()
+            ));
+            if peer.uid == 0 {
+                format!("{}: {why}", d.display())
+            } else {
+                format!(
+                    "clip {} ({}) cannot be used: it must be a frame folder or a video file \
+                     that you can read",
+                    i + 1,
+                    d.display()
+                )
+            }
+        };
         let mut out = Vec::with_capacity(dirs.len());
         for (i, d) in dirs.iter().enumerate() {
+            let mixed = self.cfg.crop != authnet_core::vision::CropMode::Detect;
+            // All file I/O a peer controls happens here, before the camera queue.
+            let input = {
+                let _creds = match as_peer() {
+                    Ok(c) => c,
+                    Err(e) => return Ok(Err(refuse(i, d, e))),
+                };
+                match std::fs::metadata(d) {
+                    Ok(m) if m.is_dir() => cap::load_dir(d)
+                        .map(|l| Input::Frames(if mixed { l.allow_mixed_sizes() } else { l }))
+                        .map_err(|e| e.to_string()),
+                    Ok(_) => authnet_core::fsutil::open_regular(d, MAX_VIDEO_FILE)
+                        .map(|(f, _)| Input::Video(f))
+                        .map_err(|e| match e {
+                            authnet_core::fsutil::BoundedRead::Io(e) => e.to_string(),
+                            authnet_core::fsutil::BoundedRead::TooLarge { size } => {
+                                format!("{size} bytes is too large for a video")
+                            }
+                        }),
+                    Err(e) => Err(e.to_string()),
+                }
+            };
+            let input = match input {
+                Ok(x) => x,
+                Err(e) => return Ok(Err(refuse(i, d, e))),
+            };
             let r = {
-                let Some(_g) = self.gate.acquire(self.cfg.camera_wait) else {
+                let Some(_g) = self.gate.acquire_low(self.cfg.camera_wait) else {
                     return Ok(Err("the camera pipeline is busy".into()));
                 };
-                let mut ex = self.pipeline.lock().unwrap_or_else(|p| p.into_inner());
-                ex.extract_path(d, None)
+                let mut ex = self.pipeline();
+                match input {
+                    Input::Frames(l) => extract_counting(&mut ex, Box::new(l)),
+                    Input::Video(f) => {
+                        use std::os::fd::AsRawFd;
+                        let _creds = match as_peer() {
+                            Ok(c) => c,
+                            Err(e) => return Ok(Err(refuse(i, d, e))),
+                        };
+                        // FFmpeg reopens the very file checked above, never the path again.
+                        let fd_path = PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()));
+                        let r = cap::open_utterance(&fd_path, mixed)
+                            .map_err(|e| e.to_string())
+                            .and_then(|s| extract_counting(&mut ex, s));
+                        drop(f);
+                        r
+                    }
+                }
             };
             match r {
                 Ok(fr) => out.push(fr),
-                Err(e) => return Ok(Err(format!("{}: {e}", d.display()))),
+                Err(e) => return Ok(Err(refuse(i, d, e))),
             }
             progress(i + 1, dirs.len())?;
         }
         Ok(Ok(out))
     }
 
-    /// Waits up to `wait` for the camera queue (live enrolment holds it across all its clips).
-    pub(crate) fn acquire_camera(&self, wait: Duration) -> Option<camera::GateGuard<'_>> {
-        self.gate.acquire(wait)
+    /// Waits up to `wait` for the camera queue behind every waiting login (enrolment).
+    pub(crate) fn acquire_camera_low(&self, wait: Duration) -> Option<camera::GateGuard<'_>> {
+        self.gate.acquire_low(wait)
     }
 
-    /// The feature pipeline. Invariant: callers hold the camera queue ([`Self::acquire_camera`]),
+    /// The feature pipeline. Invariant: callers hold the camera queue,
     /// so this never waits; a poisoned lock means an earlier holder panicked, and the extractor
     /// keeps no state across clips (`begin` resets it).
     pub(crate) fn pipeline(&self) -> std::sync::MutexGuard<'_, FeatureExtractor> {
@@ -709,17 +865,26 @@ impl Daemon {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// One enrolment clip's features, what the detector found, and its frozen-pair share.
+pub(crate) type ExtractedClip = (UtteranceFeatures, ExtractReport, f64);
 
-    #[test]
-    fn local_rhosts() {
-        for h in ["", "localhost", "127.0.0.1", "::1", "localhost.localdomain"] {
-            assert!(is_local_rhost(h), "{h}");
-        }
-        for h in ["10.0.0.1", "example.org", "::2"] {
-            assert!(!is_local_rhost(h), "{h}");
+/// Features of every frame of `src` (at most `MAX_FRAMES`), with the share of consecutive
+/// frame pairs that are the same picture.
+fn extract_counting(
+    ex: &mut FeatureExtractor,
+    mut src: Box<dyn authnet_core::capture::FrameSource>,
+) -> Result<(UtteranceFeatures, ExtractReport, f64), String> {
+    let mut inc = ex.begin();
+    let mut statics = crate::enroll::StaticCounter::default();
+    let mut n = 0;
+    while let Some(f) = src.next_frame().map_err(|e| e.to_string())? {
+        inc.push(&f).map_err(|e| e.to_string())?;
+        statics.push(f);
+        n += 1;
+        if n >= authnet_core::capture::MAX_FRAMES {
+            break;
         }
     }
+    let (feats, report) = inc.finish().map_err(|e| e.to_string())?;
+    Ok((feats, report, statics.share()))
 }

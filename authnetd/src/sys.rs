@@ -1,5 +1,6 @@
-//! The daemon's only unsafe code: `SO_PEERCRED`, the passwd database and the socket-activation
-//! file descriptor. Each call is small and its safety argument sits next to it.
+//! The daemon's only unsafe code: `SO_PEERCRED`, the passwd database, the socket-activation
+//! file descriptor, the file-system credentials of a thread ([`FsCreds`]) and the umask of
+//! the socket bind ([`with_umask`]). Each call is small and its safety argument sits next to it.
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -140,6 +141,87 @@ pub fn account_by_uid(uid: u32) -> io::Result<Option<Account>> {
     })
 }
 
+/// The calling thread's file-system identity switched to a peer's until dropped: `setfsuid`
+/// and `setfsgid`, and no supplementary groups. Linux keeps these per thread, and they are set
+/// here with plain syscalls that (unlike glibc's `setgroups` and `setuid`) touch only the
+/// calling thread, so other connections keep root's rights. While it lives, every `open` of
+/// this thread (FFmpeg's included) is checked against the peer's rights: the root daemon reads
+/// only what the peer itself could read. Not `Send`: it must be dropped on its thread.
+#[derive(Debug)]
+pub struct FsCreds {
+    groups: Vec<libc::gid_t>,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl FsCreds {
+    /// Switches to `uid`/`gid` (with no supplementary groups) for file access.
+    pub fn assume(uid: u32, gid: u32) -> io::Result<Self> {
+        // SAFETY: getgroups(0, NULL) only returns the count.
+        let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut groups = vec![0 as libc::gid_t; n as usize];
+        // SAFETY: `groups` has room for exactly `n` entries.
+        let n = unsafe { libc::getgroups(n, groups.as_mut_ptr()) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        groups.truncate(n as usize);
+        let guard = Self {
+            groups,
+            _not_send: std::marker::PhantomData,
+        };
+        // SAFETY: the raw setgroups syscall with an empty list changes only this thread's
+        // supplementary groups (the kernel keeps credentials per thread).
+        let rc =
+            unsafe { libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>()) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: setfsgid/setfsuid take plain ids and change only this thread's fs ids; the
+        // drop of `guard` restores root on every early return.
+        unsafe {
+            libc::setfsgid(gid);
+            libc::setfsuid(uid);
+        }
+        // setfs*id report no errors: read the ids back (an invalid id changes nothing and
+        // returns the current one).
+        // SAFETY: as above; u32::MAX is never a valid id, so these calls only read.
+        let (fsuid, fsgid) = unsafe { (libc::setfsuid(u32::MAX), libc::setfsgid(u32::MAX)) };
+        if fsuid as u32 != uid || fsgid as u32 != gid {
+            return Err(io::Error::other(format!(
+                "setfsuid/setfsgid did not take (fsuid {fsuid}, fsgid {fsgid})"
+            )));
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for FsCreds {
+    fn drop(&mut self) {
+        // SAFETY: back to root's fs ids and saved groups, on this thread only (see `assume`);
+        // `self.groups` holds `len` valid gids.
+        unsafe {
+            libc::setfsuid(0);
+            libc::setfsgid(0);
+            libc::syscall(libc::SYS_setgroups, self.groups.len(), self.groups.as_ptr());
+        }
+    }
+}
+
+/// Runs `f` with the process umask set to `mask`, then restores it. Used once, at start and
+/// before any thread exists, so that the socket is created with its final mode by `bind`
+/// itself (a `chmod` by path after `bind` could be redirected).
+pub fn with_umask<T>(mask: u32, f: impl FnOnce() -> T) -> T {
+    // SAFETY: umask cannot fail; it only swaps the process's file-creation mask.
+    let old = unsafe { libc::umask(mask as libc::mode_t) };
+    let r = f();
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    r
+}
+
 /// The first fd systemd passes (`SD_LISTEN_FDS_START`).
 const LISTEN_FDS_START: RawFd = 3;
 
@@ -201,6 +283,30 @@ mod tests {
         assert_eq!(c.pid as u32, std::process::id());
         // SAFETY: geteuid cannot fail.
         assert_eq!(c.uid, unsafe { libc::geteuid() });
+    }
+
+    #[test]
+    fn fs_creds_apply_to_this_thread_only() {
+        let d = tempfile::tempdir().unwrap();
+        let secret = d.path().join("secret");
+        std::fs::write(&secret, b"root only").unwrap();
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return; // Only root can switch fs ids; CI runs as root.
+        }
+        {
+            let _g = FsCreds::assume(65534, 65534).unwrap();
+            let e = std::fs::read(&secret).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+            // Another thread keeps root's rights meanwhile.
+            let s2 = secret.clone();
+            assert!(std::thread::spawn(move || std::fs::read(s2).is_ok())
+                .join()
+                .unwrap());
+        }
+        assert_eq!(std::fs::read(&secret).unwrap(), b"root only");
     }
 
     #[test]

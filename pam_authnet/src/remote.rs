@@ -10,14 +10,9 @@ pub const SSH_MARKERS: [&str; 3] = ["SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY"];
 /// read must stay bounded inside a login prompt.
 pub const MAX_ENVIRON: u64 = 1024 * 1024;
 
-/// True when `PAM_RHOST` names this machine (or is empty), so it does not make the session
-/// remote.
-pub fn is_local_rhost(rhost: &str) -> bool {
-    matches!(
-        rhost.trim(),
-        "" | "localhost" | "127.0.0.1" | "::1" | "localhost.localdomain"
-    )
-}
+/// True when `PAM_RHOST` names this machine (or is empty): the one rule of
+/// [`authnet_ipc::remote`], which the daemon applies too.
+pub use authnet_ipc::is_local_rhost;
 
 /// Looks `name` up in a NUL-separated `NAME=value` block (the `/proc/<pid>/environ` format) and
 /// returns the value, if present.

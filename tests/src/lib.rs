@@ -562,6 +562,135 @@ pub fn pam_matrix_env(dir: &Path, service: &str, users: &[(&str, &str)]) -> Vec<
     ]
 }
 
+/// `/proc/<pid>/sessionid` of a process without an audit session.
+pub const NO_AUDIT_SESSION: &str = "4294967295";
+
+/// Runs `program args` (with `envs`) as the first process of a fresh audit session, whose
+/// logind session file `<sessions>/<id>` holds `session` (e.g. `"REMOTE=1\nSEAT=\n"`): a shell
+/// writes `/proc/self/loginuid` (which makes the kernel assign a new session id; needs root),
+/// waits until the file is written, then execs the program, which keeps the pid and session.
+/// Returns its output.
+pub fn run_in_session(
+    sessions: &Path,
+    session: &str,
+    program: &Path,
+    args: &[String],
+    envs: &[(String, String)],
+) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("echo 0 > /proc/self/loginuid && read _go && exec \"$@\"")
+        .arg("sh")
+        .arg(program)
+        .args(args)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .env_remove("SSH_CONNECTION")
+        .env_remove("SSH_CLIENT")
+        .env_remove("SSH_TTY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let t = Instant::now();
+    let id = loop {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/sessionid")).unwrap_or_default();
+        let s = s.trim().to_string();
+        if !s.is_empty() && s != NO_AUDIT_SESSION {
+            break s;
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!(
+                "could not start an audit session (root with CAP_AUDIT_CONTROL is needed): {st}"
+            );
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "no audit session id");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    std::fs::create_dir_all(sessions).unwrap();
+    std::fs::write(sessions.join(&id), session).unwrap();
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The final response `authnet-client` printed (its last JSON line).
+pub fn last_response(out: &std::process::Output) -> Response {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or_else(|| {
+        panic!(
+            "no response; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    serde_json::from_str(line).unwrap()
+}
+
+/// Every response `authnet-client` printed, in order.
+pub fn responses(out: &std::process::Output) -> Vec<Response> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Sends `req` through `authnet-client` running as `uid`/`gid`; its output.
+pub fn client_as(d: &Daemon, uid: u32, gid: u32, req: &Request) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    Command::new(binary("authnet-client"))
+        .arg(&d.socket)
+        .arg(serde_json::to_string(req).unwrap())
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .unwrap()
+}
+
+/// Opens `n` connections to `socket` from a process running as `uid` (a small perl script:
+/// perl is part of every Debian base system) and keeps them open until the returned child's
+/// stdin is closed. The child prints `held K` once it knows how many of them the daemon kept
+/// (the others were answered `busy` and closed).
+pub fn hold_connections(socket: &Path, uid: u32, n: usize) -> (Child, usize) {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let script = r#"
+use IO::Socket::UNIX; use IO::Select;
+my ($path, $n) = @ARGV; my @s;
+for (1..$n) { my $c = IO::Socket::UNIX->new(Peer => $path) or last; push @s, $c; }
+select(undef, undef, undef, 1.0);
+my $held = 0;
+for my $c (@s) {
+  my $sel = IO::Select->new($c);
+  if ($sel->can_read(0)) { my $b; my $r = sysread($c, $b, 4096); $held++ unless defined $r; }
+  else { $held++; }
+}
+$| = 1; print "held $held\n"; my $x = <STDIN>;
+"#;
+    let mut child = Command::new("perl")
+        .arg("-e")
+        .arg(script)
+        .arg(socket)
+        .arg(n.to_string())
+        .uid(uid)
+        .gid(uid)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let held = line
+        .trim()
+        .strip_prefix("held ")
+        .unwrap_or_else(|| panic!("holder said {line:?}"))
+        .parse()
+        .unwrap();
+    (child, held)
+}
+
 /// The variable `.ci/run` sets to 1: a test whose tool is missing then fails instead of
 /// being skipped, so a green CI means every test ran.
 pub const REQUIRE_TOOLS: &str = "AUTHNET_REQUIRE_TOOLS";

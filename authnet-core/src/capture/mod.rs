@@ -24,6 +24,13 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 /// make us allocate (a 4096×4096 RGB frame is 48 MiB).
 pub const MAX_FRAME_SIDE: u32 = 4096;
 
+/// Largest accepted frame *file*, in bytes (a 4096×4096 PNG of noise is about 50 MiB; camera
+/// frames are far smaller). Checked with `fstat` before reading.
+pub const MAX_FRAME_FILE: u64 = 64 * 1024 * 1024;
+
+/// Most encoded bytes one clip may hold in memory when loaded with [`load_dir`].
+pub const MAX_CLIP_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Most frames one utterance directory may hold (a 2-second clip at 30 fps is 60; this leaves
 /// room for slow speakers while bounding memory).
 pub const MAX_FRAMES: usize = 600;
@@ -112,6 +119,12 @@ pub enum CaptureError {
         width: u32,
         /// Its height.
         height: u32,
+    },
+    /// A clip's frame files hold more than [`MAX_CLIP_BYTES`] together.
+    #[error("the frames of {path} hold more than {MAX_CLIP_BYTES} bytes")]
+    ClipTooLarge {
+        /// The directory.
+        path: PathBuf,
     },
     /// A directory holds no image frames.
     #[error("no image frames (.jpg, .jpeg, .png) in {0}")]
@@ -263,12 +276,15 @@ pub fn list_frames(dir: &Path) -> Result<Vec<PathBuf>, CaptureError> {
             source,
         })?;
         let p = e.path();
+        // The entry's own type, not its target's: a symlinked frame is not listed (and
+        // `read_image` would refuse it anyway).
+        let is_file = e.file_type().map(|t| t.is_file()).unwrap_or(false);
         let is_img = p
             .extension()
             .and_then(|x| x.to_str())
             .map(|x| IMAGE_EXTS.contains(&x.to_ascii_lowercase().as_str()))
             .unwrap_or(false);
-        if is_img && p.is_file() {
+        if is_img && is_file {
             files.push(p);
         }
     }
@@ -285,22 +301,42 @@ pub fn list_frames(dir: &Path) -> Result<Vec<PathBuf>, CaptureError> {
     Ok(files)
 }
 
+/// Reads one frame file's bytes: opened with [`crate::fsutil::open_regular`] (no symlink, no
+/// FIFO or device, never blocking on open), at most [`MAX_FRAME_FILE`] bytes.
+pub fn read_frame_file(path: &Path) -> Result<Vec<u8>, CaptureError> {
+    use crate::fsutil::{read_bounded, BoundedRead};
+    read_bounded(path, MAX_FRAME_FILE).map_err(|e| CaptureError::Io {
+        path: path.into(),
+        source: match e {
+            BoundedRead::Io(e) => e,
+            BoundedRead::TooLarge { size } => std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{size} bytes, more than the {MAX_FRAME_FILE}-byte frame limit"),
+            ),
+        },
+    })
+}
+
 /// Decodes one image file to RGB, refusing images beyond [`MAX_FRAME_SIDE`] before decoding
-/// the pixels.
+/// the pixels. The file is read whole first ([`read_frame_file`]).
 pub fn read_image(path: &Path) -> Result<Frame, CaptureError> {
+    decode_image(path, &read_frame_file(path)?)
+}
+
+/// Decodes the encoded image `bytes` (read from `path`, which names it in errors) to RGB,
+/// refusing images beyond [`MAX_FRAME_SIDE`] before decoding the pixels.
+pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<Frame, CaptureError> {
     let dec = |source| CaptureError::Decode {
         path: path.into(),
         source,
     };
-    let open = || -> Result<ImageReader<std::io::BufReader<std::fs::File>>, CaptureError> {
-        let io = |source| CaptureError::Io {
-            path: path.into(),
-            source,
-        };
-        ImageReader::open(path)
-            .map_err(io)?
+    let open = || -> Result<ImageReader<std::io::Cursor<&[u8]>>, CaptureError> {
+        ImageReader::new(std::io::Cursor::new(bytes))
             .with_guessed_format()
-            .map_err(io)
+            .map_err(|source| CaptureError::Io {
+                path: path.into(),
+                source,
+            })
     };
     let (w, h) = open()?.into_dimensions().map_err(dec)?;
     if w > MAX_FRAME_SIDE || h > MAX_FRAME_SIDE {
@@ -321,6 +357,98 @@ pub fn read_image(path: &Path) -> Result<Frame, CaptureError> {
     Frame::new(w, h, img.into_raw())
 }
 
+/// Checks a clip's frame sizes agree (unless `mixed_ok`), remembering the first in `size`.
+fn check_size(
+    size: &mut Option<(u32, u32)>,
+    mixed_ok: bool,
+    path: &Path,
+    frame: &Frame,
+) -> Result<(), CaptureError> {
+    match *size {
+        None => *size = Some((frame.width, frame.height)),
+        Some((w, h)) if !mixed_ok && (w, h) != (frame.width, frame.height) => {
+            return Err(CaptureError::SizeMismatch {
+                path: path.into(),
+                got_w: frame.width,
+                got_h: frame.height,
+                want_w: w,
+                want_h: h,
+            })
+        }
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+/// A frame directory read into memory ([`load_dir`]): its encoded frames, decoded one at a time
+/// by [`FrameSource::next_frame`]. Lets a caller do all the file I/O of a clip (which a user
+/// controls and might make slow) before it takes a shared resource, and only decode while
+/// holding it.
+pub struct LoadedDir {
+    dir: PathBuf,
+    files: Vec<(PathBuf, Vec<u8>)>,
+    next: usize,
+    size: Option<(u32, u32)>,
+    mixed_ok: bool,
+}
+
+impl std::fmt::Debug for LoadedDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "LoadedDir({}, {} frames)",
+            self.dir.display(),
+            self.files.len()
+        )
+    }
+}
+
+impl LoadedDir {
+    /// Accepts frames of differing sizes (see [`DirSource::allow_mixed_sizes`]).
+    pub fn allow_mixed_sizes(mut self) -> Self {
+        self.mixed_ok = true;
+        self
+    }
+}
+
+/// Reads every frame file of the directory `dir` (as [`DirSource`] lists them, each with
+/// [`read_frame_file`]) into memory, at most [`MAX_CLIP_BYTES`] in all.
+pub fn load_dir(dir: &Path) -> Result<LoadedDir, CaptureError> {
+    let mut total = 0u64;
+    let mut files = Vec::new();
+    for p in list_frames(dir)? {
+        let bytes = read_frame_file(&p)?;
+        total += bytes.len() as u64;
+        if total > MAX_CLIP_BYTES {
+            return Err(CaptureError::ClipTooLarge { path: dir.into() });
+        }
+        files.push((p, bytes));
+    }
+    Ok(LoadedDir {
+        dir: dir.into(),
+        files,
+        next: 0,
+        size: None,
+        mixed_ok: false,
+    })
+}
+
+impl FrameSource for LoadedDir {
+    fn next_frame(&mut self) -> Result<Option<Frame>, CaptureError> {
+        let Some((path, bytes)) = self.files.get(self.next) else {
+            return Ok(None);
+        };
+        self.next += 1;
+        let frame = decode_image(path, bytes)?;
+        check_size(&mut self.size, self.mixed_ok, path, &frame)?;
+        Ok(Some(frame))
+    }
+
+    fn describe(&self) -> String {
+        format!("dir:{}", self.dir.display())
+    }
+}
+
 impl FrameSource for DirSource {
     fn next_frame(&mut self) -> Result<Option<Frame>, CaptureError> {
         let Some(path) = self.files.get(self.next) else {
@@ -328,19 +456,7 @@ impl FrameSource for DirSource {
         };
         self.next += 1;
         let frame = read_image(path)?;
-        match self.size {
-            None => self.size = Some((frame.width, frame.height)),
-            Some((w, h)) if !self.mixed_ok && (w, h) != (frame.width, frame.height) => {
-                return Err(CaptureError::SizeMismatch {
-                    path: path.clone(),
-                    got_w: frame.width,
-                    got_h: frame.height,
-                    want_w: w,
-                    want_h: h,
-                })
-            }
-            Some(_) => {}
-        }
+        check_size(&mut self.size, self.mixed_ok, path, &frame)?;
         Ok(Some(frame))
     }
 
@@ -517,6 +633,36 @@ mod tests {
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0].rgb[0], 10);
         assert_eq!(frames[1].rgb[0], 20);
+    }
+
+    #[test]
+    fn a_fifo_or_symlink_over_a_frame_fails_at_once() {
+        let d = tempfile::tempdir().unwrap();
+        for i in 0..3 {
+            write_rgb(&d.path().join(format!("f{i}.png")), 8, 8, 10);
+        }
+        let src = DirSource::open(d.path()).unwrap();
+        let mut loaded = load_dir(d.path()).unwrap();
+        assert_eq!(read_all(&mut loaded).unwrap().len(), 3);
+        // Swapped after listing: a FIFO (an open would block forever) and a symlink.
+        std::fs::remove_file(d.path().join("f1.png")).unwrap();
+        let st = std::process::Command::new("mkfifo")
+            .arg(d.path().join("f1.png"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        std::fs::remove_file(d.path().join("f2.png")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("f2.png")).unwrap();
+        let t = std::time::Instant::now();
+        let mut src = src;
+        assert!(src.next_frame().unwrap().is_some());
+        let e = src.next_frame().unwrap_err();
+        assert!(matches!(e, CaptureError::Io { .. }), "{e}");
+        let e = src.next_frame().unwrap_err();
+        assert!(matches!(e, CaptureError::Io { .. }), "{e}");
+        assert!(load_dir(d.path()).is_ok(), "neither is listed any more");
+        assert_eq!(load_dir(d.path()).unwrap().files.len(), 1);
+        assert!(t.elapsed() < std::time::Duration::from_secs(2));
     }
 
     #[test]

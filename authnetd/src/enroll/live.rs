@@ -1,9 +1,12 @@
 //! Live-camera enrolment (`enroll` with no clips named): the daemon records the clips itself.
 //!
-//! It holds the camera queue from the first clip to the last, so no authentication attempt
-//! interleaves with the prompts, and lets go of it (the guard is dropped) on every exit: success,
-//! refusal, a camera failure, a cancel and a client that disconnects. Training needs no camera,
-//! so the queue is released before it: a login need not wait for the model fit.
+//! It takes the camera queue for each recording (prompt, countdown and clip) at low priority,
+//! so a login waiting for the camera goes first, between two clips, and lets go of it (the
+//! guard is dropped) after each recording and on every exit: success, refusal, a camera
+//! failure, a cancel and a client that disconnects. The time it holds the camera, summed over
+//! its recordings, is capped by `enroll_camera_limit`; past it the enrolment fails with
+//! `busy`. A non-root peer must sit in a local session on the camera's seat
+//! ([`crate::seat`]). Training needs no camera: a login need not wait for the model fit.
 //!
 //! For each of the N password clips, then each of the [`OTHER_WORDS`]:
 //!
@@ -117,14 +120,22 @@ pub fn enroll(
             format!("a live enrolment records {MIN_POSITIVES} to {MAX_LIVE_CLIPS} clips, not {n}"),
         );
     }
+    if conn.peer.uid != 0 {
+        if let Err(why) = d.seat_check(conn) {
+            d.log.info(&format!(
+                "user={user} uid={} pid={}: live enrolment refused, remote session ({why})",
+                conn.peer.uid, conn.peer.pid
+            ));
+            return conn.error(
+                ErrorKind::PermissionDenied,
+                "the camera can only be used from a local session on its seat",
+            );
+        }
+    }
     if !password_ok(d, conn, acct, password, "enrol")? {
         return Ok(());
     }
-    let Some(camera) = d.acquire_camera(d.cfg.camera_wait) else {
-        d.log
-            .info(&format!("user={user} live enrolment refused: camera busy"));
-        return conn.error(ErrorKind::Busy, "the camera is in use; try again shortly");
-    };
+    let mut held = Duration::ZERO;
     d.log.info(&format!(
         "user={user} live enrolment by uid {}: {n} password clips, {} other words",
         conn.peer.uid,
@@ -141,7 +152,16 @@ pub fn enroll(
     let mut positives = Vec::with_capacity(n);
     for k in 1..=n {
         let kind = Kind::Password { k, n };
-        let Some(f) = record(d, conn, user, kind, Some(&positives), &mut rejected)? else {
+        let Some(f) = record(
+            d,
+            conn,
+            user,
+            kind,
+            Some(&positives),
+            &mut rejected,
+            &mut held,
+        )?
+        else {
             return Ok(());
         };
         positives.push(f);
@@ -153,12 +173,15 @@ pub fn enroll(
             j: j + 1,
             m: OTHER_WORDS.len(),
         };
-        let Some(f) = record(d, conn, user, kind, None, &mut rejected)? else {
+        let Some(f) = record(d, conn, user, kind, None, &mut rejected, &mut held)? else {
             return Ok(());
         };
         others.push(f);
     }
-    drop(camera);
+    d.log.info(&format!(
+        "user={user} live enrolment held the camera {:.1} s",
+        held.as_secs_f64()
+    ));
     conn.send(&Response::Info {
         text: "Recording done; training your model.".into(),
     })?;
@@ -167,7 +190,8 @@ pub fn enroll(
 
 /// Records one clip of `kind`, retaking it while it fails the checks (at most [`MAX_RETAKES`]
 /// times). `earlier`: the password clips kept so far, for the consistency check (`None` for
-/// other words). `Ok(None)` when the enrolment ended here (the answer is already sent).
+/// other words). Each recording takes the camera queue at low priority and adds the time it
+/// held it to `held`. `Ok(None)` when the enrolment ended here (the answer is already sent).
 fn record(
     d: &Daemon,
     conn: &mut Conn,
@@ -175,16 +199,45 @@ fn record(
     kind: Kind<'_>,
     earlier: Option<&[UtteranceFeatures]>,
     rejected: &mut usize,
+    held: &mut Duration,
 ) -> Result<Option<UtteranceFeatures>, IpcError> {
     for attempt in 0..=MAX_RETAKES {
-        conn.send(&Response::Info {
-            text: kind.prompt(),
-        })?;
-        let take = if countdown(conn)? {
-            capture(d, conn, user, kind, earlier)?
-        } else {
-            Take::Cancelled
+        let left = d.cfg.enroll_camera_limit.saturating_sub(*held);
+        if left.is_zero() {
+            d.log.warn(&format!(
+                "user={user} live enrolment stopped: it held the camera {:.1} s, the limit",
+                held.as_secs_f64()
+            ));
+            conn.error(
+                ErrorKind::Busy,
+                format!(
+                    "the enrolment used the camera for its limit of {:.0} s; start again",
+                    d.cfg.enroll_camera_limit.as_secs_f64()
+                ),
+            )?;
+            return Ok(None);
+        }
+        let Some(camera) = d.acquire_camera_low(d.cfg.camera_wait) else {
+            d.log
+                .info(&format!("user={user} live enrolment stopped: camera busy"));
+            conn.error(ErrorKind::Busy, "the camera is in use; try again shortly")?;
+            return Ok(None);
         };
+        let since = Instant::now();
+        let budget_end = since + left;
+        let take = (|| {
+            conn.send(&Response::Info {
+                text: kind.prompt(),
+            })?;
+            if countdown(conn)? {
+                capture(d, conn, user, kind, earlier, budget_end)
+            } else {
+                Ok(Take::Cancelled)
+            }
+        })();
+        *held += since.elapsed();
+        drop(camera);
+        let take = take?;
         match take {
             Take::Good(f) => {
                 conn.send(&Response::Info {
@@ -262,6 +315,7 @@ fn capture(
     user: &str,
     kind: Kind<'_>,
     earlier: Option<&[UtteranceFeatures]>,
+    budget_end: Instant,
 ) -> Result<Take, IpcError> {
     let mut ex = d.pipeline();
     let mut clip = match Clip::open(&d.cfg.camera, ex.crop_mode()) {
@@ -272,7 +326,7 @@ fn capture(
             return Ok(Take::Failed("the camera could not be opened"));
         }
     };
-    let deadline = Instant::now() + d.cfg.camera.clip + CAPTURE_SLACK;
+    let deadline = (Instant::now() + d.cfg.camera.clip + CAPTURE_SLACK).min(budget_end);
     // Enrolment clips are scored whole, as they always were; the owner of the pipeline order
     // is `authnet_core::attempt`.
     let mut utt = Utterance::begin(&mut ex, TrimPolicy::Whole);
