@@ -296,15 +296,20 @@ mod tests {
         if unsafe { libc::geteuid() } != 0 {
             return; // Only root can switch fs ids; CI runs as root.
         }
+        // A thread that already runs keeps root's rights while this one is switched (a thread
+        // spawned during the switch would inherit it: Linux copies credentials on clone).
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let s2 = secret.clone();
+        let other = std::thread::spawn(move || {
+            wait.recv().unwrap();
+            std::fs::read(s2).is_ok()
+        });
         {
             let _g = FsCreds::assume(65534, 65534).unwrap();
             let e = std::fs::read(&secret).unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
-            // Another thread keeps root's rights meanwhile.
-            let s2 = secret.clone();
-            assert!(std::thread::spawn(move || std::fs::read(s2).is_ok())
-                .join()
-                .unwrap());
+            go.send(()).unwrap();
+            assert!(other.join().unwrap(), "the other thread lost root's rights");
         }
         assert_eq!(std::fs::read(&secret).unwrap(), b"root only");
     }
