@@ -58,7 +58,7 @@ pub fn sample_bank_bytes() -> Vec<u8> {
     bank.to_bytes().unwrap_or_default()
 }
 
-/// A small valid model file image: one tensor and metadata for [`BACKBONE`].
+/// A small valid model file image: one tensor and metadata for the `mobilefacenet` backbone.
 pub fn sample_model_bytes() -> Vec<u8> {
     let meta = ModelMeta {
         format_version: FORMAT_VERSION,

@@ -1,7 +1,7 @@
 //! `enroll` from recorded clips (`authnet-enroll --from`): authorisation (root, or the account
 //! itself with its login password checked through PAM, see [`crate::pam_check`]), features of
 //! each utterance directory, the quality checks of every clip ([`check_clip`],
-//! [`same_person`]), [`password::enroll`], then an atomic replacement of the model.
+//! [`same_person`]), [`password::enroll()`], then an atomic replacement of the model.
 //!
 //! For a non-root peer the daemon reads the clips with the peer's own file-system credentials
 //! (see [`Daemon::extract_dirs`]), so it reads nothing the peer could not, and the model it
@@ -567,7 +567,7 @@ pub fn enroll(
     )
 }
 
-/// Trains `acct`'s model from the screened clips with [`password::enroll`] (streaming its
+/// Trains `acct`'s model from the screened clips with [`password::enroll()`] (streaming its
 /// progress), commits it ([`commit_model`]) and answers `enrolled`. Shared by enrolment from
 /// recorded clips and from the camera ([`live`]); `rejected` counts the clips the quality checks
 /// refused, `source` says where the clips came from (for the log).

@@ -6,13 +6,13 @@
 //!   calibrated from the raw out-of-fold scores of genuine clips ([`Gate::calibrate`]), with its
 //!   [`Calibration`] ([`Gate::stats`]), its weights for the model file ([`Gate::tensors`]) and
 //!   its part of the stored configuration ([`Gate::store`]);
-//! - a [`Trainer`], built once per enrolment from the training set: it scores the held-out
-//!   items of each cross-validation fold ([`Trainer::fold_scores`]) and fits the final gate on
-//!   every item ([`Trainer::fit`]).
+//! - a `Trainer`, built once per enrolment from the training set: it scores the held-out
+//!   items of each cross-validation fold (`Trainer::fold_scores`) and fits the final gate on
+//!   every item (`Trainer::fit`).
 //!
-//! Every gate is listed once, in [`REGISTRY`], in fusion order, with the functions that
+//! Every gate is listed once, in `REGISTRY`, in fusion order, with the functions that
 //! prepare its trainer from an enrolment and load it back from a model file. Enrolment
-//! ([`super::enroll`]), fusion ([`super::decision`]) and the model file go through the registry
+//! ([`super::enroll()`]), fusion ([`super::decision`]) and the model file go through the registry
 //! only; none of them names a gate.
 //!
 //! | gate | file | role | calibration |
@@ -30,15 +30,15 @@
 //! 1. **Its own file**, `gate/landmarks.rs`: a struct implementing [`Gate`] (`score` from the
 //!    probe's features; `calibrate` with [`GateStats::from_scores`] for a fused gate, or a floor
 //!    for a veto; `tensors` with names under its own prefix, `landmarks.`; `store` writing its
-//!    field of [`StoredConfig`]), a struct implementing [`Trainer`], and the two functions of a
-//!    [`Registration`]: `prepare` (returning `Ok(None)` when its configuration switches it
+//!    field of [`StoredConfig`]), a struct implementing `Trainer`, and the two functions of a
+//!    `Registration`: `prepare` (returning `Ok(None)` when its configuration switches it
 //!    off) and `load` (returning `Ok(None)` when the stored configuration has no entry for it,
 //!    so older model files still load). A veto gate returns a new [`super::Veto`] variant from
 //!    [`Gate::veto`]: that enum is the gate's vocabulary.
-//! 2. **Its registration**: one line in [`REGISTRY`]. The position is the fusion order; its
+//! 2. **Its registration**: one line in `REGISTRY`. The position is the fusion order; its
 //!    [`Role`] says whether it is a new group of the `min` fusion (`Role::Fused("landmarks")`),
 //!    averaged into an existing one (`Role::Fused("word")`), or a veto (`Role::Veto`). Mark it
-//!    [`Registration::optional`] if enrolment should keep it only when it lowers the
+//!    `Registration::optional` if enrolment should keep it only when it lowers the
 //!    out-of-fold EER, as DTW is.
 //! 3. **Its configuration**: a switch in [`super::EnrollConfig`] (read by `prepare`) and an
 //!    `Option` field with `#[serde(default)]` in [`StoredConfig`] (written by `store`, read by
