@@ -193,7 +193,7 @@ pub fn static_share(dir: &std::path::Path) -> f64 {
 
 /// The per-clip checks: a face in at least [`MIN_FACE_SHARE`] of the frames, a length in
 /// range, and lip motion: at most [`MAX_STATIC_SHARE`] of the frame pairs the same picture
-/// (`static_share`, see [`static_share`]) and a mouth motion energy of at least [`MIN_MOTION`].
+/// (`static_share`) and a mouth motion energy of at least [`MIN_MOTION`].
 pub fn check_clip(f: &UtteranceFeatures, r: &ExtractReport, static_share: f64) -> Result<(), Flaw> {
     if r.frames > MAX_CLIP_FRAMES {
         return Err(Flaw::TooLong(r.frames));
