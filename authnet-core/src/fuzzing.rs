@@ -84,6 +84,11 @@ pub fn sample_model_bytes() -> Vec<u8> {
         },
         created: "2026-01-01T00:00:00Z".into(),
         config: serde_json::json!({"word_model": "ridge"}),
+        // Bound, so the fuzzer mutates an owner too.
+        owner: Some(crate::model::file::Owner {
+            user: "alice".into(),
+            uid: 1000,
+        }),
     };
     let tensors = [NamedTensor::new("w", vec![2, 2], vec![1.0, -2.0, 0.5, 0.0])];
     // Valid by construction, as for the bank sample above.
@@ -153,6 +158,7 @@ fn check_model(bytes: &[u8]) {
         backbone: BACKBONE,
         backbone_sha256: SHA,
         identity_dim: IDENTITY_DIM,
+        owner: None,
     };
     let Ok((meta, tensors)) = model_from_bytes(bytes, &expect) else {
         return;
@@ -179,6 +185,7 @@ mod tests {
             backbone: BACKBONE,
             backbone_sha256: SHA,
             identity_dim: IDENTITY_DIM,
+            owner: None,
         };
         let (_, tensors) = model_from_bytes(&sample_model_bytes(), &expect).unwrap();
         assert_eq!(tensors.len(), 1);

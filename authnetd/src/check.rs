@@ -507,6 +507,7 @@ fn expect(e: &Embedder) -> Expect<'_> {
         backbone: &e.manifest().name,
         backbone_sha256: &e.manifest().sha256,
         identity_dim: e.dim(),
+        owner: None,
     }
 }
 
@@ -619,13 +620,13 @@ fn check_state(cfg: &Config, user: Option<&str>, embedder: Option<&Embedder>, ro
         ));
         return;
     }
-    match crate::sys::account_by_name(user) {
-        Ok(Some(_)) => {}
+    let acct = match crate::sys::account_by_name(user) {
+        Ok(Some(a)) => a,
         _ => {
             rows.push(row(name, Status::Fail, "no such account", "check the name"));
             return;
         }
-    }
+    };
     let model = store.model_path(user);
     if !model.is_file() {
         rows.push(row(
@@ -645,7 +646,12 @@ fn check_state(cfg: &Config, user: Option<&str>, embedder: Option<&Embedder>, ro
         ));
         return;
     };
-    let r = match PasswordModel::load(&model, &expect(e)) {
+    let owner = crate::session::Daemon::owner_of(&acct);
+    let bound = Expect {
+        owner: Some(&owner),
+        ..expect(e)
+    };
+    let r = match PasswordModel::load(&model, &bound) {
         Ok(m) => {
             let mode = std::fs::metadata(&model)
                 .map(|m| m.mode() & 0o777)
@@ -675,7 +681,7 @@ fn check_state(cfg: &Config, user: Option<&str>, embedder: Option<&Embedder>, ro
             name,
             Status::Fail,
             format!("{}: {err}", model.display()),
-            "enrol again: `authnet-enroll add` (the model is of another backbone or corrupt)",
+            "enrol again: `authnet-enroll add` (the model is of another backbone, damaged, or another account's)",
         ),
     };
     rows.push(r);

@@ -617,6 +617,7 @@ pub(crate) fn train_and_commit(
         }
     };
     model.set_backbone_sha256(d.backbone_sha256());
+    model.set_owner(Daemon::owner_of(acct));
     if let Err(e) = commit_model(d, &acct.name, &model) {
         d.log
             .error(&format!("user={user} cannot save the model: {e}"));

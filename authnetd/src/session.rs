@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use authnet_core::features::{ExtractReport, FeatureExtractor, UtteranceFeatures};
 use authnet_core::model::bank::ImpostorBank;
-use authnet_core::model::file::Expect;
-use authnet_core::model::password::{PasswordModel, Scores, ThresholdPolicy};
+use authnet_core::model::file::{Expect, Owner};
+use authnet_core::model::password::{PasswordError, PasswordModel, Scores, ThresholdPolicy};
 use authnet_core::vision::DetectOutcome;
 use authnet_ipc::{
     is_local_rhost, ErrorKind, IpcError, ModelEntry, Outcome, Request, Response, Secret,
@@ -154,12 +154,32 @@ impl Daemon {
         }
     }
 
-    fn expect(&self) -> Expect<'_> {
+    fn expect<'a>(&'a self, owner: Option<&'a Owner>) -> Expect<'a> {
         Expect {
             backbone: &self.backbone,
             backbone_sha256: &self.backbone_sha256,
             identity_dim: self.identity_dim,
+            owner,
         }
+    }
+
+    /// The account a model of `acct` must be bound to: its name and current uid.
+    pub(crate) fn owner_of(acct: &Account) -> Owner {
+        Owner {
+            user: acct.name.clone(),
+            uid: acct.uid,
+        }
+    }
+
+    /// Loads `acct`'s model: for this pipeline, intact (digest) and bound to this account's
+    /// name and uid, so a model copied from another user's directory, or left by a deleted
+    /// account whose name was reused, is refused.
+    pub(crate) fn load_user_model(&self, acct: &Account) -> Result<PasswordModel, PasswordError> {
+        let owner = Self::owner_of(acct);
+        PasswordModel::load(
+            &self.store.model_path(&acct.name),
+            &self.expect(Some(&owner)),
+        )
     }
 
     /// Answers one request. `Err` means the connection is unusable and must be closed.
@@ -401,7 +421,7 @@ impl Daemon {
         if let Some(r) = self.throttled(user) {
             return Ok(Attempt::unavailable(r));
         }
-        let model = match PasswordModel::load(&model_path, &self.expect()) {
+        let model = match self.load_user_model(acct) {
             Ok(m) => m,
             Err(e) => {
                 self.log.error(&format!(
@@ -605,7 +625,16 @@ impl Daemon {
             if !p.is_file() {
                 continue;
             }
-            match PasswordModel::load(&p, &self.expect()) {
+            let acct = match sys::account_by_name(&u) {
+                Ok(Some(a)) => a,
+                _ => {
+                    self.log.warn(&format!(
+                        "user={u} has a model in the state directory but no account; ignored"
+                    ));
+                    continue;
+                }
+            };
+            match self.load_user_model(&acct) {
                 Ok(m) => entries.push(ModelEntry {
                     user: u,
                     created: m.meta().created.clone(),

@@ -132,6 +132,43 @@ pub fn trained_model() -> &'static [u8] {
     })
 }
 
+/// `user`'s uid from `/etc/passwd`, if the account exists.
+pub fn uid_of(user: &str) -> Option<u32> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == user).then_some(())?;
+        f.nth(1)?.parse().ok()
+    })
+}
+
+/// [`trained_model`] bound to `user` and its current uid (see
+/// `authnet_core::model::file::Owner`), as the daemon writes it at enrolment. An account that
+/// does not exist gets the unbound model, which the daemon refuses anyway.
+pub fn model_for(user: &str) -> Vec<u8> {
+    let Some(uid) = uid_of(user) else {
+        return trained_model().to_vec();
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("model.safetensors");
+    std::fs::write(&p, trained_model()).unwrap();
+    let manifest =
+        authnet_core::vision::Manifest::load(&models_dir(), "mobilefacenet").expect("manifest");
+    let expect = authnet_core::model::file::Expect {
+        backbone: "mobilefacenet",
+        backbone_sha256: &manifest.sha256,
+        identity_dim: manifest.output_dim,
+        owner: None,
+    };
+    let mut model = password::PasswordModel::load(&p, &expect).expect("trained model loads");
+    model.set_owner(authnet_core::model::file::Owner {
+        user: user.into(),
+        uid,
+    });
+    model.save(&p).expect("save");
+    std::fs::read(&p).unwrap()
+}
+
 /// A recorded-frames camera (`dir:` source) whose `current` file selects the clip.
 #[derive(Debug)]
 pub struct Camera {
@@ -309,11 +346,12 @@ impl Daemon {
         }
     }
 
-    /// Installs the trained F02 word-01 model as `user`'s.
+    /// Installs the trained F02 word-01 model as `user`'s, bound to `user` and its uid as the
+    /// daemon's enrolment would bind it ([`model_for`]).
     pub fn enrol(&self, user: &str) {
         let d = self.state.join(user);
         std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("model.safetensors"), trained_model()).unwrap();
+        std::fs::write(d.join("model.safetensors"), model_for(user)).unwrap();
     }
 
     /// The daemon's pid.

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use authnet_tests::{binary, data, trained_model, write_config, Camera, DaemonConfig};
+use authnet_tests::{binary, data, write_config, Camera, DaemonConfig};
 
 /// One parsed table row: (status, detail, fix).
 fn rows(stdout: &str) -> Vec<(String, String, String)> {
@@ -88,7 +88,7 @@ fn a_working_setup_passes_with_a_warning_for_a_required_stack() {
     std::fs::create_dir_all(state.join("nobody")).unwrap();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
     let model = state.join("nobody/model.safetensors");
-    std::fs::write(&model, trained_model()).unwrap();
+    std::fs::write(&model, authnet_tests::model_for("nobody")).unwrap();
     std::fs::set_permissions(&model, std::fs::Permissions::from_mode(0o600)).unwrap();
     let pam = pam_dir(tmp.path());
 

@@ -14,6 +14,16 @@
 //! [`MAX_MODEL_FILE_BYTES`] (checked before reading), a malformed or truncated safetensors file,
 //! missing or malformed metadata, an unknown `format_version`, a model for another backbone or
 //! dimension, non-finite thresholds or weights, and `timesteps` outside `1..=MAX_TIMESTEPS`.
+//!
+//! **Integrity and ownership.** A second metadata key, [`DIGEST_KEY`], holds the sha256 of the
+//! metadata JSON and of every tensor (name, shape, data), so a file whose weights or thresholds
+//! were edited, or whose data was corrupted in place, is refused ([`ModelFileError::Tampered`]).
+//! [`ModelMeta::owner`] binds the model to the account it was enrolled for, by name *and*
+//! uid: a caller that passes [`Expect::owner`] (the daemon always does) refuses a model copied
+//! into another user's directory, or left behind by a deleted account whose name was reused.
+//! The digest is not a signature: whoever can write the state directory (root) can also
+//! recompute it. It makes a copied, edited or damaged file fail closed, with a message that
+//! says which.
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
@@ -28,10 +38,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::sequence::PadPolicy;
 
-/// The only `format_version` this code reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The only `format_version` this code reads and writes. Version 2 added the owner binding
+/// and the integrity digest; version 1 files are refused with a message to re-enrol.
+pub const FORMAT_VERSION: u32 = 2;
 /// The `__metadata__` key holding the [`ModelMeta`] JSON.
 pub const METADATA_KEY: &str = "authnet";
+/// The `__metadata__` key holding the hex sha256 of the metadata JSON and the tensors.
+pub const DIGEST_KEY: &str = "authnet.sha256";
 /// Cap on a model file, checked before it is read. A per-user LSTM over 20 steps of a
 /// 512 + 512-dimensional input with 256 hidden units is about 4.5 MiB of f32; 64 MiB leaves room
 /// for larger heads while bounding what a corrupt file can make the daemon read.
@@ -71,10 +84,28 @@ pub enum ModelFileError {
     #[error("invalid {METADATA_KEY:?} metadata")]
     Metadata(#[source] serde_json::Error),
     /// A `format_version` this code does not know.
-    #[error("unsupported model format version {found} (this build reads {FORMAT_VERSION})")]
+    #[error("unsupported model format version {found} (this build reads {FORMAT_VERSION}){}",
+        if *found < u64::from(FORMAT_VERSION) {
+            "; it was written by an older authnetd: enrol again with `authnet-enroll add`"
+        } else { "" })]
     UnsupportedVersion {
         /// The version found.
         found: u64,
+    },
+    /// The [`DIGEST_KEY`] entry is missing or does not match the content: the file was
+    /// edited or damaged after it was written.
+    #[error("the model's integrity digest {0}: the file was edited or damaged after enrolment; enrol again")]
+    Tampered(&'static str),
+    /// The caller expects an owner and the model records none.
+    #[error("the model is bound to no account; enrol again")]
+    Unbound,
+    /// The model belongs to another account (or to an earlier account of the same name).
+    #[error("the model belongs to {found} but is being used for {expected}: it was copied from another account, or the account was re-created; enrol again")]
+    OwnerMismatch {
+        /// The account asked for.
+        expected: Owner,
+        /// The account recorded in the model.
+        found: Owner,
     },
     /// The model was trained on features of another backbone.
     #[error("model is for backbone {found:?}, expected {expected:?}")]
@@ -206,6 +237,21 @@ pub struct TrainingStats {
     pub train_seconds: f64,
 }
 
+/// The account a model was enrolled for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    /// Login name.
+    pub user: String,
+    /// Its uid when the model was enrolled.
+    pub uid: u32,
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "user {:?} (uid {})", self.user, self.uid)
+    }
+}
+
 /// Everything about a model except its weights; stored as JSON under [`METADATA_KEY`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelMeta {
@@ -231,6 +277,10 @@ pub struct ModelMeta {
     pub created: String,
     /// Architecture and fusion parameters, owned and validated by the model code.
     pub config: serde_json::Value,
+    /// The account the model was enrolled for; `None` for models that no daemon enrolled
+    /// (evaluation runs). See [`Expect::owner`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
 }
 
 impl ModelMeta {
@@ -283,6 +333,37 @@ pub struct Expect<'a> {
     pub backbone_sha256: &'a str,
     /// Its identity embedding length.
     pub identity_dim: usize,
+    /// The account the model must belong to, or `None` to accept any (evaluation tools). The
+    /// daemon always passes the requesting user's name and current uid.
+    pub owner: Option<&'a Owner>,
+}
+
+/// The content digest stored under [`DIGEST_KEY`]: sha256 over the metadata JSON and, for
+/// every tensor in name order, its name, shape and little-endian data, each length-prefixed so
+/// that no two different contents hash the same input.
+fn content_digest(meta_json: &str, tensors: &[NamedTensor]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(b"authnet-model-v2");
+    field(meta_json.as_bytes());
+    let mut order: Vec<&NamedTensor> = tensors.iter().collect();
+    order.sort_by(|a, b| a.name.cmp(&b.name));
+    for t in order {
+        field(t.name.as_bytes());
+        let shape: Vec<u8> = t
+            .shape
+            .iter()
+            .flat_map(|d| (*d as u64).to_le_bytes())
+            .collect();
+        field(&shape);
+        let data: Vec<u8> = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        field(&data);
+    }
+    hex::encode(h.finalize())
 }
 
 /// A tensor as safetensors' serializer wants it.
@@ -343,7 +424,11 @@ pub fn model_to_bytes(
     meta.validate()?;
     validate_tensors(tensors)?;
     let json = serde_json::to_string(meta).map_err(ModelFileError::Metadata)?;
-    let metadata = HashMap::from([(METADATA_KEY.to_owned(), json)]);
+    let digest = content_digest(&json, tensors);
+    let metadata = HashMap::from([
+        (METADATA_KEY.to_owned(), json),
+        (DIGEST_KEY.to_owned(), digest),
+    ]);
     let views = tensors.iter().map(|t| {
         (
             t.name.as_str(),
@@ -409,6 +494,7 @@ pub fn model_from_bytes(
         .as_ref()
         .and_then(|m| m.get(METADATA_KEY))
         .ok_or(ModelFileError::MissingMetadata)?;
+    let stored_digest = header.metadata().as_ref().and_then(|m| m.get(DIGEST_KEY));
     // The version first, so that a future format is reported as such rather than as a JSON
     // shape error.
     let raw: serde_json::Value = serde_json::from_str(json).map_err(ModelFileError::Metadata)?;
@@ -462,6 +548,25 @@ pub fn model_from_bytes(
     }
     tensors.sort_by(|a, b| a.name.cmp(&b.name));
     validate_tensors(&tensors)?;
+    match stored_digest {
+        None => return Err(ModelFileError::Tampered("is missing")),
+        Some(d) if *d != content_digest(json, &tensors) => {
+            return Err(ModelFileError::Tampered("does not match"))
+        }
+        Some(_) => {}
+    }
+    if let Some(expected) = expect.owner {
+        match &meta.owner {
+            None => return Err(ModelFileError::Unbound),
+            Some(found) if found != expected => {
+                return Err(ModelFileError::OwnerMismatch {
+                    expected: expected.clone(),
+                    found: found.clone(),
+                })
+            }
+            Some(_) => {}
+        }
+    }
     Ok((meta, tensors))
 }
 
@@ -558,6 +663,7 @@ mod tests {
             },
             created: "2025-03-01T12:00:00Z".into(),
             config: serde_json::json!({"hidden": 32, "layers": 1, "fusion": "concat"}),
+            owner: None,
         }
     }
 
@@ -578,6 +684,7 @@ mod tests {
             backbone: "mobilefacenet",
             backbone_sha256: SHA,
             identity_dim: 128,
+            owner: None,
         }
     }
 
@@ -632,9 +739,11 @@ mod tests {
         let bytes = model_to_bytes(&meta(), &tensors()).unwrap();
         let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
         let md = header.metadata().as_ref().unwrap();
-        assert_eq!(md.len(), 1);
+        assert_eq!(md.len(), 2, "the meta JSON and its digest");
+        assert_eq!(md[DIGEST_KEY].len(), 64);
         let v: serde_json::Value = serde_json::from_str(&md["authnet"]).unwrap();
-        assert_eq!(v["format_version"], 1);
+        assert_eq!(v["format_version"], 2);
+        assert!(v.get("owner").is_none(), "no owner key when unbound");
         assert_eq!(v["pad_policy"], "pad_edge");
         assert_eq!(v["thresholds"]["target_fmr"], 0.01);
         assert_eq!(v["config"]["hidden"], 32);
@@ -691,10 +800,10 @@ mod tests {
     #[test]
     fn unknown_format_version_is_refused() {
         // A future version is reported as such even if its fields changed.
-        let v2 = with_meta_json(r#"{"format_version": 2, "layout": "new"}"#.into());
+        let v3 = with_meta_json(r#"{"format_version": 3, "layout": "new"}"#.into());
         assert!(matches!(
-            model_from_bytes(&v2, &expect()),
-            Err(ModelFileError::UnsupportedVersion { found: 2 })
+            model_from_bytes(&v3, &expect()),
+            Err(ModelFileError::UnsupportedVersion { found: 3 })
         ));
         let mut m = meta();
         m.format_version = 0;
@@ -767,11 +876,14 @@ mod tests {
                 "timesteps {t}"
             );
         }
-        assert!(model_from_bytes(
-            &with_meta(|v| v["timesteps"] = serde_json::json!(256)),
-            &expect()
-        )
-        .is_ok());
+        // The edge value passes every check but the digest, which `with_meta` does not write.
+        assert!(matches!(
+            model_from_bytes(
+                &with_meta(|v| v["timesteps"] = serde_json::json!(256)),
+                &expect()
+            ),
+            Err(ModelFileError::Tampered("is missing"))
+        ));
         // Non-finite values are refused at save time, before they could become nulls.
         let mut m = meta();
         m.thresholds.fmr = f64::INFINITY;
@@ -874,5 +986,113 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
         assert!(write_atomic(&dir.path().join("missing/f"), b"x").is_err());
+    }
+
+    fn alice() -> Owner {
+        Owner {
+            user: "alice".into(),
+            uid: 1001,
+        }
+    }
+
+    #[test]
+    fn a_model_is_bound_to_its_account_by_name_and_uid() {
+        let mut m = meta();
+        m.owner = Some(alice());
+        let bytes = model_to_bytes(&m, &tensors()).unwrap();
+        let as_ = |o: &Owner| {
+            model_from_bytes(
+                &bytes,
+                &Expect {
+                    owner: Some(o),
+                    ..expect()
+                },
+            )
+        };
+        assert_eq!(as_(&alice()).unwrap().0.owner, Some(alice()));
+        // Copied into bob's directory.
+        let bob = Owner {
+            user: "bob".into(),
+            uid: 1002,
+        };
+        match as_(&bob) {
+            Err(e @ ModelFileError::OwnerMismatch { .. }) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains("\"alice\" (uid 1001)") && text.contains("\"bob\""),
+                    "{text}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // alice deleted and re-created with another uid.
+        let new_alice = Owner {
+            uid: 1500,
+            ..alice()
+        };
+        assert!(matches!(
+            as_(&new_alice),
+            Err(ModelFileError::OwnerMismatch { .. })
+        ));
+        // Evaluation tools pass no owner and accept it.
+        assert!(model_from_bytes(&bytes, &expect()).is_ok());
+        // A model with no owner is refused wherever an owner is expected.
+        let unbound = model_to_bytes(&meta(), &tensors()).unwrap();
+        assert!(matches!(
+            model_from_bytes(
+                &unbound,
+                &Expect {
+                    owner: Some(&alice()),
+                    ..expect()
+                }
+            ),
+            Err(ModelFileError::Unbound)
+        ));
+    }
+
+    #[test]
+    fn an_edited_owner_threshold_or_weight_is_refused_as_tampered() {
+        let mut m = meta();
+        m.owner = Some(alice());
+        let good = model_to_bytes(&m, &tensors()).unwrap();
+        let (_, header) = SafeTensors::read_metadata(&good).unwrap();
+        let md = header.metadata().clone().unwrap();
+        // Rewrite the metadata JSON (owner → bob, or a lower threshold), keeping the digest.
+        for (from, to) in [
+            (r#""user":"alice""#, r#""user":"bob""#),
+            (r#""eer":0.42"#, r#""eer":0.01"#),
+        ] {
+            let json = md[METADATA_KEY].replace(from, to);
+            assert_ne!(json, md[METADATA_KEY]);
+            let mut md2 = md.clone();
+            md2.insert(METADATA_KEY.into(), json);
+            assert!(matches!(
+                model_from_bytes(&raw_file(Some(md2)), &expect()),
+                Err(ModelFileError::Tampered("does not match"))
+            ));
+        }
+        // One flipped bit in the tensor data, at the end of the file.
+        let mut flipped = good.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x01;
+        assert!(matches!(
+            model_from_bytes(&flipped, &expect()),
+            Err(ModelFileError::Tampered("does not match"))
+        ));
+        // No digest at all (a hand-made or pre-v2 file).
+        let mut md3 = md.clone();
+        md3.remove(DIGEST_KEY);
+        assert!(matches!(
+            model_from_bytes(&raw_file(Some(md3)), &expect()),
+            Err(ModelFileError::Tampered("is missing"))
+        ));
+    }
+
+    #[test]
+    fn a_version_1_file_says_to_enrol_again() {
+        let bytes = with_meta(|v| v["format_version"] = 1.into());
+        let e = model_from_bytes(&bytes, &expect()).unwrap_err();
+        assert!(matches!(e, ModelFileError::UnsupportedVersion { found: 1 }));
+        assert!(e.to_string().contains("enrol again"), "{e}");
     }
 }

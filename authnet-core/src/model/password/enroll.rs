@@ -139,6 +139,7 @@ pub fn enroll(
         created: file::rfc3339_utc(std::time::SystemTime::now()),
         config: serde_json::to_value(&stored)
             .map_err(|_| PasswordError::Invalid("config not serialisable"))?,
+        owner: None,
     };
     let report = EnrollReport {
         validation_eer: cal.eer,

@@ -110,6 +110,12 @@ impl PasswordModel {
         self.meta.backbone_sha256 = sha.to_string();
     }
 
+    /// Binds the model to the account it is enrolled for (the daemon does this before saving;
+    /// see [`file::Owner`]).
+    pub fn set_owner(&mut self, owner: file::Owner) {
+        self.meta.owner = Some(owner);
+    }
+
     /// The metadata.
     pub fn meta(&self) -> &ModelMeta {
         &self.meta
@@ -347,6 +353,7 @@ mod tests {
                 backbone: "t",
                 backbone_sha256: &sha,
                 identity_dim: 16,
+                owner: None,
             },
         )
         .unwrap();
@@ -357,7 +364,8 @@ mod tests {
             &Expect {
                 backbone: "other",
                 backbone_sha256: &sha,
-                identity_dim: 16
+                identity_dim: 16,
+                owner: None,
             }
         )
         .is_err());
