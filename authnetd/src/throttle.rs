@@ -111,8 +111,20 @@ pub fn record_success(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// The verdict for the user whose directory is `dir`, now. A corrupt file locks out.
+///
+/// A last failure in the future means the wall clock was stepped back (or the file was
+/// written on a machine whose clock ran ahead). It is moved to now and saved, so the step
+/// costs at most one full delay instead of stretching it by the size of the step; the count,
+/// and so the lockout, never depends on the clock. Stepping the clock forward, which lifts a
+/// delay early, takes root.
 pub fn check(dir: &Path, cfg: &ThrottleConfig) -> Result<Verdict, StoreError> {
-    Ok(load(dir)?.check(cfg, now()))
+    let mut st = load(dir)?;
+    let now = now();
+    if st.last_failure > now {
+        st.last_failure = now;
+        save(dir, &st)?;
+    }
+    Ok(st.check(cfg, now))
 }
 
 #[cfg(test)]
@@ -159,6 +171,38 @@ mod tests {
         ));
         record_success(d.path()).unwrap();
         assert_eq!(check(d.path(), &cfg()).unwrap(), Verdict::Allowed);
+    }
+
+    #[test]
+    fn a_clock_stepped_back_costs_one_delay_not_the_step() {
+        let d = tempfile::tempdir().unwrap();
+        // Six failures "a year from now": the clock has since been stepped back a year.
+        let year = 365 * 86_400;
+        let st = ThrottleState {
+            consecutive_failures: 6,
+            last_failure: now() + year,
+        };
+        save(d.path(), &st).unwrap();
+        match check(d.path(), &cfg()).unwrap() {
+            Verdict::Delayed(w) => assert!(w <= Duration::from_secs(60), "{w:?}"),
+            v => panic!("a backward step must not lift the delay: {v:?}"),
+        }
+        let stored = load(d.path()).unwrap();
+        assert_eq!(
+            stored.consecutive_failures, 6,
+            "the count survives the step"
+        );
+        assert!(stored.last_failure <= now());
+        // A lockout does not depend on the clock at all.
+        save(
+            d.path(),
+            &ThrottleState {
+                consecutive_failures: 100,
+                last_failure: 0,
+            },
+        )
+        .unwrap();
+        assert_eq!(check(d.path(), &cfg()).unwrap(), Verdict::LockedOut);
     }
 
     #[test]
