@@ -4,35 +4,14 @@
 //! `$SUDO_USER` is deliberately ignored: it is set by whoever ran the tool and proves nothing;
 //! the daemon decides authorization from the socket peer's credentials anyway.
 
+#![allow(unsafe_code)]
+
 use std::ffi::CStr;
 
-/// Longest account name accepted, in bytes (the daemon's limit too).
-pub const MAX_USER_NAME: usize = 32;
-
-/// Why a user name was refused.
+/// Why a user name was refused: the daemon's own rule ([`authnet_ipc::check_user_name`]),
+/// checked here only for a clearer message before connecting.
 pub fn check_user_name(name: &str) -> Result<(), String> {
-    let body = name.strip_suffix('$').unwrap_or(name);
-    if body.is_empty() {
-        return Err("a user name cannot be empty".into());
-    }
-    if name.len() > MAX_USER_NAME {
-        return Err(format!("a user name is at most {MAX_USER_NAME} bytes"));
-    }
-    if name.contains('/') || name.contains('\0') {
-        return Err("a user name cannot contain '/' or NUL".into());
-    }
-    if body.starts_with(['-', '.']) {
-        return Err("a user name cannot start with '-' or '.'".into());
-    }
-    if let Some(c) = body
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-    {
-        return Err(format!(
-            "a user name may hold only letters, digits, '_', '-' and '.', not {c:?}"
-        ));
-    }
-    Ok(())
+    authnet_ipc::check_user_name(name).map_err(|e| e.to_string())
 }
 
 /// A clap value parser: a valid account name (a bad one is a usage error, exit status 2).
@@ -91,7 +70,7 @@ mod tests {
             "alice.b",
             "x_y-z",
             "machine$",
-            &"a".repeat(32),
+            &"a".repeat(authnet_ipc::MAX_USER_NAME),
         ] {
             assert_eq!(check_user_name(n), Ok(()), "{n}");
         }
@@ -109,7 +88,7 @@ mod tests {
             "-rf",
             "sp ace",
             "é",
-            &"a".repeat(33),
+            &"a".repeat(authnet_ipc::MAX_USER_NAME + 1),
         ] {
             assert!(check_user_name(n).is_err(), "{n:?}");
         }

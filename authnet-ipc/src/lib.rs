@@ -60,6 +60,7 @@ pub mod fuzzing;
 mod message;
 pub mod remote;
 mod secret;
+pub mod user;
 
 pub use frame::{
     check_version, decode_frame, encode_frame, read_frame, write_frame, IpcError, MAX_FRAME,
@@ -70,3 +71,4 @@ pub use message::{
 };
 pub use remote::is_local_rhost;
 pub use secret::Secret;
+pub use user::{check_user_name, UserNameError, MAX_USER_NAME};

@@ -18,9 +18,6 @@ use std::path::{Path, PathBuf};
 /// File name of a user's model.
 pub const MODEL_FILE: &str = "model.safetensors";
 
-/// Longest accepted user name (Linux's `LOGIN_NAME_MAX` is 256, useradd's limit 32).
-pub const MAX_USER_NAME: usize = 64;
-
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -43,17 +40,10 @@ pub enum StoreError {
     },
 }
 
-/// True for names that are safe as a directory name and plausible as an account: 1 to
-/// [`MAX_USER_NAME`] bytes of `[A-Za-z0-9._-]` (plus a trailing `$` for Samba machine
-/// accounts), not starting with `-` or `.`.
+/// True for names that are safe as a directory name and plausible as an account: the
+/// protocol's one rule, [`authnet_ipc::check_user_name`].
 pub fn valid_user_name(name: &str) -> bool {
-    let body = name.strip_suffix('$').unwrap_or(name);
-    !body.is_empty()
-        && name.len() <= MAX_USER_NAME
-        && !body.starts_with(['-', '.'])
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    authnet_ipc::check_user_name(name).is_ok()
 }
 
 /// The state directory.
