@@ -8,6 +8,9 @@
 //! Exit status: 0 on success, 1 when the daemon refuses or fails (and for a `reject` or
 //! `unavailable` in `test`), 2 on a usage error, including a malformed user name.
 
+// The only unsafe code is the libc account lookup in `account`.
+#![deny(unsafe_code)]
+
 mod account;
 mod client;
 mod password;

@@ -1,5 +1,7 @@
 //! `authnet-eval`: feature extraction, the paper's evaluation protocol, and benchmarks.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

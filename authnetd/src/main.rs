@@ -8,6 +8,9 @@
 //! enrolment password check in [`pam_check`]), [`log`]
 //! and [`sys`] (unsafe code, with [`pam_check`]).
 
+// Unsafe code lives in `sys` and `pam_check` only; each allows it for itself.
+#![deny(unsafe_code)]
+
 mod camera;
 mod check;
 mod config;

@@ -14,6 +14,8 @@
 //! (LDAP, a dead NSS server); the thread then finishes, or not, on its own and holds nothing but
 //! its copy of the password, wiped when it returns.
 
+#![allow(unsafe_code)]
+
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::sync::mpsc;
 use std::time::Duration;

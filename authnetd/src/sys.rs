@@ -2,6 +2,8 @@
 //! file descriptor, the file-system credentials of a thread ([`FsCreds`]) and the umask of
 //! the socket bind ([`with_umask`]). Each call is small and its safety argument sits next to it.
 
+#![allow(unsafe_code)]
+
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
