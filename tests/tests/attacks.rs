@@ -911,3 +911,66 @@ fn the_module_returns_within_its_timeout_under_every_denial_of_service() {
         );
     }
 }
+
+/// Removes a throwaway account when dropped.
+struct Alias(&'static str);
+
+impl Drop for Alias {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("userdel").arg(self.0).status();
+    }
+}
+
+/// Issue 15 item 1, users sharing a uid: an alias account with nobody's uid is the same
+/// principal to the kernel (the daemon sees only the peer's uid), so a peer of that uid may act
+/// for either name; but a model is bound to its name as well as its uid, so nobody's model
+/// copied into the alias's directory does not authenticate the alias.
+#[test]
+fn an_account_sharing_a_uid_cannot_use_the_other_names_model() {
+    let Some(()) = require_tool(authnet_tests::tool_at("/usr/sbin/useradd", "passwd").map(|_| ()))
+    else {
+        return;
+    };
+    const ALIAS: &str = "authnet-alias";
+    let _ = std::process::Command::new("userdel").arg(ALIAS).status();
+    let made = std::process::Command::new("useradd")
+        .args([
+            "-o",
+            "-u",
+            "65534",
+            "-g",
+            "65534",
+            "-M",
+            "-N",
+            "-s",
+            "/usr/sbin/nologin",
+        ])
+        .arg(ALIAS)
+        .status()
+        .unwrap();
+    assert!(made.success(), "useradd -o failed");
+    let _alias = Alias(ALIAS);
+    let tmp = open_tmp();
+    let d = Daemon::start(tmp.path(), &cfg(100, ""));
+    d.enrol("nobody");
+    d.camera.play(&genuine());
+    let dir = d.state.join(ALIAS);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        d.state.join("nobody/model.safetensors"),
+        dir.join("model.safetensors"),
+    )
+    .unwrap();
+    assert_eq!(
+        d.authenticate(ALIAS),
+        unavailable(UnavailableReason::ModelError)
+    );
+    assert!(
+        d.log_text()
+            .contains("belongs to user \"nobody\" (uid 65534)"),
+        "{}",
+        d.log_text()
+    );
+    // The owner's own model still works.
+    assert_eq!(d.authenticate("nobody"), Outcome::Accept);
+}
