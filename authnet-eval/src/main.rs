@@ -13,6 +13,7 @@ use authnet_core::sequence::{assemble, PadPolicy, DEFAULT_TIMESTEPS};
 use authnet_core::vision::CropMode;
 
 mod bench;
+mod pretrain;
 mod report;
 mod run;
 
@@ -57,6 +58,9 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Run the paper's evaluation protocol.
     Run(Box<run::RunArgs>),
+    /// Pretrain the word model's LSTM across the speakers of a corpus, for the daemon's
+    /// `pretrained_model` setting.
+    Pretrain(pretrain::PretrainArgs),
     /// Build an impostor bank (other people's feature sequences) for the daemon's
     /// `impostor_bank` setting from a folder of utterances `<SPK>/words/<WW>/<II>`.
     Bank {
@@ -130,6 +134,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Cmd::Pretrain(args) => pretrain::run(args, pipeline(cli, args.crop)),
         Cmd::Bench(args) => bench::run(args, pipeline(cli, CropMode::Detect)),
         Cmd::Bank { dataset, crop, out } => {
             let mut ex = FeatureExtractor::from_config(&pipeline(cli, *crop))?;

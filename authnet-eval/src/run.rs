@@ -24,8 +24,9 @@ use authnet_core::features::{FeatureCache, FeatureExtractor, PipelineConfig, Utt
 use authnet_core::metrics::{self, ImpostorKind};
 use authnet_core::model::bank::{walk_utterances, BankEntry, ImpostorBank};
 use authnet_core::model::password::{
-    enroll, EnrollConfig, EnrollInput, LstmPreset, ThresholdPolicy, WordModelKind,
+    enroll_with, EnrollConfig, EnrollInput, LstmPreset, ThresholdPolicy, WordModelKind,
 };
+use authnet_core::model::pretrained::{pretrain, LabelledClip, PretrainConfig, PretrainedLstm};
 use authnet_core::rng::SplitMix64;
 use authnet_core::vision::CropMode;
 
@@ -59,9 +60,11 @@ pub struct RunArgs {
     /// Only the first N targets (for quick runs and tests).
     #[arg(long)]
     pub max_targets: Option<usize>,
-    /// Word model: linear, lstm or ensemble.
-    #[arg(long, default_value = "linear")]
-    pub word_model: WordModelKind,
+    /// Word model: linear (ridge), lstm (from scratch), ensemble (ridge + scratch LSTM),
+    /// pretrained (LSTM pretrained inside the run on training speakers only, then fine-tuned
+    /// per target) or pretrained-ensemble (ridge + fine-tuned LSTM).
+    #[arg(long, value_enum, default_value = "linear")]
+    pub word_model: WordModelArg,
     /// LSTM preset when the word model uses it: compact or paper.
     #[arg(long, default_value = "compact")]
     pub lstm: String,
@@ -86,6 +89,39 @@ pub struct RunArgs {
     /// Directory for PNG plots.
     #[arg(long)]
     pub plots: Option<PathBuf>,
+}
+
+/// `--word-model`: the word classifier, and whether its LSTM starts from a backbone pretrained
+/// inside the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WordModelArg {
+    /// Ridge classifier.
+    Linear,
+    /// LSTM from scratch.
+    Lstm,
+    /// Ridge + LSTM from scratch.
+    Ensemble,
+    /// LSTM fine-tuned from a backbone pretrained on the run's training speakers.
+    Pretrained,
+    /// Ridge + fine-tuned LSTM.
+    PretrainedEnsemble,
+}
+
+impl WordModelArg {
+    /// The enrolment's word model kind.
+    fn kind(self) -> WordModelKind {
+        match self {
+            Self::Linear => WordModelKind::Linear,
+            Self::Lstm | Self::Pretrained => WordModelKind::Lstm,
+            Self::Ensemble | Self::PretrainedEnsemble => WordModelKind::Ensemble,
+        }
+    }
+
+    /// Whether the LSTM is pretrained.
+    fn pretrained(self) -> bool {
+        matches!(self, Self::Pretrained | Self::PretrainedEnsemble)
+    }
 }
 
 /// Dataset modality.
@@ -121,6 +157,14 @@ struct TargetResult {
     train_seconds: f64,
     score_ms: Vec<f64>,
     validation_eer: f64,
+    speaker: String,
+    word: String,
+    /// Ranked fused scores (vetoes below every live score) of genuine test clips and of
+    /// non-photo impostors, and the model's deployed thresholds.
+    genuine_ranked: Vec<f64>,
+    impostor_ranked: Vec<f64>,
+    threshold_eer: f64,
+    threshold_fmr: f64,
 }
 
 /// The JSON report.
@@ -156,6 +200,60 @@ pub struct Report {
     impostor_trials: usize,
     validation_eer_mean: f64,
     confusion: Confusion,
+    /// `--word-model` as given.
+    word_model_arg: WordModelArg,
+    /// Pretraining inside the run (one backbone per training speaker), when used.
+    pretraining: Vec<PretrainRun>,
+    /// Test FMR and FNMR, pooled over targets, at each target's deployed threshold of each
+    /// policy (photo attacks excluded, as from the EER).
+    at_deployed_threshold: PolicyRates,
+    /// Per target: validation EER (inside the enrolment) beside test EER and rates.
+    per_target: Vec<TargetSummary>,
+}
+
+/// FMR / FNMR at the deployed thresholds of both policies.
+#[derive(Debug, Serialize)]
+struct PolicyRates {
+    eer: Rates,
+    fmr: Rates,
+}
+
+#[derive(Debug, Serialize)]
+struct Rates {
+    fmr: f64,
+    fnmr: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct TargetSummary {
+    speaker: String,
+    word: String,
+    validation_eer: f64,
+    test_eer: f64,
+    at_deployed_threshold: PolicyRates,
+}
+
+/// One pretraining inside the run.
+#[derive(Debug, Clone, Serialize)]
+struct PretrainRun {
+    /// The training speaker whose targets fine-tune from it.
+    for_speaker: String,
+    /// What it was trained on.
+    scope: &'static str,
+    speakers: Vec<String>,
+    classes: usize,
+    train_sequences: usize,
+    val_sequences: usize,
+    val_accuracy: Option<f32>,
+    epochs_run: usize,
+    seconds: f64,
+}
+
+/// FMR / FNMR of ranked scores at `thr` (accept when `>= thr`).
+fn rates(g: &[f64], i: &[f64], thr: f64) -> Rates {
+    let fnmr = g.iter().filter(|s| **s < thr).count() as f64 / g.len().max(1) as f64;
+    let fmr = i.iter().filter(|s| **s >= thr).count() as f64 / i.len().max(1) as f64;
+    Rates { fmr, fnmr }
 }
 
 #[derive(Debug, Serialize)]
@@ -325,6 +423,22 @@ pub fn run(args: &RunArgs, mut cfg: PipelineConfig) -> anyhow::Result<Report> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads.unwrap_or(0))
         .build()?;
+    let pretrained = if args.word_model.pretrained() {
+        let t0 = Instant::now();
+        let p = pool
+            .install(|| pretrain_all(args, &train_spk, &heldout, &feats, &targets, &clips, lstm))?;
+        for (_, r) in p.values() {
+            eprintln!(
+                "pretrained for {}: {} ({} speakers), {} classes, {} sequences, validation accuracy {:?}, {} epochs, {:.1} s",
+                r.for_speaker, r.scope, r.speakers.len(), r.classes, r.train_sequences,
+                r.val_accuracy, r.epochs_run, r.seconds
+            );
+        }
+        eprintln!("pretraining took {:.1} s", t0.elapsed().as_secs_f64());
+        p
+    } else {
+        BTreeMap::new()
+    };
     let pb = indicatif::ProgressBar::new(targets.len() as u64);
     pb.set_style(
         indicatif::ProgressStyle::with_template(
@@ -338,7 +452,18 @@ pub fn run(args: &RunArgs, mut cfg: PipelineConfig) -> anyhow::Result<Report> {
             .enumerate()
             .map(|(ti, (s, w))| {
                 let r = run_target(
-                    args, ti, s, w, &train_spk, &unseen, &heldout, &feats, &clips, &words_of, lstm,
+                    args,
+                    ti,
+                    s,
+                    w,
+                    &train_spk,
+                    &unseen,
+                    &heldout,
+                    &feats,
+                    &clips,
+                    &words_of,
+                    lstm,
+                    pretrained.get(s).map(|p| &p.0),
                 );
                 pb.inc(1);
                 r
@@ -350,7 +475,8 @@ pub fn run(args: &RunArgs, mut cfg: PipelineConfig) -> anyhow::Result<Report> {
     if let Some(dir) = &args.plots {
         crate::report::heatmap(dir, &heat_rows(&feats))?;
     }
-    summarise(args, &backbone, &speakers, &unseen, heldout, &results)
+    let runs: Vec<PretrainRun> = pretrained.into_values().map(|p| p.1).collect();
+    summarise(args, &backbone, &speakers, &unseen, heldout, &results, runs)
 }
 
 /// The paper's Fig. 4: for the first clip of every (speaker, word), ordered by speaker then
@@ -385,30 +511,18 @@ fn heat_rows(feats: &BTreeMap<Key, UtteranceFeatures>) -> Vec<Vec<f64>> {
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_target<'a>(
+/// The enrolment (training) and test clips of target `ti`: 70:30 after a seeded shuffle, or
+/// the paper's oversample-then-split (which also sets `cfg.oversample_to`). Deterministic in
+/// `ti`, so pretraining can see which clips a target will enrol with.
+fn target_split(
     args: &RunArgs,
     ti: usize,
-    s: &str,
-    w: &str,
-    train_spk: &[String],
-    unseen: &[String],
-    heldout: &BTreeMap<String, Vec<String>>,
-    feats: &'a BTreeMap<Key, UtteranceFeatures>,
-    clips: &dyn Fn(&str, &str) -> Vec<&'a UtteranceFeatures>,
-    words_of: &dyn Fn(&str) -> Vec<String>,
-    lstm: LstmPreset,
-) -> anyhow::Result<TargetResult> {
+    own: Vec<&UtteranceFeatures>,
+    cfg: &mut EnrollConfig,
+) -> (Vec<UtteranceFeatures>, Vec<UtteranceFeatures>) {
     let mut rng = SplitMix64::new(args.seed ^ (0x5EED_0000 + ti as u64 * 7919));
-    let mut own: Vec<UtteranceFeatures> = clips(s, w).into_iter().cloned().collect();
-    let mut cfg = EnrollConfig {
-        seed: args.seed.wrapping_add(ti as u64),
-        word_model: args.word_model,
-        lstm,
-        pad: args.pad,
-        ..Default::default()
-    };
-    let (train_pos, test_pos) = if args.paper_split {
+    let mut own: Vec<UtteranceFeatures> = own.into_iter().cloned().collect();
+    if args.paper_split {
         // The paper: oversample 10 -> 110 first (jittered copies), then split 70:30.
         let n = own.len();
         let mut all: Vec<UtteranceFeatures> = Vec::new();
@@ -430,7 +544,114 @@ fn run_target<'a>(
         let cut = (own.len() as f64 * 0.7).round() as usize;
         let test = own.split_off(cut);
         (own, test)
+    }
+}
+
+/// Pretrains one LSTM backbone per training speaker `s`, on the run's *other* training
+/// speakers' training words (never an unseen speaker, never a held-out word, never `s`, so
+/// never a clip `s`'s targets are tested on, and never the enrolling user, as in deployment).
+/// With a single training speaker there is nobody else: that backbone is pretrained on `s`'s
+/// own enrolment clips (the training side of each of its targets' splits, never a test clip).
+#[allow(clippy::too_many_arguments)]
+fn pretrain_all<'a>(
+    args: &RunArgs,
+    train_spk: &[String],
+    heldout: &BTreeMap<String, Vec<String>>,
+    feats: &'a BTreeMap<Key, UtteranceFeatures>,
+    targets: &[(String, String)],
+    clips: &(dyn Fn(&str, &str) -> Vec<&'a UtteranceFeatures> + Sync),
+    lstm: LstmPreset,
+) -> anyhow::Result<BTreeMap<String, (PretrainedLstm, PretrainRun)>> {
+    let pc = PretrainConfig {
+        lstm,
+        pad: args.pad,
+        seed: args.seed,
+        ..PretrainConfig::default()
     };
+    let jobs: Vec<anyhow::Result<(String, (PretrainedLstm, PretrainRun))>> = train_spk
+        .par_iter()
+        .map(|s| {
+            let mut own: Vec<(String, String, UtteranceFeatures)> = Vec::new();
+            let scope = if train_spk.len() > 1 {
+                "other training speakers"
+            } else {
+                for (ti, (ts, tw)) in targets.iter().enumerate() {
+                    if ts == s {
+                        let mut cfg = EnrollConfig {
+                            pad: args.pad,
+                            ..Default::default()
+                        };
+                        let (tr, _) = target_split(args, ti, clips(ts, tw), &mut cfg);
+                        own.extend(tr.into_iter().map(|u| (ts.clone(), tw.clone(), u)));
+                    }
+                }
+                "own enrolment clips (single training speaker)"
+            };
+            let mut labelled: Vec<LabelledClip> = own
+                .iter()
+                .map(|(sp, w, f)| LabelledClip {
+                    speaker: sp,
+                    utterance: w,
+                    features: f,
+                })
+                .collect();
+            if train_spk.len() > 1 {
+                labelled.extend(
+                    feats
+                        .iter()
+                        .filter(|(k, _)| {
+                            &k.0 != s && train_spk.contains(&k.0) && !heldout[&k.0].contains(&k.1)
+                        })
+                        .map(|(k, f)| LabelledClip {
+                            speaker: &k.0,
+                            utterance: &k.1,
+                            features: f,
+                        }),
+                );
+            }
+            let m = pretrain(&labelled, &"0".repeat(64), Default::default(), &pc)
+                .with_context(|| format!("pretraining for speaker {s}"))?;
+            let t = &m.training;
+            let run = PretrainRun {
+                for_speaker: s.clone(),
+                scope,
+                speakers: t.speakers.clone(),
+                classes: t.classes,
+                train_sequences: t.train_sequences,
+                val_sequences: t.val_sequences,
+                val_accuracy: t.report.best_val_accuracy,
+                epochs_run: t.report.epochs_run,
+                seconds: t.report.seconds,
+            };
+            Ok((s.clone(), (m, run)))
+        })
+        .collect();
+    jobs.into_iter().collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_target<'a>(
+    args: &RunArgs,
+    ti: usize,
+    s: &str,
+    w: &str,
+    train_spk: &[String],
+    unseen: &[String],
+    heldout: &BTreeMap<String, Vec<String>>,
+    feats: &'a BTreeMap<Key, UtteranceFeatures>,
+    clips: &dyn Fn(&str, &str) -> Vec<&'a UtteranceFeatures>,
+    words_of: &dyn Fn(&str) -> Vec<String>,
+    lstm: LstmPreset,
+    pretrained: Option<&PretrainedLstm>,
+) -> anyhow::Result<TargetResult> {
+    let mut cfg = EnrollConfig {
+        seed: args.seed.wrapping_add(ti as u64),
+        word_model: args.word_model.kind(),
+        lstm,
+        pad: args.pad,
+        ..Default::default()
+    };
+    let (train_pos, test_pos) = target_split(args, ti, clips(s, w), &mut cfg);
     let other_words: Vec<UtteranceFeatures> = words_of(s)
         .into_iter()
         .filter(|x| x != w && !heldout[s].contains(x))
@@ -464,15 +685,20 @@ fn run_target<'a>(
         bank: Some(&bank),
     };
     let t0 = Instant::now();
-    let (model, rep) = enroll(&input, &cfg, &mut |_, _, _| {})?;
+    let (model, rep) = enroll_with(&input, pretrained, &cfg, &mut |_, _, _| {})?;
     let train_seconds = t0.elapsed().as_secs_f64();
     let st = model.stored_config().clone();
     let mut out = TargetResult {
         train_seconds,
         validation_eer: rep.validation_eer,
+        speaker: s.to_string(),
+        word: w.to_string(),
+        threshold_eer: model.threshold(ThresholdPolicy::Eer),
+        threshold_fmr: model.threshold(ThresholdPolicy::Fmr),
         ..Default::default()
     };
-    let mut score = |u: &UtteranceFeatures| -> anyhow::Result<(f64, f64, f64)> {
+    let (mut g_ranked, mut i_ranked) = (Vec::new(), Vec::new());
+    let mut score = |u: &UtteranceFeatures| -> anyhow::Result<(f64, f64, f64, f64)> {
         let t = Instant::now();
         let d = model.decide(u, args.threshold_policy)?;
         out.score_ms.push(t.elapsed().as_secs_f64() * 1e3);
@@ -481,12 +707,15 @@ fn run_target<'a>(
             d.scores.ranked() - d.threshold,
             d.scores.identity,
             (d.scores.word - st.word.mean) / st.word.std,
+            d.scores.ranked(),
         ))
     };
     let mut genuine = Vec::new();
     let mut impostor = Vec::new();
     for u in &test_pos {
-        genuine.push(score(u)?);
+        let x = score(u)?;
+        genuine.push((x.0, x.1, x.2));
+        g_ranked.push(x.3);
         let f = score(&u.frozen())?;
         impostor.push((f.0, f.1, f.2, ImpostorKind::FrozenFrame));
     }
@@ -494,6 +723,7 @@ fn run_target<'a>(
         for u in clips(s, hw) {
             let x = score(u)?;
             impostor.push((x.0, x.1, x.2, ImpostorKind::SamePersonDifferentWord));
+            i_ranked.push(x.3);
         }
     }
     for us in unseen {
@@ -506,11 +736,14 @@ fn run_target<'a>(
             for u in clips(us, &ww) {
                 let x = score(u)?;
                 impostor.push((x.0, x.1, x.2, kind));
+                i_ranked.push(x.3);
             }
         }
     }
     out.genuine = genuine;
     out.impostor = impostor;
+    out.genuine_ranked = g_ranked;
+    out.impostor_ranked = i_ranked;
     Ok(out)
 }
 
@@ -525,7 +758,40 @@ fn summarise(
     unseen: &[String],
     heldout: BTreeMap<String, Vec<String>>,
     results: &[TargetResult],
+    pretraining: Vec<PretrainRun>,
 ) -> anyhow::Result<Report> {
+    let shifted = |f: fn(&TargetResult) -> f64| -> (Vec<f64>, Vec<f64>) {
+        let g = results
+            .iter()
+            .flat_map(|r| r.genuine_ranked.iter().map(move |x| x - f(r)))
+            .collect();
+        let i = results
+            .iter()
+            .flat_map(|r| r.impostor_ranked.iter().map(move |x| x - f(r)))
+            .collect();
+        (g, i)
+    };
+    let (ge, ie) = shifted(|r| r.threshold_eer);
+    let (gf, if_) = shifted(|r| r.threshold_fmr);
+    let at_deployed_threshold = PolicyRates {
+        eer: rates(&ge, &ie, 0.0),
+        fmr: rates(&gf, &if_, 0.0),
+    };
+    let per_target = results
+        .iter()
+        .map(|r| {
+            Ok(TargetSummary {
+                speaker: r.speaker.clone(),
+                word: r.word.clone(),
+                validation_eer: r.validation_eer,
+                test_eer: metrics::eer(&r.genuine_ranked, &r.impostor_ranked)?.eer,
+                at_deployed_threshold: PolicyRates {
+                    eer: rates(&r.genuine_ranked, &r.impostor_ranked, r.threshold_eer),
+                    fmr: rates(&r.genuine_ranked, &r.impostor_ranked, r.threshold_fmr),
+                },
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let g: Vec<f64> = results
         .iter()
         .flat_map(|r| r.genuine.iter().map(|x| x.0))
@@ -603,7 +869,11 @@ fn summarise(
         modality: args.modality,
         paper_split: args.paper_split,
         pad: args.pad,
-        word_model: args.word_model,
+        word_model: args.word_model.kind(),
+        word_model_arg: args.word_model,
+        pretraining,
+        at_deployed_threshold,
+        per_target,
         speakers: speakers.to_vec(),
         unseen_speakers: unseen.to_vec(),
         heldout_words: heldout,
@@ -663,7 +933,7 @@ impl Report {
     /// One-line summary for the terminal.
     pub fn summary(&self) -> String {
         format!(
-            "targets {} | EER {:.4} AUC {:.4} | acc {:.4} FAR {:.4} FRR {:.4} | spec same-person/other-word {:?} | photo accept {:.3} | face-only EER {:.4} | motion-only EER {:.4} | train {:.2}s score {:.2}ms",
+            "targets {} | EER {:.4} AUC {:.4} | acc {:.4} FAR {:.4} FRR {:.4} | spec same-person/other-word {:?} | photo accept {:.3} | face-only EER {:.4} | motion-only EER {:.4} | train {:.2}s score {:.2}ms | validation EER mean {:.4} | deployed EER policy FMR {:.4} FNMR {:.4} | deployed FMR policy FMR {:.4} FNMR {:.4}",
             self.targets,
             self.eer,
             self.auc,
@@ -675,7 +945,12 @@ impl Report {
             self.face_only_baseline.eer,
             self.motion_only.eer,
             self.train_seconds_mean,
-            self.score_ms_mean
+            self.score_ms_mean,
+            self.validation_eer_mean,
+            self.at_deployed_threshold.eer.fmr,
+            self.at_deployed_threshold.eer.fnmr,
+            self.at_deployed_threshold.fmr.fmr,
+            self.at_deployed_threshold.fmr.fnmr
         )
     }
 }

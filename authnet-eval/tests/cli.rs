@@ -221,3 +221,59 @@ fn bank_builds_from_a_dataset_and_loads_for_its_backbone_only() {
         Err(BankError::BackboneMismatch { .. })
     ));
 }
+
+#[test]
+fn pretrain_writes_a_model_that_loads_for_its_pipeline_only() {
+    use authnet_core::features::FeatureLayout;
+    use authnet_core::model::pretrained::{Expect, PretrainedError, PretrainedLstm};
+    let d = tempfile::tempdir().unwrap();
+    // 2 speakers x 2 words x 10 instances: 4 speaker x word classes.
+    for spk in ["F01", "M01"] {
+        let words = d.path().join("corpus").join(spk).join("words");
+        std::fs::create_dir_all(&words).unwrap();
+        for w in ["01", "02"] {
+            std::os::unix::fs::symlink(data(&format!("lips/{spk}/words/{w}")), words.join(w))
+                .unwrap();
+        }
+    }
+    let out = d.path().join("words.pretrained");
+    let corpus = d.path().join("corpus");
+    let cache = d.path().join("cache");
+    let r = eval(&[
+        "pretrain",
+        "--dataset",
+        corpus.to_str().unwrap(),
+        "--crop",
+        "mouth",
+        "--cache",
+        cache.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(stdout.contains("2 speakers, 4 classes"), "{stdout}");
+    let bytes = std::fs::read(&out).unwrap();
+    let m = PretrainedLstm::from_bytes(&bytes).unwrap();
+    assert_eq!(m.training.classes, 4);
+    assert_eq!(m.backbone, "mobilefacenet");
+    let sha = m.backbone_sha256.clone();
+    let expect = Expect {
+        backbone: "mobilefacenet",
+        backbone_sha256: &sha,
+        feature_layout: FeatureLayout::Box,
+        identity_dim: m.identity_dim,
+        mouth_dim: m.mouth_dim,
+    };
+    assert!(PretrainedLstm::load(&out, &expect).is_ok());
+    assert!(matches!(
+        PretrainedLstm::load(
+            &out,
+            &Expect {
+                backbone: "vggface",
+                ..expect
+            }
+        ),
+        Err(PretrainedError::Mismatch { .. })
+    ));
+}

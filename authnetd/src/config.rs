@@ -71,6 +71,7 @@ pub struct RawConfig {
     crop: Option<String>,
     ort_threads: Option<u32>,
     impostor_bank: Option<PathBuf>,
+    pretrained_model: Option<PathBuf>,
     auth_timeout: Option<f64>,
     camera_wait: Option<f64>,
     max_tries: Option<u32>,
@@ -200,6 +201,8 @@ pub struct Config {
     pub ort_threads: usize,
     /// Impostor bank for enrolment.
     pub impostor_bank: Option<PathBuf>,
+    /// Pretrained word-model backbone that enrolment fine-tunes from.
+    pub pretrained_model: Option<PathBuf>,
     /// Budget of one attempt's capture and scoring.
     pub auth_timeout: Duration,
     /// Longest wait for the camera before answering `camera_busy`.
@@ -483,6 +486,10 @@ impl RawConfig {
             impostor_bank: self
                 .impostor_bank
                 .map(|p| absolute("impostor_bank", p))
+                .transpose()?,
+            pretrained_model: self
+                .pretrained_model
+                .map(|p| absolute("pretrained_model", p))
                 .transpose()?,
             auth_timeout: seconds(
                 "auth_timeout",

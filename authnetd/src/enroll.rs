@@ -581,8 +581,13 @@ pub(crate) fn train_and_commit(
     source: &str,
 ) -> Result<(), IpcError> {
     let user = acct.name.as_str();
+    let pretrained = d.pretrained();
     let cfg = EnrollConfig {
         target_fmr: d.cfg.target_fmr,
+        word_model: match pretrained {
+            Some(_) => password::PRETRAINED_WORD_MODEL,
+            None => EnrollConfig::default().word_model,
+        },
         ..EnrollConfig::default()
     };
     let input = EnrollInput {
@@ -603,7 +608,7 @@ pub(crate) fn train_and_commit(
         });
         client_gone = r.is_err();
     };
-    let trained = password::enroll(&input, &cfg, &mut progress);
+    let trained = password::enroll_with(&input, pretrained, &cfg, &mut progress);
     if client_gone {
         d.log
             .info(&format!("user={user} enrolment abandoned by the client"));

@@ -31,6 +31,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use authnet_core::features::{FeatureExtractor, PipelineConfig};
 use authnet_core::model::bank::ImpostorBank;
+use authnet_core::model::pretrained::PretrainedLstm;
 use clap::Parser;
 
 /// Command line.
@@ -127,6 +128,33 @@ fn run() -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let pretrained = match &cfg.pretrained_model {
+        Some(p) => {
+            let m = pipeline.embedder().manifest();
+            let expect = authnet_core::model::pretrained::Expect {
+                backbone: &m.name,
+                backbone_sha256: &m.sha256,
+                feature_layout: pipeline.layout(),
+                identity_dim: pipeline.embedder().dim(),
+                mouth_dim: pipeline.layout().mouth_dim(),
+            };
+            let pre = PretrainedLstm::load(p, &expect)
+                .with_context(|| format!("loading pretrained word model {}", p.display()))?;
+            log.info(&format!(
+                "pretrained word model {}: {} speakers, {} classes; enrolment fine-tunes its LSTM",
+                p.display(),
+                pre.training.speakers.len(),
+                pre.training.classes
+            ));
+            Some(pre)
+        }
+        None => {
+            log.info(
+                "no pretrained_model configured: enrolment trains the default word model from the clips alone",
+            );
+            None
+        }
+    };
     let store = store::Store::open(&cfg.state_dir)
         .with_context(|| format!("state directory {}", cfg.state_dir.display()))?;
     let (listener, activated) = server::listen(&cfg.socket)?;
@@ -143,6 +171,7 @@ fn run() -> anyhow::Result<()> {
         cfg.crop,
         cfg.threshold_policy.name()
     ));
-    let daemon = Arc::new(session::Daemon::new(cfg, log, pipeline, bank, store));
+    let daemon =
+        Arc::new(session::Daemon::new(cfg, log, pipeline, bank, store).with_pretrained(pretrained));
     server::serve(listener, daemon)
 }

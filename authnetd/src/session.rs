@@ -15,6 +15,7 @@ use authnet_core::features::{ExtractReport, FeatureExtractor, UtteranceFeatures}
 use authnet_core::model::bank::ImpostorBank;
 use authnet_core::model::file::{Expect, Owner};
 use authnet_core::model::password::{PasswordError, PasswordModel, Scores, ThresholdPolicy};
+use authnet_core::model::pretrained::PretrainedLstm;
 use authnet_core::vision::DetectOutcome;
 use authnet_ipc::{
     is_local_rhost, ErrorKind, IpcError, ModelEntry, Outcome, Request, Response, Secret,
@@ -54,6 +55,8 @@ pub struct Daemon {
     identity_dim: usize,
     /// Impostor bank for enrolment.
     bank: Option<ImpostorBank>,
+    /// Pretrained word-model backbone that enrolment fine-tunes from.
+    pretrained: Option<PretrainedLstm>,
     /// Serialises throttle read-modify-write.
     throttle_lock: Mutex<()>,
     /// Users with an attempt in flight: a second attempt for the same user is answered
@@ -148,6 +151,7 @@ impl Daemon {
             backbone_sha256,
             identity_dim,
             bank,
+            pretrained: None,
             throttle_lock: Mutex::new(()),
             in_flight: Mutex::new(HashSet::new()),
             backoff: crate::pam_check::Backoff::default(),
@@ -877,6 +881,17 @@ impl Daemon {
     /// The impostor bank, if configured.
     pub(crate) fn bank(&self) -> Option<&ImpostorBank> {
         self.bank.as_ref()
+    }
+
+    /// Sets the pretrained word-model backbone (`pretrained_model`), loaded next to the bank.
+    pub fn with_pretrained(mut self, pretrained: Option<PretrainedLstm>) -> Self {
+        self.pretrained = pretrained;
+        self
+    }
+
+    /// The pretrained word-model backbone, if configured.
+    pub(crate) fn pretrained(&self) -> Option<&PretrainedLstm> {
+        self.pretrained.as_ref()
     }
 
     /// The backbone sha256 stamped into new models.

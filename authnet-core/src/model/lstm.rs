@@ -228,6 +228,16 @@ impl LstmConfig {
         self.param_blocks().into_iter().flatten().collect()
     }
 
+    /// Number of parameter blocks in the backbone: the projection (if any) and the LSTM layers.
+    fn backbone_blocks(&self) -> usize {
+        usize::from(self.projection.is_some()) + self.hidden.len()
+    }
+
+    /// Width of the backbone's output, the top LSTM state `h_T`.
+    pub fn backbone_width(&self) -> usize {
+        self.hidden.last().copied().unwrap_or(0)
+    }
+
     /// The parameters grouped as stored: each group is one packed `[rows, cols]` matrix whose
     /// members are stacked by rows (a bias is one row). Order: projection, LSTM layers, dense,
     /// head.
@@ -345,6 +355,9 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Seeds shuffling and dropout (mixed with the classifier's own seed).
     pub seed: u64,
+    /// Train only the dense layer and the head; the backbone (projection and LSTM layers)
+    /// keeps its weights and runs without dropout (for fine-tuning a pretrained backbone).
+    pub freeze_backbone: bool,
 }
 
 impl Default for TrainConfig {
@@ -356,6 +369,7 @@ impl Default for TrainConfig {
             patience: 10,
             weight_decay: 0.0,
             seed: 0,
+            freeze_backbone: false,
         }
     }
 }
@@ -388,6 +402,23 @@ pub struct TrainReport {
     /// Weighted mean training loss of the last epoch run (with dropout).
     pub final_train_loss: f32,
     /// Wall-clock training time.
+    pub seconds: f64,
+}
+
+/// What [`SeqClassifier::pretrain_multiclass`] did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PretrainReport {
+    /// Epochs actually run.
+    pub epochs_run: usize,
+    /// 1-based epoch whose weights were kept (the last epoch without validation data).
+    pub best_epoch: usize,
+    /// Validation cross-entropy of the kept weights; `None` without validation data.
+    pub best_val_loss: Option<f32>,
+    /// Validation top-1 accuracy of the kept weights.
+    pub best_val_accuracy: Option<f32>,
+    /// Mean training cross-entropy of the last epoch run (with dropout).
+    pub final_train_loss: f32,
+    /// Wall-clock time.
     pub seconds: f64,
 }
 
@@ -441,40 +472,44 @@ impl SeqClassifier {
         t: &[(String, Vec<usize>, Vec<f32>)],
     ) -> Result<Self, LstmError> {
         cfg.validate()?;
-        let specs = cfg.param_specs();
-        for (i, (name, _, _)) in t.iter().enumerate() {
-            if !specs.iter().any(|s| &s.name == name) {
-                return Err(LstmError::UnexpectedTensor { name: name.clone() });
-            }
-            if t[..i].iter().any(|(n, _, _)| n == name) {
-                return Err(LstmError::DuplicateTensor { name: name.clone() });
-            }
-        }
-        let mut values = Vec::with_capacity(specs.len());
-        for spec in specs {
-            let Some((_, shape, data)) = t.iter().find(|(n, _, _)| *n == spec.name) else {
-                return Err(LstmError::MissingTensor { name: spec.name });
-            };
-            if *shape != spec.shape {
-                return Err(LstmError::TensorShape {
-                    name: spec.name,
-                    expected: spec.shape,
-                    got: shape.clone(),
-                });
-            }
-            if data.len() != spec.len() {
-                return Err(LstmError::TensorData {
-                    expected: spec.len(),
-                    name: spec.name,
-                    got: data.len(),
-                });
-            }
-            if data.iter().any(|v| !v.is_finite()) {
-                return Err(LstmError::NonFiniteTensor { name: spec.name });
-            }
-            values.push((spec, data.clone()));
-        }
+        let values = match_specs(cfg.param_specs(), t)?;
         Self::assemble(cfg, 0, values)
+    }
+
+    /// A classifier whose projection and LSTM layers (the *backbone*: every tensor of
+    /// [`SeqClassifier::backbone_tensors`], checked as [`SeqClassifier::from_tensors`] checks)
+    /// come from `backbone`, and whose dense layer and head are freshly initialised from
+    /// `seed`: the starting point for fine-tuning a pretrained backbone to one user.
+    pub fn from_backbone(
+        cfg: LstmConfig,
+        backbone: &[(String, Vec<usize>, Vec<f32>)],
+        seed: u64,
+    ) -> Result<Self, LstmError> {
+        cfg.validate()?;
+        let n = cfg.backbone_blocks();
+        let specs: Vec<ParamSpec> = cfg.param_blocks().into_iter().take(n).flatten().collect();
+        let pretrained = match_specs(specs, backbone)?;
+        let fresh = Self::new(cfg.clone(), seed)?;
+        let mut values = pretrained;
+        let head: Vec<(ParamSpec, Vec<f32>)> = cfg
+            .param_specs()
+            .into_iter()
+            .zip(fresh.tensors())
+            .skip(values.len())
+            .map(|(spec, (_, _, v))| (spec, v))
+            .collect();
+        values.extend(head);
+        Self::assemble(cfg, seed, values)
+    }
+
+    /// The backbone's tensors (projection and LSTM layers, without the dense layer and head),
+    /// in [`SeqClassifier::tensors`] order.
+    pub fn backbone_tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        let n: usize = self.cfg.param_blocks()[..self.cfg.backbone_blocks()]
+            .iter()
+            .map(Vec::len)
+            .sum();
+        self.tensors().into_iter().take(n).collect()
     }
 
     /// A copy of `base`'s weights with its own `seed` (which, mixed with
@@ -585,7 +620,15 @@ impl SeqClassifier {
         };
 
         let mut rng = SplitMix64::new(tc.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.seed);
-        let vars: Vec<Var> = self.blocks.iter().map(|b| b.var.clone()).collect();
+        let first_trained = if tc.freeze_backbone {
+            self.cfg.backbone_blocks()
+        } else {
+            0
+        };
+        let vars: Vec<Var> = self.blocks[first_trained..]
+            .iter()
+            .map(|b| b.var.clone())
+            .collect();
         let mut opt = AdamW::new(
             vars.clone(),
             ParamsAdamW {
@@ -614,7 +657,12 @@ impl SeqClassifier {
                 let xb = batch_tensor(x, chunk, steps, d)?;
                 let yb = Tensor::new(chunk.iter().map(|&i| y[i]).collect::<Vec<_>>(), &CPU)?;
                 let wb = Tensor::new(wb, &CPU)?;
-                let z = self.forward(&xb, steps, chunk.len(), Some(&mut rng))?;
+                let z = if tc.freeze_backbone {
+                    let h = self.forward_backbone(&xb, steps, chunk.len(), None)?;
+                    self.forward_head(h, true)?
+                } else {
+                    self.forward(&xb, steps, chunk.len(), Some(&mut rng))?
+                };
                 let loss = bce_with_logits(&z, &yb, Some(&wb))?;
                 let loss_value = loss.to_scalar::<f32>()?;
                 if !loss_value.is_finite() {
@@ -696,16 +744,40 @@ impl SeqClassifier {
         x: &Tensor,
         steps: usize,
         batch: usize,
+        dropout: Option<&mut SplitMix64>,
+    ) -> candle_core::Result<Tensor> {
+        let train = dropout.is_some();
+        let seq = self.forward_backbone(x, steps, batch, dropout)?;
+        self.forward_head(seq, train)
+    }
+
+    /// The dense layer (if any) and the head on the backbone's output `[B, H_L]`; returns the
+    /// logits `[B]`. `train`: track the parameters for autograd.
+    fn forward_head(&self, mut seq: Tensor, train: bool) -> candle_core::Result<Tensor> {
+        // Small: stock candle ops. [B, H_L] -> [B, K] (ReLU) -> [B, 1]
+        for (i, block) in self.blocks[self.cfg.backbone_blocks()..].iter().enumerate() {
+            let packed = param(block, train);
+            let w = packed.narrow(0, 0, block.input_dim)?;
+            let b = packed.narrow(0, block.input_dim, 1)?;
+            seq = seq.matmul(&w)?.broadcast_add(&b)?;
+            if i == 0 && self.cfg.dense.is_some() {
+                seq = seq.relu()?;
+            }
+        }
+        // [B, 1] -> [B]
+        seq.squeeze(1)
+    }
+
+    /// The backbone: projection (if any) and the LSTM stack, with dropout after every layer at
+    /// training time. `x`: `[T*B, D]` time-major; returns the top layer's last state `[B, H_L]`.
+    fn forward_backbone(
+        &self,
+        x: &Tensor,
+        steps: usize,
+        batch: usize,
         mut dropout: Option<&mut SplitMix64>,
     ) -> candle_core::Result<Tensor> {
         let train = dropout.is_some();
-        let p = |b: &Block| {
-            if train {
-                b.var.as_tensor().clone()
-            } else {
-                b.var.as_detached_tensor()
-            }
-        };
         let mut blocks = self.blocks.iter();
         let mut seq = x.clone();
         // Whether `seq` depends on parameters (and so needs a gradient).
@@ -715,9 +787,9 @@ impl SeqClassifier {
                 // [T*B, D] -> [T*B, P]
                 let op = ops::DataLinear::new(seq);
                 seq = if train {
-                    p(proj).apply_op1(op)?
+                    param(proj, train).apply_op1(op)?
                 } else {
-                    p(proj).apply_op1_no_bwd(&op)?
+                    param(proj, train).apply_op1_no_bwd(&op)?
                 };
                 seq_tracked = true;
             }
@@ -728,9 +800,9 @@ impl SeqClassifier {
                 ops::LstmLayerOp::new(steps, batch, layer.input_dim, hidden, train && seq_tracked);
             // [T*B, in] -> [T*B, H]
             let hs = if train {
-                seq.apply_op2(&p(layer), op)?
+                seq.apply_op2(&param(layer, train), op)?
             } else {
-                seq.apply_op2_no_bwd(&p(layer), &op)?
+                seq.apply_op2_no_bwd(&param(layer, train), &op)?
             };
             seq_tracked = true;
             seq = if l + 1 == self.cfg.hidden.len() {
@@ -745,18 +817,168 @@ impl SeqClassifier {
                 }
             }
         }
-        // Small: stock candle ops. [B, H_L] -> [B, K] (ReLU) -> [B, 1]
-        for (i, block) in blocks.enumerate() {
-            let packed = p(block);
-            let w = packed.narrow(0, 0, block.input_dim)?;
-            let b = packed.narrow(0, block.input_dim, 1)?;
-            seq = seq.matmul(&w)?.broadcast_add(&b)?;
-            if i == 0 && self.cfg.dense.is_some() {
-                seq = seq.relu()?;
+        Ok(seq)
+    }
+
+    /// Pretrains the backbone across many speakers: a temporary softmax layer over `classes`
+    /// classes (one per speaker x utterance) on the top LSTM state `h_T`, trained with Adam on
+    /// the mean cross-entropy in shuffled minibatches, early-stopped on the validation
+    /// cross-entropy (the best epoch's weights are kept). The dense layer and the binary head
+    /// are not trained (fine-tuning replaces them, [`SeqClassifier::from_backbone`]).
+    ///
+    /// - `labels[i]` in `0..classes` is the class of `x[i]`; same for `val`.
+    /// - Same classifier seed, same `tc` and same data give bit-identical weights.
+    pub fn pretrain_multiclass(
+        &mut self,
+        x: &[Sequence],
+        labels: &[usize],
+        classes: usize,
+        val: Option<(&[Sequence], &[usize])>,
+        tc: &TrainConfig,
+    ) -> Result<PretrainReport, LstmError> {
+        // One thread, as in `train` (small matrices; identical results).
+        match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+            Ok(pool) => pool.install(|| self.pretrain_here(x, labels, classes, val, tc)),
+            Err(_) => self.pretrain_here(x, labels, classes, val, tc),
+        }
+    }
+
+    fn pretrain_here(
+        &mut self,
+        x: &[Sequence],
+        labels: &[usize],
+        classes: usize,
+        val: Option<(&[Sequence], &[usize])>,
+        tc: &TrainConfig,
+    ) -> Result<PretrainReport, LstmError> {
+        let start = Instant::now();
+        tc.validate()?;
+        if !(2..=MAX_WIDTH).contains(&classes) {
+            return Err(LstmError::InvalidTrainConfig {
+                field: "classes",
+                problem: "must be in 2..=MAX_WIDTH",
+            });
+        }
+        let d = self.cfg.input_dim;
+        let steps = check_sequences(x, d)?;
+        check_classes(labels, x.len(), classes)?;
+        let val = match val {
+            Some((vx, vy)) => {
+                let vsteps = check_sequences(vx, d)?;
+                check_classes(vy, vx.len(), classes)?;
+                Some((vx, vy, vsteps))
+            }
+            None => None,
+        };
+        let mut rng = SplitMix64::new(tc.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.seed);
+        // The softmax layer `[H_L + 1, C]`: weight rows, then the bias row.
+        let width = self.cfg.backbone_width();
+        let a = (6.0 / (width + classes) as f32).sqrt();
+        let mut w: Vec<f32> = (0..width * classes)
+            .map(|_| (2.0 * rng.next_f32() - 1.0) * a)
+            .collect();
+        w.extend(std::iter::repeat_n(0.0, classes));
+        let softmax = Var::from_tensor(&Tensor::from_vec(w, (width + 1, classes), &CPU)?)?;
+        let backbone: Vec<Var> = self.blocks[..self.cfg.backbone_blocks()]
+            .iter()
+            .map(|b| b.var.clone())
+            .collect();
+        let mut vars = backbone.clone();
+        vars.push(softmax.clone());
+        let mut opt = AdamW::new(
+            vars.clone(),
+            ParamsAdamW {
+                lr: tc.lr,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-7,
+                weight_decay: tc.weight_decay,
+            },
+        )?;
+        let mut order: Vec<usize> = (0..x.len()).collect();
+        let mut best: Option<(f32, f32, usize, Vec<Tensor>)> = None;
+        let (mut epochs_run, mut final_train_loss) = (0, f32::NAN);
+        for epoch in 1..=tc.max_epochs {
+            epochs_run = epoch;
+            rng.shuffle(&mut order);
+            let (mut loss_sum, mut count) = (0.0f64, 0usize);
+            for chunk in order.chunks(tc.batch_size) {
+                let xb = batch_tensor(x, chunk, steps, d)?;
+                let yb = one_hot(chunk.iter().map(|&i| labels[i]), classes)?;
+                let h = self.forward_backbone(&xb, steps, chunk.len(), Some(&mut rng))?;
+                let loss = softmax_cross_entropy(&h, softmax.as_tensor(), &yb)?;
+                let value = loss.to_scalar::<f32>()?;
+                if !value.is_finite() {
+                    return Err(LstmError::Diverged { epoch });
+                }
+                opt.backward_step(&loss)?;
+                loss_sum += f64::from(value) * chunk.len() as f64;
+                count += chunk.len();
+            }
+            final_train_loss = (loss_sum / count.max(1) as f64) as f32;
+            let Some((vx, vy, vsteps)) = val else {
+                continue;
+            };
+            let (vl, acc) = self.multiclass_loss(vx, vy, vsteps, &softmax, classes)?;
+            if best.as_ref().is_none_or(|(b, _, _, _)| vl < *b) {
+                let snapshot = vars
+                    .iter()
+                    .map(|v| v.as_tensor().copy())
+                    .collect::<Result<Vec<_>, _>>()?;
+                best = Some((vl, acc, epoch, snapshot));
+            }
+            if let Some((_, _, best_epoch, _)) = &best {
+                if epoch - best_epoch >= tc.patience {
+                    break;
+                }
             }
         }
-        // [B, 1] -> [B]
-        seq.squeeze(1)
+        let (best_epoch, best_val_loss, best_val_accuracy) = match best {
+            Some((loss, acc, epoch, snapshot)) => {
+                for (var, t) in vars.iter().zip(&snapshot) {
+                    var.set(t)?;
+                }
+                (epoch, Some(loss), Some(acc))
+            }
+            None => (epochs_run, None, None),
+        };
+        Ok(PretrainReport {
+            epochs_run,
+            best_epoch,
+            best_val_loss,
+            best_val_accuracy,
+            final_train_loss,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Mean cross-entropy and top-1 accuracy of the softmax layer on `x` (no dropout).
+    fn multiclass_loss(
+        &self,
+        x: &[Sequence],
+        y: &[usize],
+        steps: usize,
+        softmax: &Var,
+        classes: usize,
+    ) -> Result<(f32, f32), LstmError> {
+        let idx: Vec<usize> = (0..x.len()).collect();
+        let (mut sum, mut correct) = (0.0f64, 0usize);
+        let w = softmax.as_detached_tensor();
+        for chunk in idx.chunks(EVAL_CHUNK) {
+            let xb = batch_tensor(x, chunk, steps, self.cfg.input_dim)?;
+            let h = self.forward_backbone(&xb, steps, chunk.len(), None)?;
+            let yb = one_hot(chunk.iter().map(|&i| y[i]), classes)?;
+            let l = softmax_cross_entropy(&h, &w, &yb)?.to_scalar::<f32>()?;
+            sum += f64::from(l) * chunk.len() as f64;
+            let z = class_logits(&h, &w)?.argmax(1)?.to_vec1::<u32>()?;
+            correct += chunk
+                .iter()
+                .zip(z)
+                .filter(|(&i, k)| y[i] == *k as usize)
+                .count();
+        }
+        let n = x.len().max(1) as f64;
+        Ok(((sum / n) as f32, (correct as f64 / n) as f32))
     }
 
     /// Packs `values` (one per spec, in [`LstmConfig::param_specs`] order, lengths already
@@ -792,6 +1014,105 @@ impl SeqClassifier {
         }
         Ok(Self { cfg, seed, blocks })
     }
+}
+
+/// A block's packed parameters: tracked by autograd at training time, detached otherwise.
+fn param(b: &Block, train: bool) -> Tensor {
+    if train {
+        b.var.as_tensor().clone()
+    } else {
+        b.var.as_detached_tensor()
+    }
+}
+
+/// `h [B, H] x w[..H] + w[H]`: the class logits `[B, C]` of a packed softmax layer
+/// `[H + 1, C]`.
+fn class_logits(h: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    let width = h.dim(1)?;
+    let weight = w.narrow(0, 0, width)?;
+    let bias = w.narrow(0, width, 1)?;
+    h.matmul(&weight)?.broadcast_add(&bias)
+}
+
+/// Mean softmax cross-entropy of the class logits of `h` (`[B, H]`, packed layer `w`
+/// `[H + 1, C]`) against one-hot targets `y` (`[B, C]`); a scalar.
+fn softmax_cross_entropy(h: &Tensor, w: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
+    let z = class_logits(h, w)?;
+    let log_p = candle_nn::ops::log_softmax(&z, 1)?;
+    (log_p * y)?.sum_all()?.neg()? / h.dim(0)? as f64
+}
+
+/// One-hot rows `[B, C]` of the class indices (already checked to be `< classes`).
+fn one_hot(labels: impl Iterator<Item = usize>, classes: usize) -> candle_core::Result<Tensor> {
+    let mut data = Vec::new();
+    let mut rows = 0;
+    for k in labels {
+        let mut row = vec![0.0f32; classes];
+        row[k] = 1.0;
+        data.extend(row);
+        rows += 1;
+    }
+    Tensor::from_vec(data, (rows, classes), &CPU)
+}
+
+fn check_classes(y: &[usize], n: usize, classes: usize) -> Result<(), LstmError> {
+    if y.len() != n {
+        return Err(LstmError::LengthMismatch {
+            what: "labels",
+            expected: n,
+            got: y.len(),
+        });
+    }
+    match y.iter().position(|&k| k >= classes) {
+        Some(index) => Err(LstmError::BadValue {
+            what: "class",
+            index,
+            value: y[index] as f32,
+            range: "0..classes",
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Checks `t` against `specs` (exactly these names, each once, with their shapes, lengths and
+/// finite values) and returns the values in `specs` order.
+fn match_specs(
+    specs: Vec<ParamSpec>,
+    t: &[(String, Vec<usize>, Vec<f32>)],
+) -> Result<Vec<(ParamSpec, Vec<f32>)>, LstmError> {
+    for (i, (name, _, _)) in t.iter().enumerate() {
+        if !specs.iter().any(|s| &s.name == name) {
+            return Err(LstmError::UnexpectedTensor { name: name.clone() });
+        }
+        if t[..i].iter().any(|(n, _, _)| n == name) {
+            return Err(LstmError::DuplicateTensor { name: name.clone() });
+        }
+    }
+    let mut values = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let Some((_, shape, data)) = t.iter().find(|(n, _, _)| *n == spec.name) else {
+            return Err(LstmError::MissingTensor { name: spec.name });
+        };
+        if *shape != spec.shape {
+            return Err(LstmError::TensorShape {
+                name: spec.name,
+                expected: spec.shape,
+                got: shape.clone(),
+            });
+        }
+        if data.len() != spec.len() {
+            return Err(LstmError::TensorData {
+                expected: spec.len(),
+                name: spec.name,
+                got: data.len(),
+            });
+        }
+        if data.iter().any(|v| !v.is_finite()) {
+            return Err(LstmError::NonFiniteTensor { name: spec.name });
+        }
+        values.push((spec, data.clone()));
+    }
+    Ok(values)
 }
 
 const CPU: Device = Device::Cpu;

@@ -67,6 +67,10 @@ impl std::str::FromStr for WordModelKind {
     }
 }
 
+/// The word model enrolment uses when a pretrained LSTM backbone is configured (the daemon's
+/// `pretrained_model`): the LSTM fine-tuned from it.
+pub const PRETRAINED_WORD_MODEL: WordModelKind = WordModelKind::Lstm;
+
 /// LSTM architecture preset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -76,6 +80,29 @@ pub enum LstmPreset {
     Compact,
     /// The paper's 4-layer stack ([`LstmConfig::paper`]).
     Paper,
+}
+
+impl LstmPreset {
+    /// The architecture of this preset for `input_dim` features per timestep.
+    pub fn config(self, input_dim: usize) -> LstmConfig {
+        match self {
+            Self::Compact => LstmConfig::compact(input_dim),
+            Self::Paper => LstmConfig::paper(input_dim),
+        }
+    }
+}
+
+impl std::str::FromStr for LstmPreset {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "compact" => Ok(Self::Compact),
+            "paper" => Ok(Self::Paper),
+            o => Err(format!(
+                "unknown LSTM preset {o:?} (expected compact or paper)"
+            )),
+        }
+    }
 }
 
 /// Enrolment settings.
@@ -94,6 +121,9 @@ pub struct EnrollConfig {
     pub lstm: LstmPreset,
     /// LSTM training settings (paper defaults).
     pub train: TrainConfig,
+    /// LSTM training settings when fine-tuning a pretrained backbone
+    /// ([`super::enroll_with`]).
+    pub fine_tune: TrainConfig,
     /// Cross-validation folds for calibration (capped by the number of positive clips).
     pub folds: usize,
     /// Seed for every random choice.
@@ -119,6 +149,7 @@ impl Default for EnrollConfig {
             word_model: WordModelKind::default(),
             lstm: LstmPreset::default(),
             train: TrainConfig::default(),
+            fine_tune: TrainConfig::default(),
             folds: 5,
             seed: 0,
             target_fmr: 1e-3,

@@ -11,6 +11,7 @@ use super::train_set::{build_train_set, EnrollInput, Item, TrainData};
 use super::{feature_kind as kind, PasswordError, PasswordModel, MIN_FRAMES, MIN_POSITIVES};
 use crate::features::UtteranceFeatures;
 use crate::model::file::{self, ModelMeta, TrainingStats};
+use crate::model::pretrained::PretrainedLstm;
 use crate::rng::SplitMix64;
 
 /// Refuses clips or a bank of another feature kind than the first positive.
@@ -44,6 +45,43 @@ pub fn enroll(
     cfg: &EnrollConfig,
     progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<(PasswordModel, EnrollReport), PasswordError> {
+    enroll_with(input, None, cfg, progress)
+}
+
+/// Refuses a pretrained model of another feature kind, sequence length or padding than the
+/// enrolment's.
+fn check_pretrained(
+    p: &PretrainedLstm,
+    first: &UtteranceFeatures,
+    cfg: &EnrollConfig,
+) -> Result<(), PasswordError> {
+    if (p.backbone.as_str(), p.identity_dim, p.mouth_dim)
+        != (first.backbone.as_str(), first.identity_dim, first.mouth_dim)
+        || (p.timesteps, p.pad) != (cfg.timesteps, cfg.pad)
+    {
+        return Err(PasswordError::FeatureMismatch {
+            expected: format!(
+                "{} (T={}, {:?})",
+                kind(&first.backbone, first.identity_dim, first.mouth_dim),
+                cfg.timesteps,
+                cfg.pad
+            ),
+            found: format!("pretrained model of {}", p.feature_kind()),
+        });
+    }
+    Ok(())
+}
+
+/// [`enroll()`], with the word gate's LSTM (when [`EnrollConfig::word_model`] uses one)
+/// fine-tuned from `pretrained` instead of trained from scratch: its projection and LSTM
+/// layers start from the pretrained backbone, its dense layer and head afresh, and every fold
+/// and the final model are trained with [`EnrollConfig::fine_tune`].
+pub fn enroll_with(
+    input: &EnrollInput,
+    pretrained: Option<&PretrainedLstm>,
+    cfg: &EnrollConfig,
+    progress: &mut dyn FnMut(&str, usize, usize),
+) -> Result<(PasswordModel, EnrollReport), PasswordError> {
     let started = Instant::now();
     let usable = |u: &&UtteranceFeatures| u.frames.len() >= MIN_FRAMES;
     let positives: Vec<UtteranceFeatures> =
@@ -53,6 +91,9 @@ pub fn enroll(
     }
     let first = &positives[0];
     check_kinds(input, first)?;
+    if let Some(p) = pretrained {
+        check_pretrained(p, first, cfg)?;
+    }
     let (backbone, id_dim, m_dim) = (first.backbone.clone(), first.identity_dim, first.mouth_dim);
     let others: Vec<UtteranceFeatures> = input.other_words.iter().filter(usable).cloned().collect();
     if others.is_empty() && input.bank.is_none() {
@@ -65,7 +106,8 @@ pub fn enroll(
     };
     let mut rng = SplitMix64::new(cfg.seed ^ 0xA17E_0001);
     let set = build_train_set(&filtered, cfg, &mut rng);
-    let data = TrainData::new(set, &positives, cfg, &mut rng);
+    let mut data = TrainData::new(set, &positives, cfg, &mut rng);
+    data.pretrained = pretrained;
     let n = data.len();
 
     progress("features", 0, 1);

@@ -32,9 +32,10 @@ use std::path::Path;
 
 pub use config::{
     EnrollConfig, EnrollReport, LstmPreset, StoredConfig, ThresholdPolicy, WordModelKind,
+    PRETRAINED_WORD_MODEL,
 };
 pub use decision::{Decision, GateScore, Scores, Verdict, Veto, VETO_RANK_OFFSET};
-pub use enroll::enroll;
+pub use enroll::{enroll, enroll_with};
 pub use gate::{Gate, GateStats};
 pub use train_set::EnrollInput;
 pub use views::{jitter_copy, motion_energy};

@@ -6,6 +6,7 @@ use super::views::{jitter_copy, reversed, shuffled};
 use super::MIN_FRAMES;
 use crate::features::UtteranceFeatures;
 use crate::model::bank::ImpostorBank;
+use crate::model::pretrained::PretrainedLstm;
 use crate::rng::SplitMix64;
 
 /// The clips an enrolment learns from.
@@ -118,6 +119,8 @@ pub(crate) struct TrainData<'a> {
     clip_fold: Vec<usize>,
     /// The settings.
     pub(crate) cfg: &'a EnrollConfig,
+    /// The pretrained LSTM backbone the word gate fine-tunes from, if any.
+    pub(crate) pretrained: Option<&'a PretrainedLstm>,
 }
 
 impl<'a> TrainData<'a> {
@@ -166,6 +169,7 @@ impl<'a> TrainData<'a> {
             folds,
             clip_fold,
             cfg,
+            pretrained: None,
         }
     }
 

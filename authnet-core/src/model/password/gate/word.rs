@@ -9,7 +9,7 @@ use crate::features::UtteranceFeatures;
 use crate::metrics;
 use crate::model::file::{ModelMeta, NamedTensor};
 use crate::model::lstm::{LstmConfig, SeqClassifier, Sequence};
-use crate::model::password::config::{EnrollConfig, LstmPreset, StoredConfig, WordModelKind};
+use crate::model::password::config::{EnrollConfig, StoredConfig, WordModelKind};
 use crate::model::password::ridge::{dual_scores, gram, primal, ridge_dual, Ridge};
 use crate::model::password::train_set::{Item, TrainData};
 use crate::model::password::views::{lstm_input, word_input};
@@ -159,8 +159,10 @@ impl<'d> WordTrainer<'d> {
 
     fn lstm_config(&self, d: &TrainData) -> Option<LstmConfig> {
         let first = d.positives.first()?;
-        self.use_lstm
-            .then(|| lstm_config(self.cfg, first.mouth_dim + first.identity_dim))
+        self.use_lstm.then(|| match d.pretrained {
+            Some(p) => p.lstm.clone(),
+            None => self.cfg.lstm.config(first.mouth_dim + first.identity_dim),
+        })
     }
 }
 
@@ -283,14 +285,9 @@ fn load(s: &Stored) -> Result<Option<Box<dyn Gate>>, PasswordError> {
     })))
 }
 
-fn lstm_config(cfg: &EnrollConfig, dim: usize) -> LstmConfig {
-    match cfg.lstm {
-        LstmPreset::Compact => LstmConfig::compact(dim),
-        LstmPreset::Paper => LstmConfig::paper(dim),
-    }
-}
-
-/// Trains the LSTM on `train` items, early-stopping on a deterministic sixth of them.
+/// Trains the LSTM on `train` items, early-stopping on a deterministic sixth of them: from
+/// scratch ([`EnrollConfig::train`]), or fine-tuned from the pretrained backbone
+/// ([`EnrollConfig::fine_tune`]) when the enrolment has one.
 fn train_lstm(
     set: &TrainData,
     xs: &[Sequence],
@@ -303,7 +300,13 @@ fn train_lstm(
         .and_then(|s| s.first())
         .map(|r| r.len())
         .unwrap_or(0);
-    let mut model = SeqClassifier::new(lstm_config(cfg, dim), seed)?;
+    let (mut model, mut tc) = match set.pretrained {
+        Some(p) => (p.start(seed)?, cfg.fine_tune.clone()),
+        None => (
+            SeqClassifier::new(cfg.lstm.config(dim), seed)?,
+            cfg.train.clone(),
+        ),
+    };
     // Validation: every item whose clip/group id is 5 mod 6, so copies of one clip stay together.
     let is_val = |i: usize| match set.set.items[i] {
         Item::Pos { clip, .. } => clip % 6 == 5,
@@ -330,7 +333,6 @@ fn train_lstm(
     let w = crate::model::lstm::balanced_weights(&ty);
     let val =
         (!vy.is_empty() && vy.iter().any(|y| *y > 0.5)).then_some((vx.as_slice(), vy.as_slice()));
-    let mut tc = cfg.train.clone();
     tc.seed = seed;
     model.train(&tx, &ty, Some(&w), val, &tc)?;
     Ok(model)
