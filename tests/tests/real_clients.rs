@@ -28,6 +28,15 @@ use authnet_tests::{data, pam_module, require_tool, tool_at, Daemon, DaemonConfi
 
 const PASSWORD: &str = "Correct-Horse-7";
 
+/// How many password prompts `text` shows: lines naming a password and ending in a colon
+/// (`Password: ` of pam_unix, `[sudo] password for U: ` of sudo). The daemon's own info line
+/// ("Mouth your password now") has no colon, so it is not mistaken for a prompt.
+fn prompts(text: &str) -> usize {
+    text.split(['\n', '\r'])
+        .filter(|l| l.contains("assword") && l.trim_end().ends_with(':'))
+        .count()
+}
+
 /// The tools every test here needs, or why not.
 fn tools() -> Result<(), String> {
     for (path, package) in [
@@ -93,7 +102,9 @@ impl TestUser {
 
 impl Drop for TestUser {
     fn drop(&mut self) {
-        let _ = Command::new("/usr/sbin/userdel").arg(&self.name).output();
+        let _ = Command::new("/usr/sbin/userdel")
+            .args(["--force", &self.name])
+            .output();
     }
 }
 
@@ -186,6 +197,26 @@ impl Pty {
 
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.out.0.lock().unwrap()).into_owned()
+    }
+
+    /// Waits until the terminal has shown `n` password prompts (the `n`-th of a program
+    /// that asks again); returns the time since the spawn.
+    fn expect_prompt(&self, n: usize, within: Duration) -> Duration {
+        let (lock, cv) = &*self.out;
+        let deadline = Instant::now() + within;
+        let mut buf = lock.lock().unwrap();
+        loop {
+            if prompts(&String::from_utf8_lossy(&buf)) >= n {
+                return self.started.elapsed();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "password prompt {n} not shown within {within:?}; terminal so far:\n{}",
+                String::from_utf8_lossy(&buf)
+            );
+            buf = cv.wait_timeout(buf, left).unwrap().0;
+        }
     }
 
     /// Waits until the terminal shows `needle`; returns the time since the spawn.
@@ -310,7 +341,6 @@ fn ran_as_root(text: &str) -> bool {
 }
 
 #[test]
-#[ignore = "written but not yet run on the real binaries (issue 14 item 2); run with --ignored as root"]
 fn sudo_genuine_face_runs_the_command_without_a_password() {
     require_tools!();
     let user = TestUser::create("anrc-sudo-face", "/usr/sbin/nologin");
@@ -321,15 +351,11 @@ fn sudo_genuine_face_runs_the_command_without_a_password() {
     eprintln!("--- transcript: sudo, genuine face ---\n{text}\n---");
     assert!(status.success(), "{status}: {text}\n{}", d.log_text());
     assert!(ran_as_root(&text), "{text}");
-    assert!(
-        !text.contains("assword"),
-        "no password prompt expected: {text}"
-    );
+    assert!(prompts(&text) == 0, "no password prompt expected: {text}");
     assert!(d.log_text().contains("decision=accept"), "{}", d.log_text());
 }
 
 #[test]
-#[ignore = "written but not yet run on the real binaries (issue 14 item 2); run with --ignored as root"]
 fn sudo_impostor_gets_the_prompt_and_the_password_works() {
     require_tools!();
     let user = TestUser::create("anrc-sudo-imp", "/usr/sbin/nologin");
@@ -338,7 +364,7 @@ fn sudo_impostor_gets_the_prompt_and_the_password_works() {
     let d = daemon(tmp.path(), &user.name, &data::word("F02", 5, 9));
     let _etc = sudo_setup(&user.name, &stack(&module_args(&d, "")));
     let mut pty = sudo_as(&user.name);
-    pty.expect("assword", Duration::from_secs(60));
+    pty.expect_prompt(1, Duration::from_secs(60));
     pty.send(&format!("{PASSWORD}\n"));
     let (status, text) = pty.finish(Duration::from_secs(30));
     eprintln!("--- transcript: sudo, impostor then password ---\n{text}\n---");
@@ -349,7 +375,6 @@ fn sudo_impostor_gets_the_prompt_and_the_password_works() {
 }
 
 #[test]
-#[ignore = "written but not yet run on the real binaries (issue 14 item 2); run with --ignored as root"]
 fn sudo_wrong_password_after_an_impostor_is_refused() {
     require_tools!();
     let user = TestUser::create("anrc-sudo-bad", "/usr/sbin/nologin");
@@ -358,8 +383,8 @@ fn sudo_wrong_password_after_an_impostor_is_refused() {
     let _etc = sudo_setup(&user.name, &stack(&module_args(&d, "")));
     let mut pty = sudo_as(&user.name);
     // sudo asks up to three times; every answer is wrong.
-    for _ in 0..3 {
-        pty.expect("assword", Duration::from_secs(60));
+    for n in 1..=3 {
+        pty.expect_prompt(n, Duration::from_secs(60));
         pty.send("not-the-password\n");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -374,7 +399,7 @@ fn sudo_prompt_time(user: &str, stack_text: &str, runs: usize) -> Duration {
     (0..runs)
         .map(|_| {
             let pty = sudo_as(user);
-            let t = pty.expect("assword", Duration::from_secs(10));
+            let t = pty.expect_prompt(1, Duration::from_secs(10));
             drop(pty);
             t
         })
@@ -383,7 +408,6 @@ fn sudo_prompt_time(user: &str, stack_text: &str, runs: usize) -> Duration {
 }
 
 #[test]
-#[ignore = "written but not yet run on the real binaries (issue 14 item 2); run with --ignored as root"]
 fn sudo_with_the_daemon_down_prompts_at_once() {
     require_tools!();
     let user = TestUser::create("anrc-sudo-down", "/usr/sbin/nologin");
@@ -408,7 +432,6 @@ fn sudo_with_the_daemon_down_prompts_at_once() {
 }
 
 #[test]
-#[ignore = "written but not yet run on the real binaries (issue 14 item 2); run with --ignored as root"]
 fn sudo_concurrent_prompt_is_ended_by_the_face() {
     require_tools!();
     let user = TestUser::create("anrc-sudo-conc", "/usr/sbin/nologin");
@@ -425,7 +448,7 @@ fn sudo_concurrent_prompt_is_ended_by_the_face() {
     d.camera.play(&data::word("F02", 1, 9));
     let _etc = sudo_setup(&user.name, &stack(&module_args(&d, "prompt=concurrent")));
     let pty = sudo_as(&user.name);
-    let prompt_at = pty.expect("assword", Duration::from_secs(10));
+    let prompt_at = pty.expect_prompt(1, Duration::from_secs(10));
     // Nobody types: the face match has to end the prompt.
     let (status, text) = pty.finish(Duration::from_secs(60));
     eprintln!("--- transcript: sudo, prompt=concurrent, genuine face ---\n{text}\n---");
@@ -437,7 +460,6 @@ fn sudo_concurrent_prompt_is_ended_by_the_face() {
 }
 
 #[test]
-#[ignore = "written but not yet run on the real binaries (issue 14 item 2); run with --ignored as root"]
 fn sudo_concurrent_typed_password_goes_to_pam_unix() {
     require_tools!();
     let user = TestUser::create("anrc-sudo-type", "/usr/sbin/nologin");
@@ -454,7 +476,7 @@ fn sudo_concurrent_typed_password_goes_to_pam_unix() {
     d.camera.play(&data::word("F02", 5, 9));
     let _etc = sudo_setup(&user.name, &stack(&module_args(&d, "prompt=concurrent")));
     let mut pty = sudo_as(&user.name);
-    pty.expect("assword", Duration::from_secs(10));
+    pty.expect_prompt(1, Duration::from_secs(10));
     let typed = Instant::now();
     pty.send(&format!("{PASSWORD}\n"));
     let (status, text) = pty.finish(Duration::from_secs(30));
@@ -462,13 +484,12 @@ fn sudo_concurrent_typed_password_goes_to_pam_unix() {
     assert!(status.success(), "{status}: {text}");
     assert!(ran_as_root(&text), "{text}");
     // One prompt only: pam_unix used PAM_AUTHTOK (try_first_pass) instead of asking again.
-    assert_eq!(text.matches("assword").count(), 1, "{text}");
+    assert_eq!(prompts(&text), 1, "{text}");
     // The scan was abandoned, not waited for.
     assert!(took < Duration::from_secs(3), "{took:?}");
 }
 
 #[test]
-#[ignore = "written but not yet run on the real binaries (issue 14 item 2); run with --ignored as root"]
 fn su_genuine_face_and_impostor_then_password() {
     require_tools!();
     let user = TestUser::create("anrc-su", "/bin/sh");
@@ -485,11 +506,11 @@ fn su_genuine_face_and_impostor_then_password() {
     let (status, text) = Pty::spawn(&su).finish(Duration::from_secs(60));
     assert!(status.success(), "{status}: {text}\n{}", d.log_text());
     assert!(text.contains(&want), "{text}");
-    assert!(!text.contains("assword"), "{text}");
+    assert!(prompts(&text) == 0, "{text}");
 
     d.camera.play(&data::word("F02", 5, 9));
     let mut pty = Pty::spawn(&su);
-    pty.expect("assword", Duration::from_secs(60));
+    pty.expect_prompt(1, Duration::from_secs(60));
     pty.send(&format!("{PASSWORD}\n"));
     let (status, text) = pty.finish(Duration::from_secs(30));
     assert!(status.success(), "{status}: {text}");
@@ -498,7 +519,6 @@ fn su_genuine_face_and_impostor_then_password() {
 }
 
 #[test]
-#[ignore = "written but not yet run on the real binaries (issue 14 item 2); run with --ignored as root"]
 fn login_genuine_face_and_impostor_then_password() {
     require_tools!();
     let user = TestUser::create("anrc-login", "/bin/sh");
@@ -513,11 +533,11 @@ fn login_genuine_face_and_impostor_then_password() {
     pty.send("echo login-$((6*7)); exit\n");
     pty.expect("login-42", Duration::from_secs(10));
     let (_, text) = pty.finish(Duration::from_secs(30));
-    assert!(!text.contains("assword"), "{text}");
+    assert!(prompts(&text) == 0, "{text}");
 
     d.camera.play(&data::word("F02", 5, 9));
     let mut pty = Pty::spawn(&login);
-    pty.expect("assword", Duration::from_secs(60));
+    pty.expect_prompt(1, Duration::from_secs(60));
     pty.send(&format!("{PASSWORD}\n"));
     pty.expect("$ ", Duration::from_secs(30));
     pty.send("echo login-$((6*7)); exit\n");
