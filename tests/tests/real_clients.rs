@@ -61,8 +61,13 @@ fn tools() -> Result<(), String> {
     Ok(())
 }
 
+/// The tests here share `/etc/sudoers.d`, `/etc/pam.d`, pam_wrapper's config directories
+/// and, for the timing test, the CPU: they run one at a time whatever `--test-threads` says.
+static SERIAL: Mutex<()> = Mutex::new(());
+
 macro_rules! require_tools {
     () => {
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let Some(()) = require_tool(tools()) else {
             return;
         };
