@@ -234,7 +234,7 @@ mod tests {
         lips_move: bool,
     ) -> UtteranceFeatures {
         let mut r = SplitMix64::new(word * 100 + inst);
-        let n = 12 + r.below(4) as usize;
+        let n = 12 + r.below(4);
         let mut wr = SplitMix64::new(777 + word);
         let traj: Vec<f32> = (0..MOUTH_DIM).map(|_| wr.normal()).collect();
         let mut pid = SplitMix64::new(1);
