@@ -9,10 +9,18 @@
 //! - [`FeatureLayout::Mesh`] (feature version 3): the face mesh
 //!   ([`crate::vision::landmarks`]) is tracked from frame to frame (the detector only finds the
 //!   face on the first frame or after loss). The identity crop is framed from the mesh like the
-//!   detector's box ([`Mesh::face_box`]). The mouth vector is the mouth descriptor of a crop placed by the lip
-//!   landmarks, followed by the 40 lip-contour points (outer and inner) aligned per frame by a
-//!   similarity transform fixed by the eye corners and the nose (translation, rotation and
-//!   scale removed), and then their frame-to-frame velocities: [`MESH_MOUTH_DIM`] values.
+//!   detector's box ([`Mesh::face_box`]). The mouth vector is the mouth descriptor of a crop
+//!   placed by the lip landmarks, followed by the 40 lip-contour points (outer and inner)
+//!   aligned per frame by a similarity transform fixed by the eye corners and the nose
+//!   (translation, rotation and scale removed), and then their frame-to-frame velocities:
+//!   [`MESH_MOUTH_DIM`] values. On frames that already are face crops ([`CropMode::None`]) the
+//!   mesh runs on the whole crop ([`FaceTracker::track_crop`]) and the identity crop stays the
+//!   frame, as in the box layout. Mouth crops ([`CropMode::Mouth`]) hold no face to mesh: they
+//!   keep the box features in either layout.
+//!
+//! The two layouts' mouth vectors differ in length, so a model, a bank or a cache entry of one
+//! layout is never scored with the other's features; [`FeatureLayout::of_mouth_dim`] names the
+//! layout behind a length in errors.
 
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -137,6 +145,51 @@ mod tests {
     }
 
     #[test]
+    fn layouts_are_named_by_their_mouth_length() {
+        assert_eq!(
+            FeatureLayout::of_mouth_dim(mouth::MOUTH_DIM),
+            Some(FeatureLayout::Box)
+        );
+        assert_eq!(
+            FeatureLayout::of_mouth_dim(MESH_MOUTH_DIM),
+            Some(FeatureLayout::Mesh)
+        );
+        assert_eq!(FeatureLayout::of_mouth_dim(7), None);
+        assert_eq!(FeatureLayout::Mesh.to_string(), "mesh");
+    }
+
+    #[test]
+    fn lip_openings_read_the_inner_lip_gap_back() {
+        let [a, b] = lip_gap_slots().unwrap();
+        let frame = |gap: f32| {
+            let mut m = vec![0.0f32; MESH_MOUTH_DIM];
+            let o = mouth::MOUTH_DIM;
+            m[o + 2 * a + 1] = -gap / 2.0 * LIP_SHAPE_GAIN;
+            m[o + 2 * b + 1] = gap / 2.0 * LIP_SHAPE_GAIN;
+            FrameFeatures {
+                identity: vec![1.0],
+                mouth: m,
+            }
+        };
+        let u = UtteranceFeatures {
+            backbone: "x".into(),
+            identity_dim: 1,
+            mouth_dim: MESH_MOUTH_DIM,
+            frames: vec![frame(0.05), frame(0.3), frame(0.1)],
+            frames_read: 3,
+        };
+        let v = lip_openings(&u).unwrap();
+        assert!((v[1] - 0.3).abs() < 1e-6, "{v:?}");
+        assert!((lip_opening_range(&u).unwrap() - 0.25).abs() < 1e-6);
+        assert_eq!(lip_opening_range(&u.frozen()), Some(0.0));
+        let boxed = UtteranceFeatures {
+            mouth_dim: mouth::MOUTH_DIM,
+            ..u
+        };
+        assert_eq!(lip_openings(&boxed), None);
+    }
+
+    #[test]
     fn cache_keys_differ_by_layout() {
         let d = tempfile::tempdir().unwrap();
         let img = image::RgbImage::from_pixel(4, 4, image::Rgb([9, 9, 9]));
@@ -162,9 +215,12 @@ use crate::vision::detect::{crop, CropMode, DetectOutcome, FaceBox, FaceDetector
 use crate::vision::embed::{EmbedError, Embedder};
 use crate::vision::landmarks::{
     FaceTracker, LandmarkModel, Mesh, TrackOutcome, TrackerConfig, EYE_INNER, EYE_OUTER, INNER_LIP,
-    NOSE, OUTER_LIP,
+    LIP_GAP, NOSE, OUTER_LIP,
 };
 use crate::vision::mouth;
+
+/// Mean luma under which a frame is too dark, when no detector gives its own setting.
+const DEFAULT_DARK_THRESHOLD: f32 = 25.0;
 
 /// Bumped whenever the meaning of a feature vector changes, so stale cache entries are ignored.
 /// Version 3 added [`FeatureLayout`] (the layout's tag is part of every cache key too).
@@ -209,6 +265,30 @@ impl FeatureLayout {
             Self::Box => mouth::MOUTH_DIM,
             Self::Mesh => MESH_MOUTH_DIM,
         }
+    }
+}
+
+impl FeatureLayout {
+    /// The layout whose features have mouth vectors of length `dim` ([`Self::mouth_dim`]);
+    /// `None` for any other length. Mouth crops give box-length vectors in either layout.
+    pub fn of_mouth_dim(dim: usize) -> Option<Self> {
+        [Self::Box, Self::Mesh]
+            .into_iter()
+            .find(|l| l.mouth_dim() == dim)
+    }
+
+    /// The name used in configuration files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Box => "box",
+            Self::Mesh => "mesh",
+        }
+    }
+}
+
+impl std::fmt::Display for FeatureLayout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -257,6 +337,53 @@ pub fn aligned_lips(m: &Mesh) -> Option<Vec<f32>> {
     Some(out)
 }
 
+/// Where the inner-lip midpoints ([`LIP_GAP`]) sit among the aligned lip points: their
+/// positions in [`INNER_LIP`], after the outer contour.
+fn lip_gap_slots() -> Option<[usize; 2]> {
+    let pos = |p: usize| {
+        INNER_LIP
+            .iter()
+            .position(|&i| i == p)
+            .map(|k| OUTER_LIP.len() + k)
+    };
+    Some([pos(LIP_GAP[0])?, pos(LIP_GAP[1])?])
+}
+
+/// The lip opening of every frame of a mesh-layout utterance: the distance between the inner
+/// lip midpoints in units of the outer-eye-corner distance (the face's scale), read back from
+/// the aligned lip points in the mouth vector. `None` for features of any other layout (mouth
+/// vectors of another length), where no landmarks exist.
+pub fn lip_openings(u: &UtteranceFeatures) -> Option<Vec<f32>> {
+    if u.mouth_dim != MESH_MOUTH_DIM {
+        return None;
+    }
+    let [a, b] = lip_gap_slots()?;
+    let at = |m: &[f32], k: usize| -> Option<[f32; 2]> {
+        let o = mouth::MOUTH_DIM + 2 * k;
+        Some([*m.get(o)?, *m.get(o + 1)?])
+    };
+    u.frames
+        .iter()
+        .map(|f| {
+            let (p, q) = (at(&f.mouth, a)?, at(&f.mouth, b)?);
+            Some(((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2)).sqrt() / LIP_SHAPE_GAIN)
+        })
+        .collect()
+}
+
+/// Range (max − min) of [`lip_openings`]: how much the lips opened and closed during the
+/// utterance, in eye distances. `None` outside the mesh layout; 0 with fewer than two frames.
+pub fn lip_opening_range(u: &UtteranceFeatures) -> Option<f64> {
+    let v = lip_openings(u)?;
+    if v.len() < 2 {
+        return Some(0.0);
+    }
+    let (lo, hi) = v
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+    Some(f64::from(hi - lo))
+}
+
 /// Errors turning frames into features.
 #[derive(Debug, thiserror::Error)]
 pub enum FeatureError {
@@ -285,6 +412,27 @@ pub struct ExtractReport {
     pub no_face: usize,
     /// Frames too dark to judge.
     pub too_dark: usize,
+    /// Mesh layout: frames with a face whose face-presence score was under
+    /// [`PRESENCE_QUALITY`] (kept, but a poor view of the face: an enrolment quality signal).
+    #[serde(default)]
+    pub low_presence: usize,
+}
+
+/// A mesh whose face-presence probability is under this counts as a poor view of the face in
+/// [`ExtractReport::low_presence`]. (Under [`TrackerConfig::presence_threshold`] it is no face
+/// at all.)
+pub const PRESENCE_QUALITY: f32 = 0.9;
+
+impl ExtractReport {
+    /// Share of the frames with a face whose mesh presence was low (0 without faces, and
+    /// always 0 in the box layout, which has no presence score).
+    pub fn low_presence_share(&self) -> f64 {
+        if self.faces_found == 0 {
+            0.0
+        } else {
+            self.low_presence as f64 / self.faces_found as f64
+        }
+    }
 }
 
 /// Turns frames into [`FrameFeatures`]: detection (or pass-through), mouth descriptor, and the
@@ -351,10 +499,10 @@ impl FeatureExtractor {
         Ok(())
     }
 
-    /// Whether this frame goes through the mesh: the mesh layout on full frames. Pass-through
-    /// modes (the frame already is a face or mouth crop) keep the box features.
+    /// Whether frames go through the mesh: the mesh layout on full frames or face crops.
+    /// Mouth crops hold no face to mesh and keep the box features.
     fn meshing(&self) -> bool {
-        self.layout == FeatureLayout::Mesh && self.crop == CropMode::Detect
+        self.layout == FeatureLayout::Mesh && self.crop != CropMode::Mouth
     }
 
     /// Length of the mouth vectors produced in the current layout and crop mode.
@@ -366,8 +514,17 @@ impl FeatureExtractor {
         }
     }
 
-    /// Runs the detector and the face mesh on one frame (mesh layout), or just the detector.
+    /// Runs the face mesh on one frame: tracked, with the detector when needed, on full
+    /// frames; on the whole frame when frames are face crops ([`CropMode::None`]).
     pub fn track(&mut self, frame: &Frame) -> Result<TrackOutcome, FeatureError> {
+        if self.crop != CropMode::Detect {
+            let dark = self
+                .detector
+                .as_ref()
+                .map_or(DEFAULT_DARK_THRESHOLD, |d| d.config().dark_threshold);
+            let t = self.tracker.as_mut().ok_or(FeatureError::NoLandmarks)?;
+            return Ok(t.track_crop(frame, dark)?);
+        }
         match (&mut self.tracker, &mut self.detector) {
             (Some(t), Some(d)) => Ok(t.track(frame, d)?),
             (None, _) => Err(FeatureError::NoLandmarks),
@@ -410,7 +567,7 @@ impl FeatureExtractor {
                 let dark = d
                     .as_ref()
                     .map(|d| d.config().dark_threshold)
-                    .unwrap_or(25.0);
+                    .unwrap_or(DEFAULT_DARK_THRESHOLD);
                 if frame.mean_luma() < dark {
                     DetectOutcome::TooDark
                 } else {
@@ -597,7 +754,15 @@ impl Incremental<'_> {
         };
         self.min_presence = self.min_presence.min(mesh.presence);
         self.report.faces_found += 1;
-        let b = mesh.face_box(frame.width, frame.height);
+        if mesh.presence < PRESENCE_QUALITY {
+            self.report.low_presence += 1;
+        }
+        // Face crops are the identity crop already (as in the box layout).
+        let b = if self.ex.crop == CropMode::Detect {
+            mesh.face_box(frame.width, frame.height)
+        } else {
+            FaceBox::full(frame)
+        };
         let mouth_box = mesh.mouth_box(MESH_MOUTH_WIDTH, frame.width, frame.height);
         let mut m = mouth::describe(&crop(frame, mouth_box));
         m.extend(lips.iter().map(|v| v * LIP_SHAPE_GAIN));
@@ -810,6 +975,8 @@ pub struct PipelineConfig {
     pub threads: usize,
     /// Detector settings.
     pub detector: crate::vision::detect::DetectorConfig,
+    /// Feature layout.
+    pub layout: FeatureLayout,
 }
 
 impl PipelineConfig {
@@ -822,6 +989,7 @@ impl PipelineConfig {
             crop: CropMode::Detect,
             threads: 2,
             detector: Default::default(),
+            layout: FeatureLayout::Box,
         }
     }
 }
@@ -843,8 +1011,8 @@ pub enum PipelineError {
 impl FeatureExtractor {
     /// Loads ONNX Runtime, the backbone named by `cfg.backbone`, the detector and the face
     /// landmark model (all always loaded, so the crop mode and layout can change later, and a
-    /// missing, truncated or wrong-hash model file is an error naming it at startup). The
-    /// layout starts as [`FeatureLayout::Box`]; see [`Self::set_layout`].
+    /// missing, truncated or wrong-hash model file is an error naming it at startup), in the
+    /// layout `cfg.layout` (see [`Self::set_layout`]).
     pub fn from_config(cfg: &PipelineConfig) -> Result<Self, PipelineError> {
         crate::vision::embed::init_runtime(&cfg.ort_lib)?;
         let manifest = crate::vision::embed::Manifest::load(&cfg.models_dir, &cfg.backbone)?;
@@ -853,6 +1021,8 @@ impl FeatureExtractor {
             FaceDetector::load(&cfg.models_dir.join(DETECTOR_FILE), cfg.detector.clone())?;
         let landmarks = LandmarkModel::load(&cfg.models_dir, LANDMARK_THREADS)?;
         let tracker = FaceTracker::new(landmarks, TrackerConfig::default());
-        Ok(Self::new(embedder, Some(detector), cfg.crop)?.with_tracker(tracker))
+        let mut ex = Self::new(embedder, Some(detector), cfg.crop)?.with_tracker(tracker);
+        ex.set_layout(cfg.layout)?;
+        Ok(ex)
     }
 }

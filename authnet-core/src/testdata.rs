@@ -60,5 +60,6 @@ pub fn repo_pipeline(crop: CropMode) -> PipelineConfig {
         crop,
         threads: 2,
         detector: Default::default(),
+        layout: Default::default(),
     }
 }

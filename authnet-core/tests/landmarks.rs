@@ -1,13 +1,15 @@
 //! The face mesh on real faces: MIRACL-VC1 F01 full frames (640×480, small faces) and the GRID
-//! clips (other people, another camera), the tracker's detector economy, the mesh feature
-//! layout, and the landmark model's refusals (missing, truncated, wrong-hash file).
+//! clips (other people, another camera), F02's face crops, the tracker's detector economy, the
+//! mesh feature layout and its liveness and quality signals, and the landmark model's refusals
+//! (missing, truncated, wrong-hash file).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 
 use authnet_core::capture::{self, DirSource, Frame};
 use authnet_core::features::{
-    aligned_lips, FeatureError, FeatureExtractor, FeatureLayout, MESH_MOUTH_DIM,
+    aligned_lips, lip_opening_range, FeatureError, FeatureExtractor, FeatureLayout, MESH_MOUTH_DIM,
+    PRESENCE_QUALITY,
 };
 use authnet_core::testdata;
 use authnet_core::vision::detect::{DetectOutcome, DetectorConfig, FaceBox, FaceDetector};
@@ -234,6 +236,62 @@ fn mesh_layout_features_of_a_real_utterance() {
     let cos = authnet_core::features::cosine(&u.mean_identity(), &b.mean_identity());
     eprintln!("mesh vs box layout: mean identity cosine {cos:.3}");
     assert!(cos > 0.8, "mesh vs box identity cosine {cos}");
+}
+
+#[test]
+fn mesh_layout_on_face_crops_and_the_lip_opening_signal() {
+    // F02's 84×84 face crops: the mesh runs on the whole crop (no detector), the identity crop
+    // stays the frame, and the features have the mesh layout's length, as full frames do.
+    let mut ex = FeatureExtractor::from_config(&testdata::repo_pipeline(CropMode::None)).unwrap();
+    ex.set_layout(FeatureLayout::Mesh).unwrap();
+    let runs_before = ex.detector_runs();
+    let (mut frames, mut faces, mut low) = (0, 0, 0);
+    let mut ranges = Vec::new();
+    for (word, inst) in [(1, 1), (4, 3), (7, 5), (10, 9)] {
+        let dir = testdata::utterance("faces", "F02", word, inst).unwrap();
+        let (u, r) = ex.extract_dir(&dir, None).unwrap();
+        frames += r.frames;
+        faces += r.faces_found;
+        low += r.low_presence;
+        assert_eq!(u.mouth_dim, MESH_MOUTH_DIM);
+        let range = lip_opening_range(&u).unwrap();
+        assert_eq!(lip_opening_range(&u.frozen()), Some(0.0));
+        ranges.push(range);
+    }
+    assert_eq!(ex.detector_runs(), runs_before, "no detector on face crops");
+    eprintln!(
+        "F02 crops: mesh on {faces}/{frames} frames, {low} with presence under \
+         {PRESENCE_QUALITY}, lip opening ranges {ranges:.3?}"
+    );
+    assert!(faces as f64 >= 0.9 * frames as f64, "{faces}/{frames}");
+    // Mouthing a word opens and closes the lips: the lip-opening veto's signal.
+    assert!(ranges.iter().all(|&r| r > 0.02), "{ranges:?}");
+    // The quality signal: real, frontal faces are mostly clear views.
+    assert!(
+        (low as f64) < 0.5 * faces as f64,
+        "{low} of {faces} low presence"
+    );
+
+    // F01 full frames in the mesh layout: the same signals.
+    ex.set_crop_mode(CropMode::Detect).unwrap();
+    let dir = testdata::utterance("faces", "F01", 5, 4).unwrap();
+    let (u, r) = ex.extract_dir(&dir, None).unwrap();
+    let range = lip_opening_range(&u).unwrap();
+    eprintln!(
+        "F01 05/04: {} low-presence of {} faces, lip opening range {range:.3}",
+        r.low_presence, r.faces_found
+    );
+    assert!(range > 0.02, "F01 lip opening range {range}");
+    assert!(r.low_presence_share() < 0.5);
+
+    // Mouth crops have no face to mesh: box-length features in either layout.
+    ex.set_crop_mode(CropMode::Mouth).unwrap();
+    let dir = testdata::utterance("lips", "F01", 1, 1).unwrap();
+    let (m, _) = ex.extract_dir(&dir, None).unwrap();
+    ex.set_layout(FeatureLayout::Box).unwrap();
+    let (b, _) = ex.extract_dir(&dir, None).unwrap();
+    assert_eq!(m, b, "mouth crops are untouched by the layout");
+    assert_eq!(lip_opening_range(&m), None);
 }
 
 #[test]

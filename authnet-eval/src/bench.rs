@@ -23,6 +23,10 @@ pub struct BenchArgs {
     /// Skip the training and scoring benchmarks.
     #[arg(long)]
     no_training: bool,
+    /// ONNX Runtime intra-op threads of the backbone (the daemon's `ort_threads`; the
+    /// landmark model always runs on one).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -34,7 +38,8 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-pub fn run(args: &BenchArgs, cfg: PipelineConfig) -> anyhow::Result<()> {
+pub fn run(args: &BenchArgs, mut cfg: PipelineConfig) -> anyhow::Result<()> {
+    cfg.threads = args.threads.max(1);
     let dirs = if args.frames.is_empty() {
         let base = PathBuf::from("../shared/data/miracl-vc1/faces/F01/words/01");
         (1..=10)
@@ -111,7 +116,14 @@ pub fn run(args: &BenchArgs, cfg: PipelineConfig) -> anyhow::Result<()> {
     let d = median(&mut det_ms);
     let e = median(&mut emb_ms);
     let first = median(&mut first_ms);
-    println!("frames: {} ({}x{}), faces found: {found}", args.n, w, h);
+    println!(
+        "frames: {} ({}x{}), faces found: {found}; backbone on {} ORT thread(s), landmarks on {}",
+        args.n,
+        w,
+        h,
+        cfg.threads,
+        authnet_core::features::LANDMARK_THREADS
+    );
     println!("| stage | median ms/frame | mean ms/frame |");
     println!("|---|---|---|");
     println!(
@@ -243,6 +255,7 @@ fn training(cfg: &PipelineConfig) -> anyhow::Result<()> {
 fn mesh(ex: &mut FeatureExtractor, dirs: &[PathBuf], n: usize) -> anyhow::Result<()> {
     use authnet_core::features::FeatureLayout;
     use authnet_core::vision::TrackOutcome;
+    let layout = ex.layout();
     ex.set_layout(FeatureLayout::Mesh)?;
     let utts: Vec<Vec<authnet_core::capture::Frame>> = dirs
         .iter()
@@ -292,7 +305,7 @@ fn mesh(ex: &mut FeatureExtractor, dirs: &[PathBuf], n: usize) -> anyhow::Result
         "| whole mesh-layout feature extraction ({frames} frames, all utterances) | | {:.2} |",
         t.elapsed().as_secs_f64() * 1e3 / frames.max(1) as f64
     );
-    ex.set_layout(FeatureLayout::Box)?;
+    ex.set_layout(layout)?;
     Ok(())
 }
 

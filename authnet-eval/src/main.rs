@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use authnet_core::features::{FeatureExtractor, PipelineConfig};
+use authnet_core::features::{FeatureExtractor, FeatureLayout, PipelineConfig};
 use authnet_core::sequence::{assemble, PadPolicy, DEFAULT_TIMESTEPS};
 use authnet_core::vision::CropMode;
 
@@ -33,6 +33,10 @@ struct Cli {
     /// Backbone manifest name.
     #[arg(long, global = true, default_value = "mobilefacenet")]
     backbone: String,
+    /// Feature layout: box (detector box on every frame) or mesh (tracked face mesh, lip
+    /// landmarks); must match the daemon's `feature_layout` for banks.
+    #[arg(long, global = true, default_value = "box")]
+    layout: FeatureLayout,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -87,6 +91,7 @@ fn pipeline(cli: &Cli, crop: CropMode) -> PipelineConfig {
     }
     cfg.backbone = cli.backbone.clone();
     cfg.crop = crop;
+    cfg.layout = cli.layout;
     cfg
 }
 
@@ -139,7 +144,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Cmd::Bank { dataset, crop, out } => {
             let mut ex = FeatureExtractor::from_config(&pipeline(cli, *crop))?;
             let m = ex.embedder().manifest().clone();
-            let (dim, mouth) = (m.output_dim, authnet_core::vision::mouth::MOUTH_DIM);
+            let (dim, mouth) = (m.output_dim, ex.mouth_dim());
             let bank = authnet_core::model::bank::build_bank(
                 dataset,
                 &m.name,
@@ -153,11 +158,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             let speakers: std::collections::BTreeSet<&str> =
                 bank.entries.iter().map(|e| e.speaker.as_str()).collect();
             println!(
-                "{}: {} utterances of {} speakers, backbone {}",
+                "{}: {} utterances of {} speakers, backbone {}, {} feature layout",
                 out.display(),
                 bank.entries.len(),
                 speakers.len(),
-                bank.backbone
+                bank.backbone,
+                cli.layout
             );
             Ok(())
         }

@@ -20,7 +20,9 @@ use anyhow::{bail, Context};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use authnet_core::features::{FeatureCache, FeatureExtractor, PipelineConfig, UtteranceFeatures};
+use authnet_core::features::{
+    FeatureCache, FeatureExtractor, FeatureLayout, PipelineConfig, UtteranceFeatures,
+};
 use authnet_core::metrics::{self, ImpostorKind};
 use authnet_core::model::bank::{walk_utterances, BankEntry, ImpostorBank};
 use authnet_core::model::password::{
@@ -80,6 +82,16 @@ pub struct RunArgs {
     /// Feature cache directory.
     #[arg(long, default_value = ".cache/features")]
     pub cache: PathBuf,
+    /// Mesh layout only: the blocks of the mouth vector the models see (descriptor = mouth
+    /// descriptor of the lip-placed crop, shape = aligned lip points, velocity = their
+    /// frame-to-frame change); the others are zeroed. For choosing the combination by the
+    /// enrolment-side validation EER (`validation_eer_mean`), never by the test figures.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_values_t = [MeshBlock::Descriptor, MeshBlock::Shape, MeshBlock::Velocity]
+    )]
+    pub mesh_blocks: Vec<MeshBlock>,
     /// JSON report.
     #[arg(long)]
     pub report: PathBuf,
@@ -132,6 +144,52 @@ pub enum Modality {
     Face,
     /// Mouth crops.
     Lips,
+}
+
+/// A block of the mesh layout's mouth vector (`--mesh-blocks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MeshBlock {
+    /// Mouth descriptor of the lip-placed crop.
+    Descriptor,
+    /// Aligned lip-contour points.
+    Shape,
+    /// Their frame-to-frame velocities.
+    Velocity,
+}
+
+impl std::fmt::Display for MeshBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Descriptor => "descriptor",
+            Self::Shape => "shape",
+            Self::Velocity => "velocity",
+        })
+    }
+}
+
+/// Zeroes the blocks of mesh-layout mouth vectors not in `keep` (other layouts untouched).
+fn keep_mesh_blocks(u: &mut UtteranceFeatures, keep: &[MeshBlock]) {
+    use authnet_core::features::{LIP_POINTS, MESH_MOUTH_DIM};
+    use authnet_core::vision::mouth::MOUTH_DIM;
+    if u.mouth_dim != MESH_MOUTH_DIM {
+        return;
+    }
+    let blocks = [
+        (MeshBlock::Descriptor, 0..MOUTH_DIM),
+        (MeshBlock::Shape, MOUTH_DIM..MOUTH_DIM + 2 * LIP_POINTS),
+        (
+            MeshBlock::Velocity,
+            MOUTH_DIM + 2 * LIP_POINTS..MESH_MOUTH_DIM,
+        ),
+    ];
+    for (b, range) in blocks {
+        if !keep.contains(&b) {
+            for f in &mut u.frames {
+                f.mouth[range.clone()].iter_mut().for_each(|v| *v = 0.0);
+            }
+        }
+    }
 }
 
 /// `--crop`.
@@ -188,6 +246,8 @@ pub struct Report {
     train_seconds_mean: f64,
     score_ms_mean: f64,
     backbone: String,
+    layout: FeatureLayout,
+    mesh_blocks: Vec<MeshBlock>,
     seed: u64,
     modality: Modality,
     paper_split: bool,
@@ -315,9 +375,10 @@ fn extract_all(
             },
         };
         ex.set_crop_mode(crop)?;
-        let (f, _) = ex
+        let (mut f, _) = ex
             .extract_path(&r.dir, Some(&cache))
             .with_context(|| format!("features of {}", r.dir.display()))?;
+        keep_mesh_blocks(&mut f, &args.mesh_blocks);
         out.insert((r.speaker.clone(), r.word.clone(), r.instance.clone()), f);
         pb.inc(1);
     }
@@ -476,7 +537,9 @@ pub fn run(args: &RunArgs, mut cfg: PipelineConfig) -> anyhow::Result<Report> {
         crate::report::heatmap(dir, &heat_rows(&feats))?;
     }
     let runs: Vec<PretrainRun> = pretrained.into_values().map(|p| p.1).collect();
-    summarise(args, &backbone, &speakers, &unseen, heldout, &results, runs)
+    summarise(
+        args, &backbone, cfg.layout, &speakers, &unseen, heldout, &results, runs,
+    )
 }
 
 /// The paper's Fig. 4: for the first clip of every (speaker, word), ordered by speaker then
@@ -754,6 +817,7 @@ fn mean(v: &[f64]) -> f64 {
 fn summarise(
     args: &RunArgs,
     backbone: &str,
+    layout: FeatureLayout,
     speakers: &[String],
     unseen: &[String],
     heldout: BTreeMap<String, Vec<String>>,
@@ -865,6 +929,8 @@ fn summarise(
         train_seconds_mean: mean(&results.iter().map(|r| r.train_seconds).collect::<Vec<_>>()),
         score_ms_mean: mean(&all_ms),
         backbone: backbone.to_string(),
+        layout,
+        mesh_blocks: args.mesh_blocks.clone(),
         seed: args.seed,
         modality: args.modality,
         paper_split: args.paper_split,
@@ -933,7 +999,8 @@ impl Report {
     /// One-line summary for the terminal.
     pub fn summary(&self) -> String {
         format!(
-            "targets {} | EER {:.4} AUC {:.4} | acc {:.4} FAR {:.4} FRR {:.4} | spec same-person/other-word {:?} | photo accept {:.3} | face-only EER {:.4} | motion-only EER {:.4} | train {:.2}s score {:.2}ms | validation EER mean {:.4} | deployed EER policy FMR {:.4} FNMR {:.4} | deployed FMR policy FMR {:.4} FNMR {:.4}",
+            "{} layout | targets {} | EER {:.4} AUC {:.4} | acc {:.4} FAR {:.4} FRR {:.4} | spec same-person/other-word {:?} | photo accept {:.3} | face-only EER {:.4} | motion-only EER {:.4} | validation EER mean {:.4} | train {:.2}s score {:.2}ms | deployed EER policy FMR {:.4} FNMR {:.4} | deployed FMR policy FMR {:.4} FNMR {:.4}",
+            self.layout,
             self.targets,
             self.eer,
             self.auc,
@@ -944,9 +1011,9 @@ impl Report {
             self.photo_attack_accept_rate,
             self.face_only_baseline.eer,
             self.motion_only.eer,
+            self.validation_eer_mean,
             self.train_seconds_mean,
             self.score_ms_mean,
-            self.validation_eer_mean,
             self.at_deployed_threshold.eer.fmr,
             self.at_deployed_threshold.eer.fnmr,
             self.at_deployed_threshold.fmr.fmr,

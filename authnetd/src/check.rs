@@ -530,7 +530,9 @@ fn check_bank(cfg: &Config, embedder: Option<&Embedder>, rows: &mut Vec<Row>) {
         ));
         return;
     };
-    let r = match ImpostorBank::load(p, &e.manifest().name, e.dim()) {
+    let loaded = ImpostorBank::load(p, &e.manifest().name, e.dim())
+        .and_then(|b| b.check_layout(cfg.feature_layout).map(|()| b));
+    let r = match loaded {
         Ok(b) => row(
             "impostor_bank",
             Status::Ok,

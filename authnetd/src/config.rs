@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use authnet_core::features::FeatureLayout;
 use authnet_core::vision::CropMode;
 use serde::Deserialize;
 
@@ -69,6 +70,7 @@ pub struct RawConfig {
     models_dir: Option<PathBuf>,
     backbone: Option<String>,
     crop: Option<String>,
+    feature_layout: Option<String>,
     ort_threads: Option<u32>,
     impostor_bank: Option<PathBuf>,
     pretrained_model: Option<PathBuf>,
@@ -197,6 +199,9 @@ pub struct Config {
     pub backbone: String,
     /// Crop mode.
     pub crop: CropMode,
+    /// Per-frame features: detector box or tracked face mesh. Enrolled models and the
+    /// impostor bank carry the layout they were made with and must match it.
+    pub feature_layout: FeatureLayout,
     /// ONNX Runtime intra-op threads.
     pub ort_threads: usize,
     /// Impostor bank for enrolment.
@@ -314,6 +319,12 @@ impl RawConfig {
                     format!("{o:?} is not a crop mode (expected detect or none)"),
                 ))
             }
+        };
+        let feature_layout = match self.feature_layout.as_deref() {
+            None => FeatureLayout::default(),
+            Some(s) => s
+                .parse()
+                .map_err(|why: String| invalid("feature_layout", why))?,
         };
         let threshold_policy = match self.threshold_policy.as_deref() {
             None | Some("fmr") => Policy::Fmr,
@@ -482,6 +493,7 @@ impl RawConfig {
             )?,
             backbone,
             crop,
+            feature_layout,
             ort_threads: range_u32("ort_threads", self.ort_threads.unwrap_or(2), 1, 64)? as usize,
             impostor_bank: self
                 .impostor_bank
@@ -567,6 +579,7 @@ mod tests {
         assert_eq!(c.socket, Path::new(DEFAULT_SOCKET));
         assert_eq!(c.state_dir, Path::new(DEFAULT_STATE_DIR));
         assert_eq!(c.crop, CropMode::Detect);
+        assert_eq!(c.feature_layout, FeatureLayout::Box);
         assert_eq!(c.threshold_policy, Policy::Fmr);
         assert_eq!(c.camera.source, CameraSource::V4l2("/dev/video0".into()));
         assert_eq!(c.throttle.failures_before_delay, 5);
@@ -592,6 +605,15 @@ mod tests {
         assert_eq!(c.camera, d.camera);
         assert_eq!(c.throttle, d.throttle);
         assert_eq!(c.enroll_pam_service, d.enroll_pam_service);
+        assert_eq!(c.feature_layout, d.feature_layout);
+    }
+
+    #[test]
+    fn feature_layout_is_read() {
+        let c = parse("feature_layout = \"mesh\"").unwrap();
+        assert_eq!(c.feature_layout, FeatureLayout::Mesh);
+        let c = parse("feature_layout = \"box\"").unwrap();
+        assert_eq!(c.feature_layout, FeatureLayout::Box);
     }
 
     #[test]
@@ -606,6 +628,7 @@ mod tests {
     fn bad_values_are_named() {
         for (text, key) in [
             ("crop = \"mouth\"", "crop"),
+            ("feature_layout = \"lips\"", "feature_layout"),
             ("threshold_policy = \"far\"", "threshold_policy"),
             ("target_fmr = 1.5", "target_fmr"),
             ("[camera]\nfps = 0", "camera.fps"),

@@ -33,6 +33,11 @@ pub const MAX_CLIPS: usize = 200;
 /// Share of a clip's frames that must hold a face.
 pub const MIN_FACE_SHARE: f64 = 0.9;
 
+/// Share of a clip's face frames that may have a low face-presence score (mesh feature layout,
+/// [`authnet_core::features::PRESENCE_QUALITY`]); above it the face is mostly a poor view
+/// (turned away, half out of frame, blurred) and the clip is refused.
+pub const MAX_LOW_PRESENCE_SHARE: f64 = 0.5;
+
 /// Longest usable clip in frames (15 s at 30 fps; a password is mouthed in a few seconds).
 pub const MAX_CLIP_FRAMES: usize = 450;
 
@@ -76,6 +81,11 @@ pub enum Flaw {
         /// Its motion energy.
         energy: f64,
     },
+    /// Most face frames have a low face-presence score (mesh feature layout).
+    LowPresence {
+        /// Share of the face frames with a low score.
+        share: f64,
+    },
     /// Fewer than [`MIN_FRAMES`] frames with a face.
     TooShort(usize),
     /// More than [`MAX_CLIP_FRAMES`] frames.
@@ -92,6 +102,7 @@ impl Flaw {
     pub fn code(&self) -> &'static str {
         match self {
             Self::NoFace { .. } => "no_face",
+            Self::LowPresence { .. } => "low_presence",
             Self::NoMotion { .. } => "no_motion",
             Self::TooShort(_) => "too_short",
             Self::TooLong(_) => "too_long",
@@ -110,6 +121,13 @@ impl std::fmt::Display for Flaw {
                 MIN_FACE_SHARE * 100.0
             ),
             Self::NoMotion { .. } => f.write_str("no lip movement detected"),
+            Self::LowPresence { share } => write!(
+                f,
+                "the face is not clearly visible: face the camera in good light (a poor view \
+                 in {:.0} % of the frames, at most {:.0} % allowed)",
+                share * 100.0,
+                MAX_LOW_PRESENCE_SHARE * 100.0
+            ),
             Self::TooShort(n) => write!(
                 f,
                 "too short: {n} frames with a face, at least {MIN_FRAMES} needed"
@@ -191,7 +209,8 @@ pub fn static_share(dir: &std::path::Path) -> f64 {
     counter.share()
 }
 
-/// The per-clip checks: a face in at least [`MIN_FACE_SHARE`] of the frames, a length in
+/// The per-clip checks: a face in at least [`MIN_FACE_SHARE`] of the frames, at most
+/// [`MAX_LOW_PRESENCE_SHARE`] of them a poor view (mesh layout), a length in
 /// range, and lip motion: at most [`MAX_STATIC_SHARE`] of the frame pairs the same picture
 /// (`static_share`) and a mouth motion energy of at least [`MIN_MOTION`].
 pub fn check_clip(f: &UtteranceFeatures, r: &ExtractReport, static_share: f64) -> Result<(), Flaw> {
@@ -205,6 +224,10 @@ pub fn check_clip(f: &UtteranceFeatures, r: &ExtractReport, static_share: f64) -
     };
     if share < MIN_FACE_SHARE {
         return Err(Flaw::NoFace { share });
+    }
+    let low = r.low_presence_share();
+    if low > MAX_LOW_PRESENCE_SHARE {
+        return Err(Flaw::LowPresence { share: low });
     }
     if f.frames.len() < MIN_FRAMES {
         return Err(Flaw::TooShort(f.frames.len()));
@@ -682,6 +705,7 @@ mod tests {
             faces_found: faces,
             no_face: frames - faces,
             too_dark: 0,
+            low_presence: 0,
         }
     }
 
@@ -701,6 +725,14 @@ mod tests {
         );
         let e = check_clip(&moving, &report(0, 0), 0.0).unwrap_err();
         assert_eq!(e.code(), "no_face");
+        // Mesh layout: most face frames with a low face-presence score.
+        let mut poor = report(3, 3);
+        poor.low_presence = 2;
+        let e = check_clip(&moving, &poor, 0.0).unwrap_err();
+        assert_eq!(e.code(), "low_presence");
+        assert!(e.to_string().contains("not clearly visible"), "{e}");
+        poor.low_presence = 1;
+        assert_eq!(check_clip(&moving, &poor, 0.0), Ok(()));
         let one = utt(&[[1.0, 0.0]], &[[1.0, 0.0]]);
         assert_eq!(check_clip(&one, &report(1, 1), 0.0), Err(Flaw::TooShort(1)));
         let e = check_clip(

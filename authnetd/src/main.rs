@@ -109,6 +109,7 @@ fn run() -> anyhow::Result<()> {
         crop: cfg.crop,
         threads: cfg.ort_threads,
         detector,
+        layout: cfg.feature_layout,
     };
     let pipeline = FeatureExtractor::from_config(&pc).with_context(|| {
         format!(
@@ -124,6 +125,7 @@ fn run() -> anyhow::Result<()> {
                 &pipeline.embedder().manifest().name,
                 pipeline.embedder().dim(),
             )
+            .and_then(|b| b.check_layout(cfg.feature_layout).map(|()| b))
             .with_context(|| format!("loading impostor bank {}", p.display()))?,
         ),
         None => None,
@@ -159,7 +161,7 @@ fn run() -> anyhow::Result<()> {
         .with_context(|| format!("state directory {}", cfg.state_dir.display()))?;
     let (listener, activated) = server::listen(&cfg.socket)?;
     log.info(&format!(
-        "authnetd {} ready: {} ({}), camera {}, crop {:?}, policy {}",
+        "authnetd {} ready: {} ({}), camera {}, crop {:?}, feature layout {}, policy {}",
         env!("CARGO_PKG_VERSION"),
         if activated {
             "socket from systemd".to_string()
@@ -169,6 +171,7 @@ fn run() -> anyhow::Result<()> {
         pc.backbone,
         cfg.camera.source,
         cfg.crop,
+        cfg.feature_layout,
         cfg.threshold_policy.name()
     ));
     let daemon =

@@ -96,6 +96,7 @@ pub fn features(dirs: &[PathBuf]) -> Vec<UtteranceFeatures> {
         crop: CropMode::None,
         threads: 1,
         detector: Default::default(),
+        layout: Default::default(),
     };
     let mut ex = FeatureExtractor::from_config(&pc).expect("pipeline loads");
     dirs.iter()

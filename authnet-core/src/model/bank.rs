@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::file::{rfc3339_utc, write_atomic};
-use crate::features::{FrameFeatures, UtteranceFeatures};
+use crate::features::{FeatureLayout, FrameFeatures, UtteranceFeatures};
 
 /// The first bytes of every bank file.
 pub const MAGIC: &[u8; 12] = b"AUTHNETBANK\0";
@@ -141,6 +141,23 @@ pub enum BankError {
         expected: String,
         /// The backbone of the bank.
         found: String,
+    },
+    /// The bank's features are of another feature layout than the caller's (the mouth length
+    /// says which layout made them; see [`FeatureLayout::of_mouth_dim`]).
+    #[error(
+        "impostor bank has mouth_dim {mouth_dim} ({}), the daemon's feature_layout is {expected} \
+         (mouth_dim {}); rebuild the bank with `authnet-eval --layout {expected} bank --dataset DIR \
+         --crop MODE --out FILE`",
+        found.map_or_else(|| "no known feature layout".to_string(), |l| format!("the {l} feature layout")),
+        expected.mouth_dim()
+    )]
+    LayoutMismatch {
+        /// The caller's layout.
+        expected: FeatureLayout,
+        /// The bank's layout, when its mouth length is one.
+        found: Option<FeatureLayout>,
+        /// The bank's mouth length.
+        mouth_dim: usize,
     },
     /// The bank's identity dimension differs from the caller's.
     #[error("impostor bank has identity_dim {found}, expected {expected}")]
@@ -318,6 +335,25 @@ impl ImpostorBank {
             created: rfc3339_utc(std::time::SystemTime::now()),
             entries: Vec::new(),
         }
+    }
+
+    /// The feature layout the bank's features were made in (its mouth length names it); `None`
+    /// for a length neither layout produces.
+    pub fn layout(&self) -> Option<FeatureLayout> {
+        FeatureLayout::of_mouth_dim(self.mouth_dim)
+    }
+
+    /// Refuses a bank of another feature layout than `expected`, with the command that
+    /// rebuilds it.
+    pub fn check_layout(&self, expected: FeatureLayout) -> Result<(), BankError> {
+        if self.mouth_dim == expected.mouth_dim() {
+            return Ok(());
+        }
+        Err(BankError::LayoutMismatch {
+            expected,
+            found: self.layout(),
+            mouth_dim: self.mouth_dim,
+        })
     }
 
     /// Entries whose speaker is not `speaker`: the negatives for that user.
@@ -852,6 +888,39 @@ mod tests {
             &body[rec - 4 * 5 * 4 - 8..rec - 4 * 5 * 4],
             &[5, 0, 0, 0, 4, 0, 0, 0]
         );
+    }
+
+    #[test]
+    fn a_bank_of_the_other_layout_is_refused_with_the_rebuild_command() {
+        use crate::features::FeatureLayout;
+        let (boxd, meshd) = (
+            FeatureLayout::Box.mouth_dim(),
+            FeatureLayout::Mesh.mouth_dim(),
+        );
+        let b = ImpostorBank::new("mobilefacenet", SHA, 3, meshd);
+        assert_eq!(b.layout(), Some(FeatureLayout::Mesh));
+        assert!(b.check_layout(FeatureLayout::Mesh).is_ok());
+        let e = b.check_layout(FeatureLayout::Box).unwrap_err();
+        assert!(matches!(
+            e,
+            BankError::LayoutMismatch {
+                expected: FeatureLayout::Box,
+                found: Some(FeatureLayout::Mesh),
+                ..
+            }
+        ));
+        let msg = e.to_string();
+        assert!(msg.contains("mesh feature layout"), "{msg}");
+        assert!(msg.contains("authnet-eval --layout box bank"), "{msg}");
+        let b = ImpostorBank::new("mobilefacenet", SHA, 3, boxd);
+        assert!(b.check_layout(FeatureLayout::Box).is_ok());
+        assert!(b.check_layout(FeatureLayout::Mesh).is_err());
+        // A length neither layout makes (the sample bank's 2) is refused by both.
+        let msg = sample()
+            .check_layout(FeatureLayout::Box)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("no known feature layout"), "{msg}");
     }
 
     #[test]

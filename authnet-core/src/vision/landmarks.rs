@@ -9,6 +9,9 @@
 //! mapped back to frame pixels here, plus a face-presence logit. A presence under
 //! [`TrackerConfig::presence_threshold`] means "no face": the mesh is dropped, never scored.
 //!
+//! Frames that already are face crops (MIRACL-VC1's F02) have no detector run and no tracking:
+//! the whole crop stands for the detector's box ([`FaceTracker::track_crop`]).
+//!
 //! Unlike MediaPipe the crop is not rotated by the eye line; AuthNet users face the camera, and
 //! the word features align the points per frame anyway (see [`crate::features`]).
 
@@ -389,23 +392,50 @@ impl FaceTracker {
             DetectOutcome::NoFace => return Ok(TrackOutcome::NoFace),
             DetectOutcome::TooDark => return Ok(TrackOutcome::TooDark),
         };
+        match self.acquire(frame, b)? {
+            Some(m) => Ok(self.found(m)),
+            None => Ok(TrackOutcome::NoFace),
+        }
+    }
+
+    /// The mesh of a frame that already is a face crop (the pass-through crop mode, e.g.
+    /// MIRACL-VC1's F02): no detector and no tracking, as every crop frames its own face; the
+    /// whole crop stands for the detector's box. Frames darker than `dark_threshold` (mean
+    /// luma) are [`TrackOutcome::TooDark`], as in [`Self::track`].
+    pub fn track_crop(
+        &mut self,
+        frame: &Frame,
+        dark_threshold: f32,
+    ) -> Result<TrackOutcome, EmbedError> {
+        self.last = None;
+        if frame.mean_luma() < dark_threshold {
+            return Ok(TrackOutcome::TooDark);
+        }
+        Ok(match self.acquire(frame, FaceBox::full(frame))? {
+            Some(m) => TrackOutcome::Mesh(m),
+            None => TrackOutcome::NoFace,
+        })
+    }
+
+    /// The mesh around a face box: one pass on the box's square, then one on the square that
+    /// mesh implies. `None` when the first pass says there is no face.
+    fn acquire(&mut self, frame: &Frame, b: FaceBox) -> Result<Option<Mesh>, EmbedError> {
         let first = self
             .model
             .run(frame, Square::around(b, self.cfg.detector_scale))?;
         if first.presence < self.cfg.presence_threshold {
-            return Ok(TrackOutcome::NoFace);
+            return Ok(None);
         }
-        // The detector's box is only roughly where the mesh wants the face; one more pass on
-        // the crop the mesh itself implies gives the same framing as every tracked frame.
+        // The box is only roughly where the mesh wants the face; one more pass on the crop the
+        // mesh itself implies gives the same framing as every tracked frame.
         let refined = self
             .model
             .run(frame, Square::around_mesh(&first, self.cfg.mesh_scale))?;
-        let m = if refined.presence >= self.cfg.presence_threshold {
+        Ok(Some(if refined.presence >= self.cfg.presence_threshold {
             refined
         } else {
             first
-        };
-        Ok(self.found(m))
+        }))
     }
 
     fn found(&mut self, m: Mesh) -> TrackOutcome {

@@ -195,4 +195,7 @@ pub struct StoredConfig {
     /// Statistics of the DTW template score, when the word gate averages it in.
     #[serde(default)]
     pub dtw: Option<GateStats>,
+    /// Lip-opening veto floor (mesh feature layout only).
+    #[serde(default)]
+    pub lip_opening_floor: Option<f64>,
 }

@@ -21,6 +21,14 @@ pub enum Veto {
         /// The user's floor.
         floor: f64,
     },
+    /// The lips did not open and close enough (mesh feature layout): a photo moved in front
+    /// of the camera.
+    StillLips {
+        /// Range of the probe's lip opening, in eye distances.
+        range: f64,
+        /// The user's floor.
+        floor: f64,
+    },
 }
 
 impl std::fmt::Display for Veto {
@@ -30,6 +38,12 @@ impl std::fmt::Display for Veto {
                 write!(
                     f,
                     "no mouth motion (energy {energy:.4} below floor {floor:.4})"
+                )
+            }
+            Self::StillLips { range, floor } => {
+                write!(
+                    f,
+                    "the lips did not open (opening range {range:.4} below floor {floor:.4})"
                 )
             }
         }

@@ -91,9 +91,14 @@ pub enum PasswordError {
     Singular,
 }
 
-/// `backbone identity_dim+mouth_dim`, as errors name a kind of features.
+/// `backbone identity_dim+mouth_dim (layout)`, as errors name a kind of features: the mouth
+/// length says which feature layout made them ([`crate::features::FeatureLayout`]), so a
+/// model enrolled in one layout and a daemon in the other is named as such.
 pub(crate) fn feature_kind(backbone: &str, identity_dim: usize, mouth_dim: usize) -> String {
-    format!("{backbone} {identity_dim}+{mouth_dim}")
+    match crate::features::FeatureLayout::of_mouth_dim(mouth_dim) {
+        Some(l) => format!("{backbone} {identity_dim}+{mouth_dim} ({l} feature layout)"),
+        None => format!("{backbone} {identity_dim}+{mouth_dim}"),
+    }
 }
 
 /// A trained per-user password model.

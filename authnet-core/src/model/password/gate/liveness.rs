@@ -1,9 +1,17 @@
-//! The liveness gate: mouth motion energy (mean frame-to-frame change of the mouth descriptor).
-//! A photo held up to the camera (a frozen frame) has none; below a floor taken from the user's
-//! own clips it **vetoes** the attempt whatever the other scores say.
+//! The liveness gates, both vetoes with a floor taken from the user's own clips:
+//!
+//! - `liveness`: mouth motion energy (mean frame-to-frame change of the mouth vector). A photo
+//!   held up to the camera (a frozen frame) has none; below the floor it **vetoes** the attempt
+//!   whatever the other scores say.
+//! - `lip_opening` (the mesh feature layout only, where the lip landmarks exist): the range of
+//!   the lip opening over the utterance (inner-lip gap over the eye distance, see
+//!   [`lip_opening_range`]). A photo moved, tilted or zoomed in front of the camera changes the
+//!   mouth crop and so the motion energy, but not the face-aligned lip opening; below the floor
+//!   it vetoes ([`Veto::StillLips`]). Models enrolled in the box layout have no such floor and
+//!   do not load the gate.
 
 use super::{Calibration, Gate, Registration, Role, Stored, Trainer};
-use crate::features::UtteranceFeatures;
+use crate::features::{lip_opening_range, UtteranceFeatures};
 use crate::model::file::{ModelMeta, NamedTensor};
 use crate::model::password::config::StoredConfig;
 use crate::model::password::train_set::TrainData;
@@ -88,6 +96,111 @@ impl Trainer for LivenessTrainer {
     }
 }
 
+/// The registry entry of the lip-opening veto: prepared only when the positives carry lip
+/// landmarks (mesh layout).
+pub(crate) const LIP_REGISTRATION: Registration = Registration {
+    name: LIP_NAME,
+    optional: false,
+    prepare: |d| {
+        let mesh = d
+            .positives
+            .first()
+            .is_some_and(|u| lip_opening_range(u).is_some());
+        Ok(mesh.then(|| {
+            Box::new(LipTrainer {
+                fraction: d.cfg.liveness_fraction,
+            }) as Box<dyn Trainer>
+        }))
+    },
+    load: load_lips,
+};
+
+const LIP_NAME: &str = "lip_opening";
+
+/// The lip-opening range of a probe; 0 for features without landmarks (which a mesh-layout
+/// model never scores: their mouth length differs and the probe is refused first).
+fn lip_range(u: &UtteranceFeatures) -> f64 {
+    lip_opening_range(u).unwrap_or(0.0)
+}
+
+/// The trained lip-opening veto.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LipOpeningGate {
+    /// The floor is this fraction of the genuine clip whose lips opened least.
+    fraction: f64,
+    floor: f64,
+}
+
+impl Gate for LipOpeningGate {
+    fn name(&self) -> &'static str {
+        LIP_NAME
+    }
+    fn role(&self) -> Role {
+        Role::Veto
+    }
+    fn score(&self, probe: &UtteranceFeatures) -> Result<f64, PasswordError> {
+        Ok(lip_range(probe))
+    }
+    fn calibrate(&mut self, genuine: &[f64]) {
+        let least = genuine.iter().copied().fold(f64::INFINITY, f64::min);
+        self.floor = self.fraction * least;
+    }
+    fn stats(&self) -> Calibration {
+        Calibration::Floor(self.floor)
+    }
+    fn veto(&self, raw: f64) -> Option<Veto> {
+        // NaN (nothing measurable) vetoes too.
+        (raw.is_nan() || raw < self.floor).then_some(Veto::StillLips {
+            range: raw,
+            floor: self.floor,
+        })
+    }
+    fn tensors(&self, _meta: &ModelMeta) -> Vec<NamedTensor> {
+        Vec::new()
+    }
+    fn store(&self, cfg: &mut StoredConfig) {
+        cfg.lip_opening_floor = Some(self.floor);
+    }
+}
+
+struct LipTrainer {
+    fraction: f64,
+}
+
+impl Trainer for LipTrainer {
+    fn fold_scores(
+        &self,
+        data: &TrainData,
+        _fold: usize,
+        _train: &[usize],
+        test: &[usize],
+    ) -> Result<Vec<f64>, PasswordError> {
+        Ok(test
+            .iter()
+            .map(|&i| lip_range(&data.set.feats[i]))
+            .collect())
+    }
+    fn fit(&self, _data: &TrainData) -> Result<Box<dyn Gate>, PasswordError> {
+        Ok(Box::new(LipOpeningGate {
+            fraction: self.fraction,
+            floor: 0.0,
+        }))
+    }
+}
+
+fn load_lips(s: &Stored) -> Result<Option<Box<dyn Gate>>, PasswordError> {
+    let Some(floor) = s.cfg.lip_opening_floor else {
+        return Ok(None);
+    };
+    if !floor.is_finite() {
+        return Err(PasswordError::Invalid("non-finite gate statistics"));
+    }
+    Ok(Some(Box::new(LipOpeningGate {
+        fraction: f64::NAN,
+        floor,
+    })))
+}
+
 fn load(s: &Stored) -> Result<Option<Box<dyn Gate>>, PasswordError> {
     if !s.cfg.liveness_floor.is_finite() {
         return Err(PasswordError::Invalid("non-finite gate statistics"));
@@ -96,4 +209,179 @@ fn load(s: &Stored) -> Result<Option<Box<dyn Gate>>, PasswordError> {
         fraction: f64::NAN,
         floor: s.cfg.liveness_floor,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::features::{
+        l2_normalise, lip_opening_range, FrameFeatures, UtteranceFeatures, MESH_MOUTH_DIM,
+    };
+    use crate::model::password::{
+        enroll, EnrollConfig, EnrollInput, PasswordModel, ThresholdPolicy, Veto,
+    };
+    use crate::rng::SplitMix64;
+    use crate::vision::landmarks::{INNER_LIP, LIP_GAP, OUTER_LIP};
+    use crate::vision::mouth::MOUTH_DIM;
+
+    /// A synthetic mesh-layout utterance: a mouth descriptor following a per-word trajectory
+    /// when `descriptor_moves`, and the 40 aligned lip points with the inner-lip gap opening
+    /// and closing when `lips_move` (a photo slid across the camera moves the descriptor but
+    /// not the face-aligned lips).
+    fn mesh_utt(
+        word: u64,
+        inst: u64,
+        descriptor_moves: bool,
+        lips_move: bool,
+    ) -> UtteranceFeatures {
+        let mut r = SplitMix64::new(word * 100 + inst);
+        let n = 12 + r.below(4);
+        let mut wr = SplitMix64::new(777 + word);
+        let traj: Vec<f32> = (0..MOUTH_DIM).map(|_| wr.normal()).collect();
+        let mut pid = SplitMix64::new(1);
+        let face: Vec<f32> = (0..16).map(|_| pid.normal()).collect();
+        let slot = |p: usize| OUTER_LIP.len() + INNER_LIP.iter().position(|&i| i == p).unwrap();
+        let (upper, lower) = (slot(LIP_GAP[0]), slot(LIP_GAP[1]));
+        let mut prev: Option<Vec<f32>> = None;
+        let frames = (0..n)
+            .map(|f| {
+                let ph = f as f32 / n as f32 * 6.0;
+                let mut identity: Vec<f32> = face.iter().map(|b| b + 0.1 * r.normal()).collect();
+                l2_normalise(&mut identity);
+                let mut desc: Vec<f32> = traj
+                    .iter()
+                    .enumerate()
+                    .map(|(k, a)| {
+                        let t = if descriptor_moves { ph } else { 0.0 };
+                        a * (t + k as f32 * 0.1).sin() + 0.05 * r.normal()
+                    })
+                    .collect();
+                l2_normalise(&mut desc);
+                let mut lips: Vec<f32> = (0..40)
+                    .flat_map(|k| {
+                        let a = k as f32 / 40.0 * std::f32::consts::TAU;
+                        [0.4 * a.cos(), 0.8 + 0.15 * a.sin()]
+                    })
+                    .collect();
+                let open = if lips_move {
+                    0.02 + 0.2 * ph.sin().abs()
+                } else {
+                    0.1
+                };
+                lips[2 * upper] = 0.0;
+                lips[2 * upper + 1] = 0.8 - open / 2.0;
+                lips[2 * lower] = 0.0;
+                lips[2 * lower + 1] = 0.8 + open / 2.0;
+                let vel: Vec<f32> = match &prev {
+                    Some(p) => lips.iter().zip(p).map(|(a, b)| 4.0 * (a - b)).collect(),
+                    None => vec![0.0; lips.len()],
+                };
+                prev = Some(lips.clone());
+                let mut mouth = desc;
+                mouth.extend(lips);
+                mouth.extend(vel);
+                FrameFeatures { identity, mouth }
+            })
+            .collect();
+        UtteranceFeatures {
+            backbone: "t".into(),
+            identity_dim: 16,
+            mouth_dim: MESH_MOUTH_DIM,
+            frames,
+            frames_read: n,
+        }
+    }
+
+    fn enrol(pos: &[UtteranceFeatures], other: &[UtteranceFeatures]) -> PasswordModel {
+        let cfg = EnrollConfig {
+            oversample_to: 30,
+            ..Default::default()
+        };
+        let input = EnrollInput {
+            positives: pos,
+            other_words: other,
+            bank: None,
+        };
+        enroll(&input, &cfg, &mut |_, _, _| {}).unwrap().0
+    }
+
+    #[test]
+    fn mesh_models_veto_still_lips_even_when_the_mouth_crop_moves() {
+        let pos: Vec<_> = (0..7).map(|i| mesh_utt(1, i, true, true)).collect();
+        let other: Vec<_> = (2..5)
+            .flat_map(|w| (0..3).map(move |i| mesh_utt(w, i, true, true)))
+            .collect();
+        assert!(lip_opening_range(&pos[0]).unwrap() > 0.15);
+        let m = enrol(&pos, &other);
+        let floor = m
+            .stored_config()
+            .lip_opening_floor
+            .expect("mesh model has a lip floor");
+        assert!(floor > 0.0 && floor < 0.2, "floor {floor}");
+        // A genuine clip passes the lip veto.
+        let s = m.score(&mesh_utt(1, 20, true, true)).unwrap();
+        assert!(
+            !matches!(s.veto, Some(Veto::StillLips { .. })),
+            "genuine vetoed: {s:?}"
+        );
+        // A photo moved in front of the camera: the crop changes, the lips do not.
+        let photo = mesh_utt(1, 21, true, false);
+        assert_eq!(lip_opening_range(&photo), Some(0.0));
+        assert!(crate::model::password::views::motion_energy(&photo) > 0.05);
+        let d = m.decide(&photo, ThresholdPolicy::Eer).unwrap();
+        assert!(
+            matches!(d.scores.veto, Some(Veto::StillLips { .. })),
+            "{d:?}"
+        );
+        assert!(!d.accepted());
+        assert!(d
+            .scores
+            .veto
+            .unwrap()
+            .to_string()
+            .contains("lips did not open"));
+        // The floor survives the model file.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.safetensors");
+        let mut m = m;
+        let sha = "a".repeat(64);
+        m.set_backbone_sha256(&sha);
+        m.save(&p).unwrap();
+        let back = PasswordModel::load(
+            &p,
+            &crate::model::file::Expect {
+                backbone: "t",
+                backbone_sha256: &sha,
+                identity_dim: 16,
+                owner: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(back.stored_config().lip_opening_floor, Some(floor));
+        assert_eq!(back.score(&photo).unwrap(), m.score(&photo).unwrap());
+    }
+
+    #[test]
+    fn box_models_have_no_lip_floor() {
+        // Box-layout features (mouth vectors without landmarks): the lip gate is not prepared.
+        let strip = |u: UtteranceFeatures| UtteranceFeatures {
+            mouth_dim: MOUTH_DIM,
+            frames: u
+                .frames
+                .iter()
+                .map(|f| FrameFeatures {
+                    identity: f.identity.clone(),
+                    mouth: f.mouth[..MOUTH_DIM].to_vec(),
+                })
+                .collect(),
+            ..u
+        };
+        let pos: Vec<_> = (0..7).map(|i| strip(mesh_utt(1, i, true, true))).collect();
+        let other: Vec<_> = (2..4)
+            .flat_map(|w| (0..3).map(move |i| strip(mesh_utt(w, i, true, true))))
+            .collect();
+        assert_eq!(lip_opening_range(&pos[0]), None);
+        let m = enrol(&pos, &other);
+        assert_eq!(m.stored_config().lip_opening_floor, None);
+        assert!(m.gates().all(|g| g.name() != "lip_opening"));
+    }
 }

@@ -21,6 +21,7 @@
 //! | word | [`word`] | fused, group `word` | genuine mean and std |
 //! | dtw | [`dtw`] | fused, group `word` (averaged with the word gate), optional | genuine mean and std |
 //! | liveness | [`liveness`] | veto ([`super::Veto::NoMotion`]) | floor |
+//! | lip_opening | [`liveness`] | veto ([`super::Veto::StillLips`]), mesh feature layout only | floor |
 //!
 //! # Adding a gate
 //!
@@ -199,4 +200,5 @@ pub(crate) const REGISTRY: &[Registration] = &[
     word::REGISTRATION,
     dtw::REGISTRATION,
     liveness::REGISTRATION,
+    liveness::LIP_REGISTRATION,
 ];
