@@ -272,7 +272,7 @@ fn help_usage_errors_and_refusals() {
     }
 
     // Malformed user names are usage errors (exit 2), refused before the daemon is asked.
-    let long = "a".repeat(33);
+    let long = "a".repeat(authnet_ipc::MAX_USER_NAME + 1);
     for bad in ["../x", "a/b", "a\u{1}b", ".hidden", "-x", long.as_str()] {
         let flag = format!("--user={bad}");
         for args in [
