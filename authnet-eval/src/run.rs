@@ -814,6 +814,8 @@ fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
+// The run's parts, each from another stage; bundling them would only rename them.
+#[allow(clippy::too_many_arguments)]
 fn summarise(
     args: &RunArgs,
     backbone: &str,
