@@ -162,6 +162,7 @@ pub fn checks(opts: &Options) -> Vec<Row> {
     check_camera(&cfg, &mut rows);
     check_pam(&opts.pam_dir, &mut rows);
     check_bank(&cfg, embedder.as_ref(), &mut rows);
+    check_pretrained(&cfg, embedder.as_ref(), &mut rows);
     check_state(&cfg, opts.user.as_deref(), embedder.as_ref(), &mut rows);
     rows
 }
@@ -547,6 +548,57 @@ fn check_bank(cfg: &Config, embedder: Option<&Embedder>, rows: &mut Vec<Row>) {
         ),
     };
     rows.push(r);
+}
+
+fn check_pretrained(cfg: &Config, embedder: Option<&Embedder>, rows: &mut Vec<Row>) {
+    const NAME: &str = "pretrained_model";
+    let Some(p) = &cfg.pretrained_model else {
+        rows.push(row(
+            NAME,
+            Status::Ok,
+            "not configured (enrolment trains the word model from the clips alone)",
+            "",
+        ));
+        return;
+    };
+    let Some(e) = embedder else {
+        rows.push(row(
+            NAME,
+            Status::Fail,
+            format!("{}: not checked, the backbone did not load", p.display()),
+            "fix the model row first",
+        ));
+        return;
+    };
+    let m = e.manifest();
+    let expect = authnet_core::model::pretrained::Expect {
+        backbone: &m.name,
+        backbone_sha256: &m.sha256,
+        feature_layout: cfg.feature_layout,
+        identity_dim: e.dim(),
+        mouth_dim: cfg.feature_layout.mouth_dim(),
+    };
+    rows.push(
+        match authnet_core::model::pretrained::PretrainedLstm::load(p, &expect) {
+            Ok(pre) => row(
+                NAME,
+                Status::Ok,
+                format!(
+                    "{} loads: {} speakers, {} classes",
+                    p.display(),
+                    pre.training.speakers.len(),
+                    pre.training.classes
+                ),
+                "",
+            ),
+            Err(err) => row(
+                NAME,
+                Status::Fail,
+                format!("{}: {err}", p.display()),
+                "rebuild it with `authnet-eval pretrain` for this backbone and layout, or remove pretrained_model",
+            ),
+        },
+    );
 }
 
 fn check_state(cfg: &Config, user: Option<&str>, embedder: Option<&Embedder>, rows: &mut Vec<Row>) {

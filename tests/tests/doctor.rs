@@ -103,6 +103,7 @@ fn a_working_setup_passes_with_a_warning_for_a_required_stack() {
         "camera",
         "pam:sudo",
         "impostor_bank",
+        "pretrained_model",
         "state_dir",
         "enrolment:nobody",
     ] {
@@ -145,6 +146,9 @@ fn a_missing_camera_and_a_broken_model_fail_with_fixes() {
         &camera.source(),
         "v4l2:/dev/v4l/by-id/usb-authnet-doctor-no-such-camera-video-index0",
     );
+    let junk = tmp.path().join("words.pretrained");
+    std::fs::write(&junk, b"not a pretrained model").unwrap();
+    let text = format!("pretrained_model = \"{}\"\n{text}", junk.display());
     std::fs::write(&config, text).unwrap();
     let state = tmp.path().join("state");
     std::fs::create_dir_all(state.join("nobody")).unwrap();
@@ -163,6 +167,9 @@ fn a_missing_camera_and_a_broken_model_fail_with_fixes() {
     );
     assert!(fix.contains("/dev/v4l/by-id"), "{out}");
     assert_eq!(find(&t, "enrolment:nobody", &out).0, "FAIL", "{out}");
+    let (status, _, fix) = find(&t, "pretrained_model", &out);
+    assert_eq!(status, "FAIL", "{out}");
+    assert!(fix.contains("authnet-eval pretrain"), "{out}");
     let (status, _, fix) = find(&t, "pam", &out);
     assert_eq!(status, "WARN", "{out}");
     assert!(fix.contains("pam-auth-update"), "{out}");
