@@ -604,50 +604,53 @@ impl Daemon {
     }
 
     fn list(&self, conn: &mut Conn, user: Option<String>) -> Result<(), IpcError> {
-        let users = match user {
-            Some(u) => {
-                if self.authorise(conn, &u)?.is_none() {
-                    return Ok(());
-                }
-                vec![u]
-            }
+        // Each listed account with its uid, which its model must be bound to.
+        let accounts: Vec<Account> = match user {
+            Some(u) => match self.authorise(conn, &u)? {
+                Some(a) => vec![a],
+                None => return Ok(()),
+            },
             None if conn.peer.uid == 0 => match self.store.enrolled_users() {
-                Ok(v) => v,
+                Ok(v) => v
+                    .into_iter()
+                    .filter_map(|u| match sys::account_by_name(&u) {
+                        Ok(Some(a)) => Some(a),
+                        _ => {
+                            self.log.warn(&format!(
+                                "user={u} has a model in the state directory but no account; ignored"
+                            ));
+                            None
+                        }
+                    })
+                    .collect(),
                 Err(e) => {
                     self.log.error(&format!("listing models: {e}"));
                     return conn.error(ErrorKind::Internal, "cannot list the state directory");
                 }
             },
             None => match sys::account_by_uid(conn.peer.uid) {
-                Ok(Some(a)) => vec![a.name],
+                Ok(Some(a)) => vec![a],
                 _ => return conn.error(ErrorKind::UnknownUser, "your uid has no account"),
             },
         };
         let mut entries = Vec::new();
-        for u in users {
-            let p = self.store.model_path(&u);
+        for acct in accounts {
+            let p = self.store.model_path(&acct.name);
             if !p.is_file() {
                 continue;
             }
-            let acct = match sys::account_by_name(&u) {
-                Ok(Some(a)) => a,
-                _ => {
-                    self.log.warn(&format!(
-                        "user={u} has a model in the state directory but no account; ignored"
-                    ));
-                    continue;
-                }
-            };
             match self.load_user_model(&acct) {
                 Ok(m) => entries.push(ModelEntry {
-                    user: u,
                     created: m.meta().created.clone(),
                     backbone: m.meta().backbone.clone(),
                     threshold_policy: self.cfg.threshold_policy.name().into(),
+                    user: acct.name,
                 }),
-                Err(e) => self
-                    .log
-                    .warn(&format!("user={u} model {} unusable: {e}", p.display())),
+                Err(e) => self.log.warn(&format!(
+                    "user={} model {} unusable: {e}",
+                    acct.name,
+                    p.display()
+                )),
             }
         }
         conn.send(&Response::Models { entries })
