@@ -64,6 +64,55 @@ pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, BoundedRead> {
     Ok(bytes)
 }
 
+/// A file image ended before `what` was complete: `needed` bytes asked, `available` left.
+/// Each file format maps it to its own `Truncated` error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Short {
+    pub what: &'static str,
+    pub needed: u64,
+    pub available: u64,
+}
+
+/// A bounds-checked cursor over a file image, shared by the bank and pretrained-model readers.
+pub(crate) struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A cursor at the start of `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, pos: 0 }
+    }
+
+    /// Bytes not yet read.
+    pub fn remaining(&self) -> u64 {
+        (self.bytes.len() - self.pos) as u64
+    }
+
+    /// The next `n` bytes.
+    pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Short> {
+        let out = self
+            .pos
+            .checked_add(n)
+            .and_then(|end| self.bytes.get(self.pos..end))
+            .ok_or(Short {
+                what,
+                needed: n as u64,
+                available: self.remaining(),
+            })?;
+        self.pos += n;
+        Ok(out)
+    }
+
+    /// The next `N` bytes as an array.
+    pub fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], Short> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N, what)?);
+        Ok(a)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 use super::file::{rfc3339_utc, write_atomic};
 use crate::features::{FeatureLayout, FrameFeatures, UtteranceFeatures};
+use crate::fsutil::Reader;
 
 /// The first bytes of every bank file.
 pub const MAGIC: &[u8; 12] = b"AUTHNETBANK\0";
@@ -516,7 +517,7 @@ impl ImpostorBank {
         expected_backbone: &str,
         expected_identity_dim: usize,
     ) -> Result<Self, BankError> {
-        let mut r = Reader { bytes, pos: 0 };
+        let mut r = Reader::new(bytes);
         if r.take(MAGIC.len(), "magic")? != MAGIC {
             return Err(BankError::BadMagic);
         }
@@ -621,43 +622,24 @@ impl ImpostorBank {
     }
 }
 
-/// A bounds-checked cursor over the file image.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+impl From<crate::fsutil::Short> for BankError {
+    fn from(s: crate::fsutil::Short) -> Self {
+        Self::Truncated {
+            what: s.what,
+            needed: s.needed,
+            available: s.available,
+        }
+    }
 }
 
-impl<'a> Reader<'a> {
-    fn remaining(&self) -> u64 {
-        (self.bytes.len() - self.pos) as u64
-    }
-
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], BankError> {
-        let out = self
-            .pos
-            .checked_add(n)
-            .and_then(|end| self.bytes.get(self.pos..end))
-            .ok_or(BankError::Truncated {
-                what,
-                needed: n as u64,
-                available: self.remaining(),
-            })?;
-        self.pos += n;
-        Ok(out)
-    }
-
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], BankError> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N, what)?);
-        Ok(a)
-    }
-
+/// The bank's own fields on the shared cursor.
+impl Reader<'_> {
     fn u32(&mut self, what: &'static str) -> Result<u32, BankError> {
-        self.array(what).map(u32::from_le_bytes)
+        Ok(u32::from_le_bytes(self.array(what)?))
     }
 
     fn u64(&mut self, what: &'static str) -> Result<u64, BankError> {
-        self.array(what).map(u64::from_le_bytes)
+        Ok(u64::from_le_bytes(self.array(what)?))
     }
 
     fn name(&mut self, index: usize, field: &'static str) -> Result<String, BankError> {

@@ -46,6 +46,7 @@ use super::lstm::{LstmConfig, LstmError, PretrainReport, SeqClassifier, Sequence
 use super::password::config::LstmPreset;
 use super::password::views::{jitter_copy, lstm_input};
 use crate::features::{FeatureLayout, UtteranceFeatures};
+use crate::fsutil::Reader;
 use crate::rng::SplitMix64;
 use crate::sequence::{PadPolicy, DEFAULT_TIMESTEPS};
 
@@ -386,7 +387,7 @@ impl PretrainedLstm {
 
     /// Parses a file image (tags not checked against a pipeline: see [`Self::check`]).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, PretrainedError> {
-        let mut r = Reader { bytes, pos: 0 };
+        let mut r = Reader::new(bytes);
         if r.take(MAGIC.len(), "magic")? != MAGIC {
             return Err(PretrainedError::BadMagic);
         }
@@ -483,35 +484,13 @@ impl PretrainedLstm {
     }
 }
 
-/// A bounds-checked cursor over the file image.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn remaining(&self) -> u64 {
-        (self.bytes.len() - self.pos) as u64
-    }
-
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], PretrainedError> {
-        let out = self
-            .pos
-            .checked_add(n)
-            .and_then(|end| self.bytes.get(self.pos..end))
-            .ok_or(PretrainedError::Truncated {
-                what,
-                needed: n as u64,
-                available: self.remaining(),
-            })?;
-        self.pos += n;
-        Ok(out)
-    }
-
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], PretrainedError> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N, what)?);
-        Ok(a)
+impl From<crate::fsutil::Short> for PretrainedError {
+    fn from(s: crate::fsutil::Short) -> Self {
+        Self::Truncated {
+            what: s.what,
+            needed: s.needed,
+            available: s.available,
+        }
     }
 }
 
