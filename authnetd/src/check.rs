@@ -23,7 +23,6 @@ use authnet_core::capture::{CaptureError, FrameSource};
 use authnet_core::features::DETECTOR_FILE;
 use authnet_core::model::bank::ImpostorBank;
 use authnet_core::model::file::Expect;
-use authnet_core::model::password::PasswordModel;
 use authnet_core::vision::detect::{DetectorConfig, FaceDetector};
 use authnet_core::vision::embed::{init_runtime, sha256_file, Embedder, Manifest};
 
@@ -705,7 +704,7 @@ fn check_state(cfg: &Config, user: Option<&str>, embedder: Option<&Embedder>, ro
         owner: Some(&owner),
         ..expect(e)
     };
-    let r = match PasswordModel::load(&model, &bound) {
+    let r = match store.load_model(user, &bound) {
         Ok(m) => {
             let mode = std::fs::metadata(&model)
                 .map(|m| m.mode() & 0o777)

@@ -463,14 +463,12 @@ fn screen(
 /// crash is overwritten by the next enrolment and never loaded.
 fn commit_model(d: &Daemon, user: &str, model: &PasswordModel) -> Result<(), String> {
     let dir = d.store.ensure_user_dir(user).map_err(|e| e.to_string())?;
-    let staged = dir.join(STAGED_MODEL);
-    model.save(&staged).map_err(|e| e.to_string())?;
+    let bytes = model.to_bytes().map_err(|e| e.to_string())?;
+    dir.write_atomic(STAGED_MODEL, &bytes)
+        .map_err(|e| format!("{}: {e}", dir.path().join(STAGED_MODEL).display()))?;
     pause_before_commit(d, user);
-    let target = d.store.model_path(user);
-    std::fs::rename(&staged, &target).map_err(|e| format!("{}: {e}", target.display()))?;
-    std::fs::File::open(&dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| format!("{}: {e}", dir.display()))
+    dir.rename(STAGED_MODEL, crate::store::MODEL_FILE)
+        .map_err(|e| format!("{}: {e}", d.store.model_path(user).display()))
 }
 
 /// Test hook, compiled into debug builds only: with `AUTHNETD_TEST_PAUSE_BEFORE_COMMIT=SECS`

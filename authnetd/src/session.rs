@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use authnet_core::features::{ExtractReport, FeatureExtractor, UtteranceFeatures};
 use authnet_core::model::bank::ImpostorBank;
 use authnet_core::model::file::{Expect, Owner};
-use authnet_core::model::password::{PasswordError, PasswordModel, Scores, ThresholdPolicy};
+use authnet_core::model::password::{PasswordModel, Scores, ThresholdPolicy};
 use authnet_core::model::pretrained::PretrainedLstm;
 use authnet_core::vision::DetectOutcome;
 use authnet_ipc::{
@@ -178,12 +178,13 @@ impl Daemon {
     /// Loads `acct`'s model: for this pipeline, intact (digest) and bound to this account's
     /// name and uid, so a model copied from another user's directory, or left by a deleted
     /// account whose name was reused, is refused.
-    pub(crate) fn load_user_model(&self, acct: &Account) -> Result<PasswordModel, PasswordError> {
+    pub(crate) fn load_user_model(
+        &self,
+        acct: &Account,
+    ) -> Result<PasswordModel, store::LoadModelError> {
         let owner = Self::owner_of(acct);
-        PasswordModel::load(
-            &self.store.model_path(&acct.name),
-            &self.expect(Some(&owner)),
-        )
+        self.store
+            .load_model(&acct.name, &self.expect(Some(&owner)))
     }
 
     /// Answers one request. `Err` means the connection is unusable and must be closed.
@@ -737,7 +738,7 @@ impl Daemon {
         let r = self
             .store
             .ensure_user_dir(user)
-            .and_then(|d| throttle::save(&d, &throttle::ThrottleState::default()));
+            .and_then(|d| throttle::save(d.path(), &throttle::ThrottleState::default()));
         match r {
             Ok(()) => {
                 self.log

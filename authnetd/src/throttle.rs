@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ThrottleConfig;
+use authnet_core::fsutil::Dir;
+
 use crate::store::{self, StoreError};
 
 /// File name inside the user's state directory.
@@ -66,27 +68,43 @@ impl ThrottleState {
     }
 }
 
-/// Reads the state of the user whose directory is `dir` (absent file: no failures). A file
-/// that exists but cannot be parsed is an error: the caller must fail closed.
+/// The largest throttle file read (it is a few dozen bytes of JSON).
+const MAX_FILE_BYTES: u64 = 4096;
+
+/// Reads the state of the user whose directory is `dir` (absent directory or file: no
+/// failures). A file that exists but cannot be read or parsed, or a directory or file that is a
+/// symlink, is an error: the caller must fail closed.
 pub fn load(dir: &Path) -> Result<ThrottleState, StoreError> {
     let path = dir.join(FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+    let d = match Dir::open(dir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ThrottleState::default()),
+        Err(source) => {
+            return Err(StoreError::Io {
+                path: dir.into(),
+                source,
+            })
+        }
+    };
+    match store::read_file(&d, FILE, MAX_FILE_BYTES)? {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
             path,
             why: source.to_string(),
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ThrottleState::default()),
-        Err(source) => Err(StoreError::Io { path, source }),
+        None => Ok(ThrottleState::default()),
     }
 }
 
-/// Writes the state atomically.
+/// Writes the state atomically, relative to the user's directory (never through a symlink).
 pub fn save(dir: &Path, st: &ThrottleState) -> Result<(), StoreError> {
+    let path = dir.join(FILE);
     let bytes = serde_json::to_vec(st).map_err(|e| StoreError::Corrupt {
-        path: dir.join(FILE),
+        path: path.clone(),
         why: e.to_string(),
     })?;
-    store::write_atomic(dir, FILE, &bytes)
+    Dir::open(dir)
+        .and_then(|d| d.write_atomic(FILE, &bytes))
+        .map_err(|source| StoreError::Io { path, source })
 }
 
 /// Records a failure now.

@@ -224,17 +224,32 @@ impl PasswordModel {
 
     /// Writes the model file atomically.
     pub fn save(&self, path: &Path) -> Result<(), PasswordError> {
-        let tensors: Vec<NamedTensor> = self
-            .gates
+        Ok(file::save_model(path, &self.meta, &self.tensors())?)
+    }
+
+    /// The model file image [`save`](Self::save) writes, for callers that write it themselves
+    /// (the daemon, relative to the user's directory descriptor).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, PasswordError> {
+        Ok(file::model_to_bytes(&self.meta, &self.tensors())?)
+    }
+
+    fn tensors(&self) -> Vec<NamedTensor> {
+        self.gates
             .iter()
             .flat_map(|g| g.tensors(&self.meta))
-            .collect();
-        Ok(file::save_model(path, &self.meta, &tensors)?)
+            .collect()
     }
 
     /// Loads and validates a model file against the pipeline in use.
     pub fn load(path: &Path, expect: &Expect) -> Result<Self, PasswordError> {
         let (meta, tensors) = file::load_model(path, expect)?;
+        Self::from_parts(meta, tensors)
+    }
+
+    /// Parses and checks a model file image read by the caller, with the same checks as
+    /// [`load`](Self::load).
+    pub fn from_bytes(bytes: &[u8], expect: &Expect) -> Result<Self, PasswordError> {
+        let (meta, tensors) = file::model_from_bytes(bytes, expect)?;
         Self::from_parts(meta, tensors)
     }
 
