@@ -172,12 +172,7 @@ fn remote_sessions_and_other_seats_are_refused_by_the_daemon() {
 /// clean, yet the daemon sees the SSH session and refuses.
 #[test]
 fn the_real_module_in_a_remote_session_falls_through() {
-    if let Err(why) = pam_tools() {
-        assert!(
-            std::env::var_os("AUTHNET_REQUIRE_TOOLS").is_none(),
-            "AUTHNET_REQUIRE_TOOLS is set: {why}"
-        );
-        eprintln!("SKIPPED: {why}");
+    if require_tool(pam_tools()).is_none() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -330,14 +325,7 @@ fn one_uid_cannot_take_every_connection() {
 
 /// Items 4 and 6 share a daemon whose `authnet-enroll` service is pam_matrix.
 fn pam_daemon(tmp: &tempfile::TempDir, services: Option<Vec<(String, String)>>) -> Option<Daemon> {
-    if let Err(why) = pam_matrix() {
-        assert!(
-            std::env::var_os("AUTHNET_REQUIRE_TOOLS").is_none(),
-            "AUTHNET_REQUIRE_TOOLS is set: {why}"
-        );
-        eprintln!("SKIPPED: {why}");
-        return None;
-    }
+    require_tool(pam_matrix())?;
     let env = services
         .unwrap_or_else(|| pam_matrix_env(tmp.path(), "authnet-enroll", &[("nobody", PASSWORD)]));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -458,9 +446,7 @@ fn password_guessing_through_enrolment_is_backed_off() {
 #[test]
 fn the_shipped_enrol_service_locks_with_faillock() {
     let tmp = open_tmp();
-    let Ok(matrix) = pam_matrix() else {
-        assert!(std::env::var_os("AUTHNET_REQUIRE_TOOLS").is_none());
-        eprintln!("SKIPPED: pam_wrapper");
+    let Some(matrix) = require_tool(pam_matrix()) else {
         return;
     };
     let shipped =
@@ -973,4 +959,358 @@ fn an_account_sharing_a_uid_cannot_use_the_other_names_model() {
     );
     // The owner's own model still works.
     assert_eq!(d.authenticate("nobody"), Outcome::Accept);
+}
+
+/// Issue 15 item 5, symlinks: a link planted in the state directory, where the user's
+/// directory, model or throttle file should be, is never followed. The attempt fails closed
+/// (throttled or `model_error`, never a match on the file behind the link), the log says why,
+/// and nothing outside the state directory is read into a decision or written.
+#[test]
+fn symlinks_planted_in_the_state_directory_are_not_followed() {
+    use std::os::unix::fs::symlink;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(tmp.path(), &cfg(100, ""));
+    d.camera.play(&genuine());
+    // A valid model for nobody, and a file an attacker would like overwritten, both outside.
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(
+        outside.join("model.safetensors"),
+        authnet_tests::model_for("nobody"),
+    )
+    .unwrap();
+    let victim = outside.join("victim");
+    std::fs::write(&victim, b"keep me").unwrap();
+    let before = walk(&outside);
+    let reset = || {
+        Client::connect(&d.socket)
+            .call(&Request::ResetThrottle {
+                user: "nobody".into(),
+            })
+            .1
+    };
+
+    // The user's directory is a link to the outside one.
+    let user_dir = d.state.join("nobody");
+    symlink(&outside, &user_dir).unwrap();
+    assert_eq!(
+        d.authenticate("nobody"),
+        unavailable(UnavailableReason::Throttled)
+    );
+    assert!(
+        d.log_text().contains("user=nobody throttle state unusable"),
+        "{}",
+        d.log_text()
+    );
+    // Not listed as enrolled, and root's reset does not write through the link either.
+    match Client::connect(&d.socket)
+        .call(&Request::List { user: None })
+        .1
+    {
+        Response::Models { entries } => assert!(entries.is_empty(), "{entries:?}"),
+        o => panic!("{o:?}"),
+    }
+    assert!(matches!(reset(), Response::Error { .. }));
+    assert_eq!(
+        walk(&outside),
+        before,
+        "written through the linked directory"
+    );
+
+    // A real directory whose model is a link to the valid model outside.
+    std::fs::remove_file(&user_dir).unwrap();
+    std::fs::create_dir(&user_dir).unwrap();
+    let model = user_dir.join("model.safetensors");
+    symlink(outside.join("model.safetensors"), &model).unwrap();
+    assert_eq!(
+        d.authenticate("nobody"),
+        unavailable(UnavailableReason::ModelError)
+    );
+    assert!(
+        d.log_text().contains("user=nobody model") && d.log_text().contains("unusable"),
+        "{}",
+        d.log_text()
+    );
+
+    // The throttle file is a link to the victim: closed, and the victim is not written.
+    std::fs::remove_file(&model).unwrap();
+    d.enrol("nobody");
+    let st = user_dir.join("throttle.json");
+    symlink(&victim, &st).unwrap();
+    assert_eq!(
+        d.authenticate("nobody"),
+        unavailable(UnavailableReason::Throttled)
+    );
+    // An impostor attempt would record a failure: it is throttled first, so nothing is written.
+    d.camera.play(&data::word("F02", 2, 9));
+    assert_eq!(
+        d.authenticate("nobody"),
+        unavailable(UnavailableReason::Throttled)
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+    // root's reset replaces the link with a file of its own, and the face path works again.
+    assert!(matches!(reset(), Response::Done { .. }));
+    assert!(std::fs::symlink_metadata(&st).unwrap().is_file());
+    assert_eq!(walk(&outside), before);
+    d.camera.play(&genuine());
+    assert_eq!(d.authenticate("nobody"), Outcome::Accept);
+}
+
+/// Whether `log` holds a run of at least `n` consecutive numbers (a dumped vector).
+fn has_number_run(log: &str, n: usize) -> bool {
+    let mut run = 0;
+    for tok in log.split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']') {
+        if tok.is_empty() {
+            continue;
+        }
+        if tok.parse::<f64>().is_ok() {
+            run += 1;
+            if run >= n {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
+/// The longest run of base64 or hex characters in `log` (an encoded frame or tensor).
+fn longest_encoded_run(log: &str) -> usize {
+    let mut best = 0;
+    let mut run = 0;
+    for c in log.chars() {
+        if c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=' {
+            run += 1;
+            best = best.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    best
+}
+
+/// Issue 15 item 7: a whole enrolment (with a wrong password first), genuine and impostor
+/// attempts and a root `test` leave no password, frame or embedding in the log.
+#[test]
+fn the_log_holds_no_password_frame_or_embedding() {
+    const WRONG: &str = "zebra-staple-91x";
+    let tmp = open_tmp();
+    let Some(d) = pam_daemon(&tmp, None) else {
+        return;
+    };
+    let clips: Vec<String> = (1..=5)
+        .map(|i| data::word("F02", 1, i).display().to_string())
+        .collect();
+    let others: Vec<String> = (2..=4)
+        .flat_map(|w| (1..=2).map(move |i| data::word("F02", w, i).display().to_string()))
+        .collect();
+    let req = |pw: &str| Request::Enroll {
+        user: "nobody".into(),
+        password: Some(Secret::new(pw.into())),
+        clips: clips.clone(),
+        other_word_clips: others.clone(),
+        clip_count: 0,
+    };
+    let r = last_response(&client_as(&d, NOBODY, NOBODY, &req(WRONG)));
+    assert!(
+        matches!(
+            &r,
+            Response::Error {
+                kind: ErrorKind::AuthFailed,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    let r = last_response(&client_as(&d, NOBODY, NOBODY, &req(PASSWORD)));
+    assert!(matches!(&r, Response::Enrolled { .. }), "{r:?}");
+    d.camera.play(&genuine());
+    assert_eq!(d.authenticate("nobody"), Outcome::Accept);
+    match Client::connect(&d.socket)
+        .call(&Request::Test {
+            user: "nobody".into(),
+        })
+        .1
+    {
+        Response::TestResult { score, .. } => assert!(score.is_some()),
+        o => panic!("{o:?}"),
+    }
+    d.camera.play(&data::word("F02", 2, 9));
+    assert_eq!(d.authenticate("nobody"), Outcome::Reject);
+
+    let log = d.log_text();
+    assert!(log.contains("user=nobody"), "the log is empty: {log}");
+    for secret in [PASSWORD, WRONG, "horse", "staple"] {
+        assert!(!log.contains(secret), "{secret:?} in the log:\n{log}");
+    }
+    assert!(!has_number_run(&log, 8), "a vector in the log:\n{log}");
+    assert!(
+        longest_encoded_run(&log) < 100,
+        "an encoded blob in the log:\n{log}"
+    );
+}
+
+/// Issue 15 item 7: a non-root peer asking about another user gets the same answer whether
+/// that user is enrolled or not, for every request, so it learns nothing about enrolment.
+#[test]
+fn another_users_enrolment_is_not_disclosed_to_a_non_root_peer() {
+    let tmp = open_tmp();
+    let d = Daemon::start(tmp.path(), &cfg(100, ""));
+    d.camera.play(&genuine());
+    // `daemon` is enrolled, `bin` is not; both are system accounts that exist everywhere.
+    d.enrol("daemon");
+    let asks = |user: &str| -> Vec<String> {
+        let requests = [
+            auth_request(user),
+            Request::Test { user: user.into() },
+            Request::List {
+                user: Some(user.into()),
+            },
+            Request::Remove {
+                user: Some(user.into()),
+                all: false,
+                password: Some(Secret::new(PASSWORD.into())),
+            },
+            Request::ResetThrottle { user: user.into() },
+            Request::Enroll {
+                user: user.into(),
+                password: Some(Secret::new(PASSWORD.into())),
+                clips: vec![],
+                other_word_clips: vec![],
+                clip_count: 0,
+            },
+        ];
+        requests
+            .iter()
+            .map(|req| {
+                let r = last_response(&client_as(&d, NOBODY, NOBODY, req));
+                assert!(
+                    matches!(
+                        &r,
+                        Response::Error {
+                            kind: ErrorKind::PermissionDenied,
+                            ..
+                        }
+                    ),
+                    "{user} {req:?}: {r:?}"
+                );
+                format!("{r:?}").replace(user, "USER")
+            })
+            .collect()
+    };
+    let enrolled = asks("daemon");
+    let not_enrolled = asks("bin");
+    assert_eq!(enrolled, not_enrolled);
+    // nobody's own list does not mention the other user either.
+    let own = last_response(&client_as(
+        &d,
+        NOBODY,
+        NOBODY,
+        &Request::List { user: None },
+    ));
+    assert!(!format!("{own:?}").contains("daemon"), "{own:?}");
+    // The enrolled user's model is untouched, and root still sees it.
+    assert_eq!(d.authenticate("daemon"), Outcome::Accept);
+}
+
+/// Issue 15 item 2: guessing a login password through the enrolment request is no faster
+/// than through `su`. Both are attacked the same way for the same time, from the same
+/// unprivileged uid with four guesses in flight: `su root` with a wrong password (the system's
+/// own PAM stack and delay), against the daemon's enrolment check with a PAM service that has
+/// no delay of its own (pam_matrix), so only the daemon's backoff slows it.
+#[test]
+fn password_guessing_through_enrolment_is_no_faster_than_su() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const WINDOW: Duration = Duration::from_secs(10);
+    const STREAMS: usize = 4;
+    let Some(su) = require_tool(authnet_tests::tool_at("/usr/bin/su", "util-linux")) else {
+        return;
+    };
+    let Some(setpriv) = require_tool(authnet_tests::tool_at("/usr/bin/setpriv", "util-linux"))
+    else {
+        return;
+    };
+    let tmp = open_tmp();
+    let Some(d) = pam_daemon(&tmp, None) else {
+        return;
+    };
+
+    // su: each stream runs `su root` as nobody with a wrong password, back to back.
+    let su_failures = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..STREAMS {
+            s.spawn(|| {
+                let t = Instant::now();
+                while t.elapsed() < WINDOW {
+                    let mut c = std::process::Command::new(&setpriv)
+                        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                        .arg(&su)
+                        .args(["root", "-c", "true"])
+                        .stdin(std::process::Stdio::piped())
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .spawn()
+                        .unwrap();
+                    use std::io::Write;
+                    let _ = c.stdin.take().unwrap().write_all(b"wrong-guess\n");
+                    let st = c.wait().unwrap();
+                    assert!(!st.success(), "su accepted a wrong password");
+                    if t.elapsed() < WINDOW {
+                        su_failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+
+    // The daemon: each stream sends a new guess as soon as the last one is answered.
+    let checked = AtomicUsize::new(0);
+    let refused = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for k in 0..STREAMS {
+            let (d, checked, refused) = (&d, &checked, &refused);
+            s.spawn(move || {
+                let t = Instant::now();
+                let mut i = 0;
+                while t.elapsed() < WINDOW {
+                    i += 1;
+                    let pw = format!("guess-{k}-{i}");
+                    let r = last_response(&client_as(d, NOBODY, NOBODY, &enroll(&pw, &[])));
+                    match &r {
+                        Response::Error { message, .. } if message.contains("not accepted") => {
+                            if t.elapsed() < WINDOW {
+                                checked.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Response::Error {
+                            kind: ErrorKind::AuthFailed | ErrorKind::Busy,
+                            ..
+                        } => {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        o => panic!("guess {pw}: {o:?}"),
+                    }
+                }
+            });
+        }
+    });
+    let (su_n, enrol_n) = (
+        su_failures.load(Ordering::Relaxed),
+        checked.load(Ordering::Relaxed),
+    );
+    let secs = WINDOW.as_secs_f64();
+    eprintln!(
+        "MEASURED in {secs} s with {STREAMS} streams: su {su_n} wrong passwords checked \
+         ({:.2}/s); enrolment {enrol_n} checked ({:.2}/s), {} refused without a check",
+        su_n as f64 / secs,
+        enrol_n as f64 / secs,
+        refused.load(Ordering::Relaxed)
+    );
+    assert!(su_n > 0, "su checked nothing");
+    assert!(
+        enrol_n <= su_n,
+        "enrolment checked {enrol_n} passwords, su {su_n}"
+    );
 }
