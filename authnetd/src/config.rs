@@ -128,6 +128,18 @@ pub enum CameraSource {
     Dir(PathBuf),
 }
 
+impl CameraSource {
+    /// The kind of frames it gives, which chooses how an utterance is cut
+    /// ([`authnet_core::attempt::TrimPolicy::for_source`]): a device records from before the
+    /// user starts until the clip ends, a recorded-frames folder is already the utterance.
+    pub fn kind(&self) -> authnet_core::attempt::SourceKind {
+        match self {
+            Self::V4l2(_) => authnet_core::attempt::SourceKind::Camera,
+            Self::Dir(_) => authnet_core::attempt::SourceKind::Recording,
+        }
+    }
+}
+
 impl std::fmt::Display for CameraSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -594,6 +606,20 @@ mod tests {
         assert_eq!(c.enroll_camera_limit, Duration::from_secs(45));
         assert!(!c.snapshots);
         assert_eq!(c.snapshot_keep, 30);
+    }
+
+    #[test]
+    fn a_device_is_cut_to_the_utterance_and_a_recording_is_kept_whole() {
+        use authnet_core::attempt::{SourceKind, TrimPolicy};
+        let dev = CameraSource::V4l2("/dev/video0".into());
+        let rec = CameraSource::Dir("/tmp/clip".into());
+        assert_eq!(dev.kind(), SourceKind::Camera);
+        assert_eq!(rec.kind(), SourceKind::Recording);
+        assert!(matches!(
+            TrimPolicy::for_source(dev.kind()),
+            TrimPolicy::Utterance(_)
+        ));
+        assert_eq!(TrimPolicy::for_source(rec.kind()), TrimPolicy::Whole);
     }
 
     #[test]

@@ -11,12 +11,12 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use authnet_core::attempt::{AttemptError, SourceKind, Utterance};
 use authnet_core::features::{ExtractReport, FeatureExtractor, UtteranceFeatures};
 use authnet_core::model::bank::ImpostorBank;
 use authnet_core::model::file::{Expect, Owner};
-use authnet_core::model::password::{PasswordModel, Scores, ThresholdPolicy};
+use authnet_core::model::password::{self, PasswordModel, Scores, ThresholdPolicy};
 use authnet_core::model::pretrained::PretrainedLstm;
-use authnet_core::vision::DetectOutcome;
 use authnet_ipc::{
     is_local_rhost, ErrorKind, IpcError, ModelEntry, Outcome, Request, Response, Secret,
     UnavailableReason,
@@ -508,8 +508,10 @@ impl Daemon {
             }
         };
         clip.keep_samples(crate::snapshot::frames_to_keep(&self.cfg));
-        let mut inc = ex.begin();
-        let (mut faces, mut dark, mut none) = (0usize, 0usize, 0usize);
+        // The one owner of the pipeline order (`authnet_core::attempt`): the camera's kind
+        // chooses the cut, so a device's clip keeps only the span where the lips move and a
+        // recorded clip is scored whole.
+        let mut utt = Utterance::from_source(&mut ex, self.cfg.camera.source.kind());
         let timed_out = loop {
             match conn.poll() {
                 ClientState::Waiting => {}
@@ -528,14 +530,9 @@ impl Daemon {
                     return Ok(Attempt::unavailable(camera::unavailable_reason(&e)));
                 }
             };
-            match inc.push(&frame) {
-                Ok(DetectOutcome::Face(_)) => faces += 1,
-                Ok(DetectOutcome::NoFace) => none += 1,
-                Ok(DetectOutcome::TooDark) => dark += 1,
-                Err(e) => {
-                    self.log.error(&format!("feature extraction failed: {e}"));
-                    return Ok(Attempt::unavailable(U::Internal));
-                }
+            if let Err(e) = utt.push(&frame) {
+                self.log.error(&format!("feature extraction failed: {e}"));
+                return Ok(Attempt::unavailable(U::Internal));
             }
         };
         let last_frame = Instant::now();
@@ -547,59 +544,57 @@ impl Daemon {
         if timed_out {
             return Ok(Attempt::unavailable(U::Timeout));
         }
-        let total = faces + dark + none;
-        if total == 0 || (faces as f64) < self.cfg.min_face_fraction * total as f64 {
-            let reason = if dark > none { U::TooDark } else { U::NoFace };
+        let report = utt.report();
+        let total = report.frames;
+        if total == 0 || (report.faces_found as f64) < self.cfg.min_face_fraction * total as f64 {
+            let reason = if report.too_dark > report.no_face {
+                U::TooDark
+            } else {
+                U::NoFace
+            };
             return Ok(Attempt::unavailable(reason));
         }
-        let feats: UtteranceFeatures = match inc.finish() {
-            Ok((f, _)) => f,
+        let captured = match utt.finish() {
+            Ok(c) => c,
             Err(e) => {
                 self.log.error(&format!("feature extraction failed: {e}"));
                 return Ok(Attempt::unavailable(U::Internal));
             }
         };
         drop(ex);
-        // A live camera records from before the user starts until the clip ends: keep only the
-        // span where the lips move. A clip where nothing moves (a photo) is a failed attempt.
-        // Recorded clips (`dir:`) are already cut to the utterance and are scored whole.
-        let feats = if matches!(self.cfg.camera.source, crate::config::CameraSource::V4l2(_)) {
-            match authnet_core::segment::trim(
-                &feats,
-                &authnet_core::segment::SegmentConfig::default(),
-            ) {
-                Ok((t, _)) => t,
-                Err(e) => {
-                    self.log.info(&format!("user={user} no utterance: {e}"));
-                    crate::snapshot::on_reject(&self.cfg, &self.log, user, &samples);
-                    return Ok(Attempt {
-                        outcome: Outcome::Reject,
-                        scores: None,
-                        after_last_frame: Some(last_frame.elapsed()),
-                    });
-                }
+        let policy = self.cfg.threshold_policy.core();
+        let decision = match captured.decide(model, policy) {
+            Ok(d) => d,
+            // Nothing moves like speech (a photo): a failed attempt.
+            Err(AttemptError::NoUtterance(e)) => {
+                self.log.info(&format!("user={user} no utterance: {e}"));
+                crate::snapshot::on_reject(&self.cfg, &self.log, user, &samples);
+                return Ok(Attempt {
+                    outcome: Outcome::Reject,
+                    scores: None,
+                    after_last_frame: Some(last_frame.elapsed()),
+                });
             }
-        } else {
-            feats
-        };
-        let scores = match model.score(&feats) {
-            Ok(s) => s,
-            Err(e) => {
+            Err(AttemptError::Model(e)) => {
                 self.log
                     .warn(&format!("user={user} probe not scorable: {e}"));
                 return Ok(Attempt::unavailable(U::NoFace));
             }
+            Err(e) => {
+                self.log.error(&format!("feature extraction failed: {e}"));
+                return Ok(Attempt::unavailable(U::Internal));
+            }
         };
-        let policy = self.cfg.threshold_policy.core();
-        let outcome = if model.accepts(&scores, policy) {
-            Outcome::Accept
-        } else {
-            crate::snapshot::on_reject(&self.cfg, &self.log, user, &samples);
-            Outcome::Reject
+        let outcome = match decision.verdict {
+            password::Verdict::Accept => Outcome::Accept,
+            password::Verdict::Reject | password::Verdict::Vetoed(_) => {
+                crate::snapshot::on_reject(&self.cfg, &self.log, user, &samples);
+                Outcome::Reject
+            }
         };
         Ok(Attempt {
             outcome,
-            scores: Some(scores),
+            scores: Some(decision.scores),
             after_last_frame: Some(last_frame.elapsed()),
         })
     }
@@ -922,17 +917,20 @@ fn extract_counting(
     ex: &mut FeatureExtractor,
     mut src: Box<dyn authnet_core::capture::FrameSource>,
 ) -> Result<(UtteranceFeatures, ExtractReport, f64), String> {
-    let mut inc = ex.begin();
+    // A recorded clip is already cut to the utterance: kept whole, as
+    // `authnet_core::attempt` cuts a recording.
+    let mut utt = Utterance::from_source(ex, SourceKind::Recording);
     let mut statics = crate::enroll::StaticCounter::default();
     let mut n = 0;
     while let Some(f) = src.next_frame().map_err(|e| e.to_string())? {
-        inc.push(&f).map_err(|e| e.to_string())?;
+        utt.push(&f).map_err(|e| e.to_string())?;
         statics.push(f);
         n += 1;
         if n >= authnet_core::capture::MAX_FRAMES {
             break;
         }
     }
-    let (feats, report) = inc.finish().map_err(|e| e.to_string())?;
-    Ok((feats, report, statics.share()))
+    let captured = utt.finish().map_err(|e| e.to_string())?;
+    let feats = captured.probe().map_err(|e| e.to_string())?;
+    Ok((feats, captured.report, statics.share()))
 }

@@ -25,7 +25,7 @@
 
 use std::time::{Duration, Instant};
 
-use authnet_core::attempt::{TrimPolicy, Utterance};
+use authnet_core::attempt::Utterance;
 use authnet_core::features::{cosine, UtteranceFeatures};
 use authnet_core::model::password::{motion_energy, MIN_POSITIVES};
 use authnet_ipc::{ErrorKind, IpcError, Response, Secret};
@@ -327,9 +327,9 @@ fn capture(
         }
     };
     let deadline = (Instant::now() + d.cfg.camera.clip + CAPTURE_SLACK).min(budget_end);
-    // Enrolment clips are scored whole, as they always were; the owner of the pipeline order
-    // is `authnet_core::attempt`.
-    let mut utt = Utterance::begin(&mut ex, TrimPolicy::Whole);
+    // The owner of the pipeline order is `authnet_core::attempt`: the camera's kind chooses
+    // the cut, as on the attempt path, so the model learns from the span it will later score.
+    let mut utt = Utterance::from_source(&mut ex, d.cfg.camera.source.kind());
     let mut statics = StaticCounter::default();
     loop {
         match conn.poll() {
@@ -356,13 +356,14 @@ fn capture(
         statics.push(frame);
     }
     drop(clip); // Release the device between clips.
-    let (f, r) = match utt.finish() {
-        Ok(c) => (c.features, c.report),
+    let captured = match utt.finish() {
+        Ok(c) => c,
         Err(e) => {
             d.log.error(&format!("feature extraction failed: {e}"));
             return Ok(Take::Failed("feature extraction failed"));
         }
     };
+    let (f, r) = (captured.features.clone(), captured.report);
     drop(ex);
     let stats = format!(
         "frames={} faces={} motion={:.4} static={:.2}",
@@ -372,6 +373,22 @@ fn capture(
         statics.share()
     );
     let mut verdict = check_clip(&f, &r, statics.share());
+    // Then the cut: a device's clip keeps the span where the lips move; a clip with no such
+    // span is a retake, as a photo is refused on the attempt path.
+    let f = match (&verdict, captured.probe()) {
+        (Ok(()), Ok(cut)) => cut,
+        (Ok(()), Err(e)) => {
+            d.log.info(&format!(
+                "user={user} live {} no utterance: {e}",
+                kind.label()
+            ));
+            verdict = Err(Flaw::NoMotion {
+                energy: motion_energy(&f),
+            });
+            f
+        }
+        (Err(_), _) => f,
+    };
     let mut cos = None;
     if let (Ok(()), Some(earlier)) = (&verdict, earlier) {
         // As for recorded clips, a face is judged once two others say whose it is.
