@@ -502,7 +502,7 @@ pub fn enroll(
     other_word_clips: &[String],
     clip_count: u32,
 ) -> Result<(), IpcError> {
-    let Some(acct) = d.authorise_user(conn, user)? else {
+    let Some(acct) = d.authorise(conn, user)? else {
         return Ok(());
     };
     if clips.is_empty() {

@@ -156,6 +156,12 @@ impl Store {
         Ok(PasswordModel::from_bytes(&bytes, expect)?)
     }
 
+    /// Whether `user` has a model file: a regular file in a real directory (a symlink in the
+    /// way is no model).
+    pub fn has_model(&self, user: &str) -> bool {
+        matches!(self.open_user_dir(user), Ok(Some(d)) if d.is_file(MODEL_FILE))
+    }
+
     /// Users that have a model file, sorted.
     pub fn enrolled_users(&self) -> Result<Vec<String>, StoreError> {
         let root = self.root_dir()?;
