@@ -191,6 +191,11 @@ pub fn authenticate<P: PamHandler>(pam: &mut P, args: &[&str], silent: bool) -> 
         deadline: Instant::now(),
     };
     call.deadline += call.opts.timeout;
+    if let Some(n) = call.opts.ignored_max_tries {
+        call.error(&format!(
+            "max-tries={n} is ignored: the retry budget is max_tries in authnetd.toml"
+        ));
+    }
     let verdict = call.run();
     let code = verdict.pam_code();
     call.debug(&format!("verdict {verdict:?} -> {code:?}"));
@@ -425,7 +430,9 @@ impl FaceCheck {
         }
     }
 
-    /// The conversation: hello, then up to `max_tries` authenticate requests.
+    /// The conversation: hello, then one authenticate request. Retrying a rejected clip is the
+    /// daemon's (`max_tries` in `authnetd.toml`), so the budget is counted in one place and
+    /// every rejected clip reaches the throttle.
     fn talk(&self, conn: &mut Conn, sink: &mut dyn FnMut(Event)) -> Result<Verdict, IpcError> {
         conn.send(&Request::Hello {
             protocol_version: PROTOCOL_VERSION,
@@ -435,38 +442,26 @@ impl FaceCheck {
             Response::Error { kind, message } => return Ok(daemon_error(sink, kind, &message)),
             other => return Ok(unexpected(sink, &other)),
         }
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            conn.send(&self.request)?;
-            let outcome = loop {
-                match conn.recv()? {
-                    Response::Info { text } => sink(Event::Info(text)),
-                    Response::Result { outcome } => break outcome,
-                    Response::Error { kind, message } => {
-                        return Ok(daemon_error(sink, kind, &message))
-                    }
-                    other => return Ok(unexpected(sink, &other)),
-                }
-            };
-            match outcome {
-                Outcome::Accept => return Ok(Verdict::Accepted),
-                Outcome::Reject if tries < self.opts.max_tries => {
-                    sink(Event::Log(
-                        LogLevel::Debug,
-                        format!("rejected on try {tries}; trying again"),
-                    ));
-                }
-                Outcome::Reject => return Ok(Verdict::Rejected),
-                Outcome::Unavailable { reason } => {
-                    sink(Event::Log(
-                        LogLevel::Debug,
-                        format!("unavailable: {}", reason.describe()),
-                    ));
-                    return Ok(Verdict::Unavailable(reason));
-                }
+        conn.send(&self.request)?;
+        let outcome = loop {
+            match conn.recv()? {
+                Response::Info { text } => sink(Event::Info(text)),
+                Response::Result { outcome } => break outcome,
+                Response::Error { kind, message } => return Ok(daemon_error(sink, kind, &message)),
+                other => return Ok(unexpected(sink, &other)),
             }
-        }
+        };
+        Ok(match outcome {
+            Outcome::Accept => Verdict::Accepted,
+            Outcome::Reject => Verdict::Rejected,
+            Outcome::Unavailable { reason } => {
+                sink(Event::Log(
+                    LogLevel::Debug,
+                    format!("unavailable: {}", reason.describe()),
+                ));
+                Verdict::Unavailable(reason)
+            }
+        })
     }
 }
 
@@ -1050,30 +1045,25 @@ mod tests {
     }
 
     #[test]
-    fn max_tries_retries_on_reject_only() {
-        // Two rejects then an accept, with max-tries=3: success, three requests sent.
+    fn max_tries_is_ignored_and_logged_one_request_is_sent() {
+        // An old line with max-tries=3: one request, its reject is final (retrying is the
+        // daemon's budget), and the log says the option is ignored.
         let mut steps: Vec<Step> = hello().into();
-        for outcome in [Outcome::Reject, Outcome::Reject, Outcome::Accept] {
-            steps.push(Step::Expect(auth_request()));
-            steps.push(Step::Send(Response::Result { outcome }));
-        }
+        steps.push(Step::Expect(auth_request()));
+        steps.push(Step::Send(Response::Result {
+            outcome: Outcome::Reject,
+        }));
         let daemon = FakeDaemon::start(steps);
         let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
-        assert_eq!(run(&mut pam, &daemon, &["max-tries=3"]), PamCode::Success);
+        assert_eq!(run(&mut pam, &daemon, &["max-tries=3"]), PamCode::AuthErr);
         daemon.finish();
-
-        // Two rejects with max-tries=2: AUTH_ERR, no third request.
-        let mut steps: Vec<Step> = hello().into();
-        for _ in 0..2 {
-            steps.push(Step::Expect(auth_request()));
-            steps.push(Step::Send(Response::Result {
-                outcome: Outcome::Reject,
-            }));
-        }
-        let daemon = FakeDaemon::start(steps);
-        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
-        assert_eq!(run(&mut pam, &daemon, &["max-tries=2"]), PamCode::AuthErr);
-        daemon.finish();
+        assert!(
+            pam.logs.iter().any(|(l, m)| *l == LogLevel::Error
+                && m.contains("max-tries=3 is ignored")
+                && m.contains("authnetd.toml")),
+            "{:?}",
+            pam.logs
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ pub const DEFAULT_SOCKET: &str = "/run/authnet/authnetd.sock";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest accepted `timeout=`: a login prompt blocked longer than this is a misconfiguration.
 pub const MAX_TIMEOUT_SECS: u64 = 300;
-/// Largest accepted `max-tries=`: each try is a full camera attempt.
+/// Largest accepted `max-tries=` (kept so that old configuration lines still parse).
 pub const MAX_TRIES: u32 = 10;
 
 /// When the password prompt appears (`prompt=`).
@@ -35,9 +35,10 @@ pub struct Options {
     /// `timeout=SECONDS` (1..=300): the whole call, every connect, read and write included,
     /// finishes within this budget.
     pub timeout: Duration,
-    /// `max-tries=N` (1..=10): how many authenticate attempts to make while the daemon answers
-    /// `reject`.
-    pub max_tries: u32,
+    /// `max-tries=N` (1..=10), no longer used: the one retry budget is `max_tries` in
+    /// `authnetd.toml`, where each rejected clip is also counted by the throttle. Kept so that
+    /// an old line still parses; the module logs that it is ignored.
+    pub ignored_max_tries: Option<u32>,
     /// `debug`: log decisions to syslog (`LOG_AUTHPRIV`).
     pub debug: bool,
     /// `quiet`: do not relay the daemon's `info` texts to the user.
@@ -51,7 +52,7 @@ impl Default for Options {
         Self {
             socket: PathBuf::from(DEFAULT_SOCKET),
             timeout: DEFAULT_TIMEOUT,
-            max_tries: 1,
+            ignored_max_tries: None,
             debug: false,
             quiet: false,
             prompt: PromptMode::FaceFirst,
@@ -100,7 +101,7 @@ impl Options {
                     if !(1..=MAX_TRIES).contains(&n) {
                         return Err(bad());
                     }
-                    o.max_tries = n;
+                    o.ignored_max_tries = Some(n);
                 }
                 _ => return Err(OptionError::Unknown(arg.to_owned())),
             }
@@ -119,7 +120,7 @@ mod tests {
         let d = Options::default();
         assert_eq!(d.socket, PathBuf::from("/run/authnet/authnetd.sock"));
         assert_eq!(d.timeout, Duration::from_secs(10));
-        assert_eq!(d.max_tries, 1);
+        assert_eq!(d.ignored_max_tries, None);
         assert!(!d.debug && !d.quiet);
         assert_eq!(d.prompt, PromptMode::FaceFirst);
     }
@@ -139,7 +140,7 @@ mod tests {
             Ok(Options {
                 socket: PathBuf::from("/tmp/x.sock"),
                 timeout: Duration::from_secs(3),
-                max_tries: 2,
+                ignored_max_tries: Some(2),
                 debug: true,
                 quiet: true,
                 prompt: PromptMode::Concurrent,

@@ -316,6 +316,37 @@ fn throttling_after_failures_survives_a_restart() {
     assert_eq!(d.authenticate(USER), Outcome::Accept);
 }
 
+/// `max_tries` is the one retry budget (issue 13), and no way around the throttle (issue 15):
+/// every rejected clip of one attempt counts as a failure, and the retries stop once the
+/// throttle would refuse the next attempt.
+#[test]
+fn every_retried_clip_counts_in_the_throttle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        tmp.path(),
+        &DaemonConfig {
+            extra: "max_tries = 3\n".into(),
+            ..DaemonConfig::default()
+        },
+    );
+    d.enrol(USER);
+    d.camera.play(&data::word("F02", 2, 9));
+    let failures = || -> serde_json::Value {
+        serde_json::from_slice::<serde_json::Value>(
+            &std::fs::read(d.state.join(USER).join("throttle.json")).unwrap(),
+        )
+        .unwrap()["consecutive_failures"]
+            .clone()
+    };
+    assert_eq!(d.authenticate(USER), Outcome::Reject);
+    assert_eq!(failures(), 3, "three clips, three failures");
+    // Two more clips reach the delay (failures_before_delay = 5): the third is not captured.
+    assert_eq!(d.authenticate(USER), Outcome::Reject);
+    assert_eq!(failures(), 5);
+    assert_eq!(d.authenticate(USER), unavailable(U::Throttled));
+    assert_eq!(failures(), 5);
+}
+
 #[test]
 fn fifty_concurrent_clients_are_all_answered() {
     let tmp = tempfile::tempdir().unwrap();

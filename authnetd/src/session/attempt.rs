@@ -258,9 +258,14 @@ impl Daemon {
         {
             return Err(Abort::ClientGone);
         }
+        // `max_tries` is the one retry budget (the module sends one request): clips while the
+        // answer is reject, no face or too dark and time remains. Every clip's outcome reaches
+        // the throttle, so retries are no way around it, and a retry runs only while the
+        // throttle still allows one.
         let mut last = Attempt::unavailable(U::NoFace);
-        for _ in 0..self.cfg.max_tries {
+        for k in 1..=self.cfg.max_tries {
             last = self.capture_and_score(conn, user, &model, deadline)?;
+            self.record(user, &last.outcome);
             let again = matches!(
                 last.outcome,
                 Outcome::Reject
@@ -268,11 +273,13 @@ impl Daemon {
                         reason: U::NoFace | U::TooDark
                     }
             );
-            if !again || Instant::now() >= deadline {
+            if !again || k == self.cfg.max_tries || Instant::now() >= deadline {
+                break;
+            }
+            if self.throttled(user).is_some() {
                 break;
             }
         }
-        self.record(user, &last.outcome);
         Ok(last)
     }
 
