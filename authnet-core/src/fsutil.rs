@@ -34,6 +34,58 @@ pub enum BoundedRead {
     },
 }
 
+/// Why a file named by path could not be read or written: the I/O error, or the cap, with the
+/// path. The model, impostor-bank and pretrained-model errors carry it as one variant.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// Reading or writing `path` failed.
+    #[error("I/O error on {path}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is over the cap; nothing was read.
+    #[error("{path} is {size} bytes, more than the {max}-byte cap")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The cap.
+        max: u64,
+    },
+}
+
+impl FileError {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// [`read_bounded`], with an error that names the path and the cap.
+pub fn read_file(path: &Path, max: u64) -> Result<Vec<u8>, FileError> {
+    read_bounded(path, max).map_err(|e| match e {
+        BoundedRead::Io(source) => FileError::io(path, source),
+        BoundedRead::TooLarge { size } => FileError::TooLarge {
+            path: path.to_owned(),
+            size,
+            max,
+        },
+    })
+}
+
+/// [`write_atomic`], with an error that names the path.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    write_atomic(path, bytes).map_err(|source| FileError::io(path, source))
+}
+
 /// Opens `path` read-only with `O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC` and checks, on the open
 /// descriptor, that it is a regular file of at most `max` bytes; returns it with its size. A
 /// symlink, FIFO, socket, device or directory fails with an I/O error (`ELOOP` for a symlink,

@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::file::{rfc3339_utc, write_atomic};
+use super::file::rfc3339_utc;
 use crate::features::{FeatureLayout, FrameFeatures, UtteranceFeatures};
 use crate::fsutil::Reader;
 
@@ -70,25 +70,9 @@ const PREFIX_BYTES: u64 = 12 + 4 + 8;
 /// Why a bank could not be built, saved or loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum BankError {
-    /// Reading or writing `path` failed.
-    #[error("I/O error on {path}")]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is larger than [`MAX_BANK_BYTES`]; nothing was read.
-    #[error("{path} is {size} bytes, more than the {max}-byte cap")]
-    FileTooLarge {
-        /// The file.
-        path: PathBuf,
-        /// Its size.
-        size: u64,
-        /// The cap.
-        max: u64,
-    },
+    /// Reading or writing the file failed, or it is over its cap.
+    #[error(transparent)]
+    File(#[from] crate::fsutil::FileError),
     /// The file does not start with [`MAGIC`].
     #[error("not an AuthNet impostor bank (bad magic)")]
     BadMagic,
@@ -479,10 +463,7 @@ impl ImpostorBank {
     /// of the directory.
     pub fn save(&self, path: &Path) -> Result<(), BankError> {
         let bytes = self.to_bytes()?;
-        write_atomic(path, &bytes).map_err(|source| BankError::Io {
-            path: path.to_owned(),
-            source,
-        })
+        Ok(crate::fsutil::write_file(path, &bytes)?)
     }
 
     /// Reads and checks a bank file. The file size is checked against [`MAX_BANK_BYTES`] before
@@ -492,22 +473,7 @@ impl ImpostorBank {
         expected_backbone: &str,
         expected_identity_dim: usize,
     ) -> Result<Self, BankError> {
-        let bytes = match crate::fsutil::read_bounded(path, MAX_BANK_BYTES) {
-            Ok(b) => b,
-            Err(crate::fsutil::BoundedRead::Io(source)) => {
-                return Err(BankError::Io {
-                    path: path.to_owned(),
-                    source,
-                })
-            }
-            Err(crate::fsutil::BoundedRead::TooLarge { size }) => {
-                return Err(BankError::FileTooLarge {
-                    path: path.to_owned(),
-                    size,
-                    max: MAX_BANK_BYTES,
-                })
-            }
-        };
+        let bytes = crate::fsutil::read_file(path, MAX_BANK_BYTES)?;
         Self::from_bytes(&bytes, expected_backbone, expected_identity_dim)
     }
 
@@ -673,10 +639,7 @@ pub struct UtteranceRef {
 
 /// Sorted (by file name) subdirectories of `dir`, skipping files and hidden entries.
 fn subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>, BankError> {
-    let io = |source| BankError::Io {
-        path: dir.to_owned(),
-        source,
-    };
+    let io = |source| BankError::from(crate::fsutil::FileError::io(dir, source));
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
@@ -700,10 +663,7 @@ fn subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>, BankError> {
 
 /// Video files `<II>.<ext>` of a word directory, as (instance, path): `<II>` is the file stem.
 fn video_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, BankError> {
-    let io = |source| BankError::Io {
-        path: dir.to_owned(),
-        source,
-    };
+    let io = |source| BankError::from(crate::fsutil::FileError::io(dir, source));
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
@@ -1132,7 +1092,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("absent.bin");
         match ImpostorBank::load(&path, "mobilefacenet", 3) {
-            Err(BankError::Io { path: p, source }) => {
+            Err(BankError::File(crate::fsutil::FileError::Io { path: p, source })) => {
                 assert_eq!(p, path);
                 assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
             }

@@ -27,13 +27,12 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, View};
 use serde::{Deserialize, Serialize};
 
-pub(crate) use crate::fsutil::write_atomic;
 use crate::sequence::PadPolicy;
 
 /// The only `format_version` this code reads and writes. Version 2 added the owner binding
@@ -53,25 +52,9 @@ pub const MAX_TIMESTEPS: usize = 256;
 /// Why a model file could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelFileError {
-    /// Reading or writing `path` failed.
-    #[error("I/O error on {path}")]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is over [`MAX_MODEL_FILE_BYTES`]; nothing was read.
-    #[error("{path} is {size} bytes, more than the {max}-byte cap")]
-    FileTooLarge {
-        /// The file.
-        path: PathBuf,
-        /// Its size.
-        size: u64,
-        /// The cap.
-        max: u64,
-    },
+    /// Reading or writing the file failed, or it is over its cap.
+    #[error(transparent)]
+    File(#[from] crate::fsutil::FileError),
     /// Not a (complete) safetensors file, as judged by the safetensors parser.
     #[error("not a valid safetensors file")]
     Safetensors(#[source] SafeTensorError),
@@ -447,10 +430,7 @@ pub fn save_model(
     tensors: &[NamedTensor],
 ) -> Result<(), ModelFileError> {
     let bytes = model_to_bytes(meta, tensors)?;
-    write_atomic(path, &bytes).map_err(|source| ModelFileError::Io {
-        path: path.to_owned(),
-        source,
-    })
+    Ok(crate::fsutil::write_file(path, &bytes)?)
 }
 
 /// Reads a model file and checks it against `expect`. The size is checked against
@@ -459,22 +439,7 @@ pub fn load_model(
     path: &Path,
     expect: &Expect<'_>,
 ) -> Result<(ModelMeta, Vec<NamedTensor>), ModelFileError> {
-    let bytes = match crate::fsutil::read_bounded(path, MAX_MODEL_FILE_BYTES) {
-        Ok(b) => b,
-        Err(crate::fsutil::BoundedRead::Io(source)) => {
-            return Err(ModelFileError::Io {
-                path: path.to_owned(),
-                source,
-            })
-        }
-        Err(crate::fsutil::BoundedRead::TooLarge { size }) => {
-            return Err(ModelFileError::FileTooLarge {
-                path: path.to_owned(),
-                size,
-                max: MAX_MODEL_FILE_BYTES,
-            })
-        }
-    };
+    let bytes = crate::fsutil::read_file(path, MAX_MODEL_FILE_BYTES)?;
     model_from_bytes(&bytes, expect)
 }
 
@@ -920,10 +885,10 @@ mod tests {
         f.set_len(MAX_MODEL_FILE_BYTES + 1).unwrap();
         assert!(matches!(
             load_model(&path, &expect()),
-            Err(ModelFileError::FileTooLarge { size, .. }) if size == MAX_MODEL_FILE_BYTES + 1
+            Err(ModelFileError::File(crate::fsutil::FileError::TooLarge { size, .. })) if size == MAX_MODEL_FILE_BYTES + 1
         ));
         match load_model(&dir.path().join("absent"), &expect()) {
-            Err(ModelFileError::Io { source, .. }) => {
+            Err(ModelFileError::File(crate::fsutil::FileError::Io { source, .. })) => {
                 assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
             }
             other => panic!("{other:?}"),

@@ -37,11 +37,11 @@
 //!
 //! Like the bank, the file is derived from the admin's recordings and is never committed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::file::{rfc3339_utc, write_atomic};
+use super::file::rfc3339_utc;
 use super::lstm::{LstmConfig, LstmError, PretrainReport, SeqClassifier, Sequence, TrainConfig};
 use super::password::config::LstmPreset;
 use super::password::views::{jitter_copy, lstm_input};
@@ -71,25 +71,9 @@ const PREFIX_BYTES: usize = 12 + 4 + 8;
 /// Why a pretrained model could not be built, saved or loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum PretrainedError {
-    /// Reading or writing `path` failed.
-    #[error("I/O error on {path}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is larger than [`MAX_FILE_BYTES`]; nothing was read.
-    #[error("{path} is {size} bytes, more than the {max}-byte cap")]
-    FileTooLarge {
-        /// The file.
-        path: PathBuf,
-        /// Its size.
-        size: u64,
-        /// The cap.
-        max: u64,
-    },
+    /// Reading or writing the file failed, or it is over its cap.
+    #[error(transparent)]
+    File(#[from] crate::fsutil::FileError),
     /// The file does not start with [`MAGIC`].
     #[error("not an AuthNet pretrained word model (bad magic)")]
     BadMagic,
@@ -355,31 +339,13 @@ impl PretrainedLstm {
 
     /// Writes the file atomically (temporary file, fsync, rename, fsync of the directory).
     pub fn save(&self, path: &Path) -> Result<(), PretrainedError> {
-        write_atomic(path, &self.to_bytes()).map_err(|source| PretrainedError::Io {
-            path: path.to_owned(),
-            source,
-        })
+        Ok(crate::fsutil::write_file(path, &self.to_bytes())?)
     }
 
     /// Reads a file and checks it against the caller's pipeline. The size is checked against
     /// [`MAX_FILE_BYTES`] before anything is read.
     pub fn load(path: &Path, expect: &Expect) -> Result<Self, PretrainedError> {
-        let bytes = match crate::fsutil::read_bounded(path, MAX_FILE_BYTES) {
-            Ok(b) => b,
-            Err(crate::fsutil::BoundedRead::Io(source)) => {
-                return Err(PretrainedError::Io {
-                    path: path.to_owned(),
-                    source,
-                })
-            }
-            Err(crate::fsutil::BoundedRead::TooLarge { size }) => {
-                return Err(PretrainedError::FileTooLarge {
-                    path: path.to_owned(),
-                    size,
-                    max: MAX_FILE_BYTES,
-                })
-            }
-        };
+        let bytes = crate::fsutil::read_file(path, MAX_FILE_BYTES)?;
         let m = Self::from_bytes(&bytes)?;
         m.check(expect)?;
         Ok(m)
@@ -835,7 +801,7 @@ mod tests {
         }
         assert!(matches!(
             PretrainedLstm::load(&d.path().join("missing"), &expect()),
-            Err(PretrainedError::Io { .. })
+            Err(PretrainedError::File(crate::fsutil::FileError::Io { .. }))
         ));
     }
 
