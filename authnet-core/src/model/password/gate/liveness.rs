@@ -10,7 +10,7 @@
 //!   it vetoes ([`Veto::StillLips`]). Models enrolled in the box layout have no such floor and
 //!   do not load the gate.
 
-use super::{Calibration, Gate, Registration, Role, Stored, Trainer};
+use super::{Calibration, Gate, Registration, Role, Trainer};
 use crate::features::{lip_opening_range, UtteranceFeatures};
 use crate::model::file::{ModelMeta, NamedTensor};
 use crate::model::password::config::StoredConfig;
@@ -23,78 +23,15 @@ pub(crate) const REGISTRATION: Registration = Registration {
     name: NAME,
     optional: false,
     prepare: |d| {
-        Ok(Some(Box::new(LivenessTrainer {
+        Ok(Some(Box::new(FloorTrainer {
+            kind: &MOTION,
             fraction: d.cfg.liveness_fraction,
         })))
     },
-    load,
+    load: |s| loaded(&MOTION, s.cfg.liveness_floor),
 };
 
 const NAME: &str = "liveness";
-
-/// The trained liveness gate.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LivenessGate {
-    /// The floor is this fraction of the least-moving genuine clip's motion.
-    fraction: f64,
-    floor: f64,
-}
-
-impl Gate for LivenessGate {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn role(&self) -> Role {
-        Role::Veto
-    }
-    fn score(&self, probe: &UtteranceFeatures) -> Result<f64, PasswordError> {
-        Ok(motion_energy(probe))
-    }
-    fn calibrate(&mut self, genuine: &[f64]) {
-        let least = genuine.iter().copied().fold(f64::INFINITY, f64::min);
-        self.floor = self.fraction * least;
-    }
-    fn stats(&self) -> Calibration {
-        Calibration::Floor(self.floor)
-    }
-    fn veto(&self, raw: f64) -> Option<Veto> {
-        (raw < self.floor).then_some(Veto::NoMotion {
-            energy: raw,
-            floor: self.floor,
-        })
-    }
-    fn tensors(&self, _meta: &ModelMeta) -> Vec<NamedTensor> {
-        Vec::new()
-    }
-    fn store(&self, cfg: &mut StoredConfig) {
-        cfg.liveness_floor = self.floor;
-    }
-}
-
-struct LivenessTrainer {
-    fraction: f64,
-}
-
-impl Trainer for LivenessTrainer {
-    fn fold_scores(
-        &self,
-        data: &TrainData,
-        _fold: usize,
-        _train: &[usize],
-        test: &[usize],
-    ) -> Result<Vec<f64>, PasswordError> {
-        Ok(test
-            .iter()
-            .map(|&i| motion_energy(&data.set.feats[i]))
-            .collect())
-    }
-    fn fit(&self, _data: &TrainData) -> Result<Box<dyn Gate>, PasswordError> {
-        Ok(Box::new(LivenessGate {
-            fraction: self.fraction,
-            floor: 0.0,
-        }))
-    }
-}
 
 /// The registry entry of the lip-opening veto: prepared only when the positives carry lip
 /// landmarks (mesh layout).
@@ -107,12 +44,16 @@ pub(crate) const LIP_REGISTRATION: Registration = Registration {
             .first()
             .is_some_and(|u| lip_opening_range(u).is_some());
         Ok(mesh.then(|| {
-            Box::new(LipTrainer {
+            Box::new(FloorTrainer {
+                kind: &LIPS,
                 fraction: d.cfg.liveness_fraction,
             }) as Box<dyn Trainer>
         }))
     },
-    load: load_lips,
+    load: |s| match s.cfg.lip_opening_floor {
+        Some(floor) => loaded(&LIPS, floor),
+        None => Ok(None),
+    },
 };
 
 const LIP_NAME: &str = "lip_opening";
@@ -123,23 +64,49 @@ fn lip_range(u: &UtteranceFeatures) -> f64 {
     lip_opening_range(u).unwrap_or(0.0)
 }
 
-/// The trained lip-opening veto.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LipOpeningGate {
-    /// The floor is this fraction of the genuine clip whose lips opened least.
+/// One floor veto: what it measures, the veto it raises, where its floor is stored.
+#[derive(Debug)]
+struct Floor {
+    name: &'static str,
+    measure: fn(&UtteranceFeatures) -> f64,
+    veto: fn(raw: f64, floor: f64) -> Veto,
+    store: fn(&mut StoredConfig, f64),
+}
+
+/// Mouth motion energy.
+static MOTION: Floor = Floor {
+    name: NAME,
+    measure: motion_energy,
+    veto: |energy, floor| Veto::NoMotion { energy, floor },
+    store: |c, floor| c.liveness_floor = floor,
+};
+
+/// The face-aligned lip opening's range.
+static LIPS: Floor = Floor {
+    name: LIP_NAME,
+    measure: lip_range,
+    veto: |range, floor| Veto::StillLips { range, floor },
+    store: |c, floor| c.lip_opening_floor = Some(floor),
+};
+
+/// A trained floor veto (`liveness` or `lip_opening`).
+#[derive(Debug, Clone, Copy)]
+pub struct FloorGate {
+    kind: &'static Floor,
+    /// The floor is this fraction of the genuine clip that measured least.
     fraction: f64,
     floor: f64,
 }
 
-impl Gate for LipOpeningGate {
+impl Gate for FloorGate {
     fn name(&self) -> &'static str {
-        LIP_NAME
+        self.kind.name
     }
     fn role(&self) -> Role {
         Role::Veto
     }
     fn score(&self, probe: &UtteranceFeatures) -> Result<f64, PasswordError> {
-        Ok(lip_range(probe))
+        Ok((self.kind.measure)(probe))
     }
     fn calibrate(&mut self, genuine: &[f64]) {
         let least = genuine.iter().copied().fold(f64::INFINITY, f64::min);
@@ -150,24 +117,22 @@ impl Gate for LipOpeningGate {
     }
     fn veto(&self, raw: f64) -> Option<Veto> {
         // NaN (nothing measurable) vetoes too.
-        (raw.is_nan() || raw < self.floor).then_some(Veto::StillLips {
-            range: raw,
-            floor: self.floor,
-        })
+        (raw.is_nan() || raw < self.floor).then(|| (self.kind.veto)(raw, self.floor))
     }
     fn tensors(&self, _meta: &ModelMeta) -> Vec<NamedTensor> {
         Vec::new()
     }
     fn store(&self, cfg: &mut StoredConfig) {
-        cfg.lip_opening_floor = Some(self.floor);
+        (self.kind.store)(cfg, self.floor);
     }
 }
 
-struct LipTrainer {
+struct FloorTrainer {
+    kind: &'static Floor,
     fraction: f64,
 }
 
-impl Trainer for LipTrainer {
+impl Trainer for FloorTrainer {
     fn fold_scores(
         &self,
         data: &TrainData,
@@ -177,37 +142,27 @@ impl Trainer for LipTrainer {
     ) -> Result<Vec<f64>, PasswordError> {
         Ok(test
             .iter()
-            .map(|&i| lip_range(&data.set.feats[i]))
+            .map(|&i| (self.kind.measure)(&data.set.feats[i]))
             .collect())
     }
     fn fit(&self, _data: &TrainData) -> Result<Box<dyn Gate>, PasswordError> {
-        Ok(Box::new(LipOpeningGate {
+        Ok(Box::new(FloorGate {
+            kind: self.kind,
             fraction: self.fraction,
             floor: 0.0,
         }))
     }
 }
 
-fn load_lips(s: &Stored) -> Result<Option<Box<dyn Gate>>, PasswordError> {
-    let Some(floor) = s.cfg.lip_opening_floor else {
-        return Ok(None);
-    };
+/// A stored floor, checked.
+fn loaded(kind: &'static Floor, floor: f64) -> Result<Option<Box<dyn Gate>>, PasswordError> {
     if !floor.is_finite() {
         return Err(PasswordError::Invalid("non-finite gate statistics"));
     }
-    Ok(Some(Box::new(LipOpeningGate {
+    Ok(Some(Box::new(FloorGate {
+        kind,
         fraction: f64::NAN,
         floor,
-    })))
-}
-
-fn load(s: &Stored) -> Result<Option<Box<dyn Gate>>, PasswordError> {
-    if !s.cfg.liveness_floor.is_finite() {
-        return Err(PasswordError::Invalid("non-finite gate statistics"));
-    }
-    Ok(Some(Box::new(LivenessGate {
-        fraction: f64::NAN,
-        floor: s.cfg.liveness_floor,
     })))
 }
 
