@@ -643,31 +643,17 @@ impl FeatureExtractor {
         dir: &Path,
         cache: Option<&FeatureCache>,
     ) -> Result<(UtteranceFeatures, ExtractReport), FeatureError> {
-        let key = match cache {
-            Some(c) => {
-                let k = c.key(
-                    dir,
-                    &self.embedder.manifest().sha256,
-                    self.crop,
-                    self.layout,
-                )?;
-                if let Some(hit) = c.get(&k) {
-                    return Ok(hit);
+        self.through_cache(
+            cache,
+            |c, sha, crop, layout| c.key(dir, sha, crop, layout),
+            |ex| {
+                let mut src = DirSource::open(dir)?;
+                if ex.crop != CropMode::Detect {
+                    src = src.allow_mixed_sizes();
                 }
-                Some(k)
-            }
-            None => None,
-        };
-        let mut src = DirSource::open(dir)?;
-        if self.crop != CropMode::Detect {
-            src = src.allow_mixed_sizes();
-        }
-        let got = self.extract_source(&mut src)?;
-        if let (Some(c), Some(k)) = (cache, key) {
-            // A cache that cannot be written only costs time later.
-            let _ = c.put(&k, &got);
-        }
-        Ok(got)
+                ex.extract_source(&mut src)
+            },
+        )
     }
 
     /// Features of an utterance at `path`: a frame directory (as [`Self::extract_dir`]) or a
@@ -680,14 +666,27 @@ impl FeatureExtractor {
         if path.is_dir() {
             return self.extract_dir(path, cache);
         }
+        self.through_cache(
+            cache,
+            |c, sha, crop, layout| c.key_file(path, sha, crop, layout),
+            |ex| {
+                let mut src = crate::capture::open_utterance(path, ex.crop != CropMode::Detect)?;
+                ex.extract_source(src.as_mut())
+            },
+        )
+    }
+
+    /// `extract` through `cache`: the entry under `key` if there is one, else the extraction,
+    /// stored under it (a cache that cannot be written only costs time later).
+    fn through_cache(
+        &mut self,
+        cache: Option<&FeatureCache>,
+        key: impl FnOnce(&FeatureCache, &str, CropMode, FeatureLayout) -> Result<String, CaptureError>,
+        extract: impl FnOnce(&mut Self) -> Result<(UtteranceFeatures, ExtractReport), FeatureError>,
+    ) -> Result<(UtteranceFeatures, ExtractReport), FeatureError> {
         let key = match cache {
             Some(c) => {
-                let k = c.key_file(
-                    path,
-                    &self.embedder.manifest().sha256,
-                    self.crop,
-                    self.layout,
-                )?;
+                let k = key(c, &self.embedder.manifest().sha256, self.crop, self.layout)?;
                 if let Some(hit) = c.get(&k) {
                     return Ok(hit);
                 }
@@ -695,10 +694,8 @@ impl FeatureExtractor {
             }
             None => None,
         };
-        let mut src = crate::capture::open_utterance(path, self.crop != CropMode::Detect)?;
-        let got = self.extract_source(src.as_mut())?;
+        let got = extract(self)?;
         if let (Some(c), Some(k)) = (cache, key) {
-            // A cache that cannot be written only costs time later.
             let _ = c.put(&k, &got);
         }
         Ok(got)
@@ -906,17 +903,16 @@ impl FeatureCache {
         (e.version == FEATURE_VERSION).then_some((e.features, e.report))
     }
 
-    /// Stores an entry atomically (temp file + rename).
+    /// Stores an entry atomically ([`crate::fsutil::write_atomic`]).
     pub fn put(&self, key: &str, v: &(UtteranceFeatures, ExtractReport)) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        let tmp = self.dir.join(format!(".{key}.{}.tmp", std::process::id()));
         let e = CacheEntry {
             version: FEATURE_VERSION,
             features: v.0.clone(),
             report: v.1,
         };
-        std::fs::write(&tmp, serde_json::to_vec(&e).map_err(std::io::Error::other)?)?;
-        std::fs::rename(&tmp, self.path(key))
+        let bytes = serde_json::to_vec(&e).map_err(std::io::Error::other)?;
+        crate::fsutil::write_atomic(&self.path(key), &bytes)
     }
 }
 
