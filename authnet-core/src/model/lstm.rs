@@ -587,10 +587,7 @@ impl SeqClassifier {
         // across threads costs more than it saves (paper preset, 450 x 20 x 608, 60 epochs:
         // 5.8 s with 2 threads, 4.8 s with 1). Running inside a one-thread pool keeps the whole
         // training on this thread; results are identical (gemm never splits a reduction).
-        match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
-            Ok(pool) => pool.install(|| self.train_here(x, y, weights, val, tc)),
-            Err(_) => self.train_here(x, y, weights, val, tc),
-        }
+        on_one_thread(|| self.train_here(x, y, weights, val, tc))
     }
 
     fn train_here(
@@ -837,10 +834,7 @@ impl SeqClassifier {
         tc: &TrainConfig,
     ) -> Result<PretrainReport, LstmError> {
         // One thread, as in `train` (small matrices; identical results).
-        match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
-            Ok(pool) => pool.install(|| self.pretrain_here(x, labels, classes, val, tc)),
-            Err(_) => self.pretrain_here(x, labels, classes, val, tc),
-        }
+        on_one_thread(|| self.pretrain_here(x, labels, classes, val, tc))
     }
 
     fn pretrain_here(
@@ -1281,6 +1275,15 @@ pub fn synthetic_order_task(
         ys.push(label);
     }
     (xs, ys)
+}
+
+/// Runs `f` inside a one-thread rayon pool, so that candle's gemm keeps the work on this thread
+/// (see [`SeqClassifier::train`]); on the calling thread directly if no pool can be built.
+fn on_one_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+        Ok(pool) => pool.install(f),
+        Err(_) => f(),
+    }
 }
 
 #[cfg(test)]
