@@ -583,6 +583,10 @@ fn enrol_from_clips_over_the_socket() {
     );
 }
 
+#[cfg_attr(
+    authnet_missing_tools,
+    ignore = "needs a missing tool: see the build warning"
+)]
 #[test]
 fn socket_activation_uses_the_passed_socket() {
     let Some(_) = authnet_tests::require_tool(authnet_tests::tool_at(

@@ -194,6 +194,10 @@ fn enrol_test_list_remove() {
     assert!(r.stdout.contains("unavailable: no face model"), "{r:#?}");
 }
 
+#[cfg_attr(
+    authnet_missing_tools,
+    ignore = "needs a missing tool: see the build warning"
+)]
 #[test]
 fn enrolment_under_a_pty_shows_progress_and_summary() {
     let Some(_) =

@@ -37,6 +37,10 @@ fn face_crops(clip: &Path, out: &Path) -> PathBuf {
     out.into()
 }
 
+#[cfg_attr(
+    authnet_missing_tools,
+    ignore = "needs a missing tool: see the build warning"
+)]
 #[test]
 fn enrolled_with_the_cli_then_pam_accepts_the_user_and_refuses_impostors() {
     if let Err(why) = authnet_tests::pam_tools() {

@@ -345,6 +345,10 @@ fn ran_as_root(text: &str) -> bool {
     text.lines().any(|l| l.trim() == "root")
 }
 
+#[cfg_attr(
+    authnet_missing_tools,
+    ignore = "needs a missing tool: see the build warning"
+)]
 #[test]
 fn sudo_genuine_face_runs_the_command_without_a_password() {
     require_tools!();
@@ -360,6 +364,10 @@ fn sudo_genuine_face_runs_the_command_without_a_password() {
     assert!(d.log_text().contains("decision=accept"), "{}", d.log_text());
 }
 
+#[cfg_attr(
+    authnet_missing_tools,
+    ignore = "needs a missing tool: see the build warning"
+)]
 #[test]
 fn sudo_impostor_gets_the_prompt_and_the_password_works() {
     require_tools!();
@@ -379,6 +387,10 @@ fn sudo_impostor_gets_the_prompt_and_the_password_works() {
     assert!(d.log_text().contains("decision=reject"), "{}", d.log_text());
 }
 
+#[cfg_attr(
+    authnet_missing_tools,
+    ignore = "needs a missing tool: see the build warning"
+)]
 #[test]
 fn sudo_wrong_password_after_an_impostor_is_refused() {
     require_tools!();
@@ -412,6 +424,10 @@ fn sudo_prompt_time(user: &str, stack_text: &str, runs: usize) -> Duration {
         .unwrap()
 }
 
+#[cfg_attr(
+    authnet_missing_tools,
+    ignore = "needs a missing tool: see the build warning"
+)]
 #[test]
 fn sudo_with_the_daemon_down_prompts_at_once() {
     require_tools!();
@@ -436,6 +452,10 @@ fn sudo_with_the_daemon_down_prompts_at_once() {
     );
 }
 
+#[cfg_attr(
+    authnet_missing_tools,
+    ignore = "needs a missing tool: see the build warning"
+)]
 #[test]
 fn sudo_concurrent_prompt_is_ended_by_the_face() {
     require_tools!();
@@ -464,6 +484,10 @@ fn sudo_concurrent_prompt_is_ended_by_the_face() {
     assert!(d.log_text().contains("decision=accept"), "{}", d.log_text());
 }
 
+#[cfg_attr(
+    authnet_missing_tools,
+    ignore = "needs a missing tool: see the build warning"
+)]
 #[test]
 fn sudo_concurrent_typed_password_goes_to_pam_unix() {
     require_tools!();
@@ -494,6 +518,10 @@ fn sudo_concurrent_typed_password_goes_to_pam_unix() {
     assert!(took < Duration::from_secs(3), "{took:?}");
 }
 
+#[cfg_attr(
+    authnet_missing_tools,
+    ignore = "needs a missing tool: see the build warning"
+)]
 #[test]
 fn su_genuine_face_and_impostor_then_password() {
     require_tools!();
@@ -523,6 +551,10 @@ fn su_genuine_face_and_impostor_then_password() {
     assert!(d.log_text().contains("decision=reject"));
 }
 
+#[cfg_attr(
+    authnet_missing_tools,
+    ignore = "needs a missing tool: see the build warning"
+)]
 #[test]
 fn login_genuine_face_and_impostor_then_password() {
     require_tools!();
