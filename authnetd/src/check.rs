@@ -136,6 +136,7 @@ pub fn checks(opts: &Options) -> Vec<Row> {
             c
         }
         Err(e) => {
+            let e = crate::log::chain(&e);
             rows.push(row(
                 "config",
                 Status::Fail,
@@ -178,6 +179,7 @@ fn check_runtime(cfg: &Config, rows: &mut Vec<Row>) -> bool {
             true
         }
         Err(e) => {
+            let e = crate::log::chain(&e);
             rows.push(row(
                 "onnxruntime",
                 Status::Fail,
@@ -210,6 +212,7 @@ fn check_backbone(cfg: &Config, rows: &mut Vec<Row>) -> Option<Embedder> {
             Some(e)
         }
         Err(e) => {
+            let e = crate::log::chain(&e);
             rows.push(row(
                 name,
                 Status::Fail,
@@ -328,7 +331,12 @@ fn check_camera(cfg: &Config, rows: &mut Vec<Row>) {
             format!("{} opened but gave no frame", cfg.camera.source),
             "check the recorded clip folder, or replug the camera",
         ),
-        Err(e) => row("camera", Status::Fail, format!("{e}"), camera_fix(&e)),
+        Err(e) => row(
+            "camera",
+            Status::Fail,
+            crate::log::chain(&e),
+            camera_fix(&e),
+        ),
     };
     rows.push(r);
 }
@@ -471,6 +479,7 @@ fn check_pam(dir: &Path, rows: &mut Vec<Row>) {
             .filter(|n| !n.starts_with('.') && !n.ends_with('~'))
             .collect(),
         Err(e) => {
+            let e = crate::log::chain(&e);
             rows.push(row(
                 "pam",
                 Status::Warn,
@@ -605,6 +614,7 @@ fn check_state(cfg: &Config, user: Option<&str>, embedder: Option<&Embedder>, ro
     let md = match std::fs::symlink_metadata(dir) {
         Ok(m) => m,
         Err(e) => {
+            let e = crate::log::chain(&e);
             rows.push(row(
                 "state_dir",
                 Status::Warn,
@@ -644,6 +654,7 @@ fn check_state(cfg: &Config, user: Option<&str>, embedder: Option<&Embedder>, ro
     let store = match Store::open(dir) {
         Ok(s) => s,
         Err(e) => {
+            let e = crate::log::chain(&e);
             rows.push(row(
                 "state_dir",
                 Status::Fail,
@@ -742,7 +753,10 @@ fn check_state(cfg: &Config, user: Option<&str>, embedder: Option<&Embedder>, ro
         Ok(Verdict::Allowed) => None,
         Ok(Verdict::Delayed(d)) => Some(format!("throttled for {} more seconds", d.as_secs())),
         Ok(Verdict::LockedOut) => Some("locked out after too many failures".into()),
-        Err(e) => Some(format!("throttle state unusable: {e}")),
+        Err(e) => {
+            let e = crate::log::chain(&e);
+            Some(format!("throttle state unusable: {e}"))
+        }
     };
     if let Some(t) = th {
         rows.push(row(

@@ -354,8 +354,9 @@ pub(crate) fn password_ok(
             Ok(true)
         }
         Err(e) => {
+            let why = crate::log::chain(&e);
             d.log.warn(&format!(
-                "user={user} uid={} password check for {action} failed: {e}",
+                "user={user} uid={} password check for {action} failed: {why}",
                 conn.peer.uid
             ));
             if e.is_denial() {
@@ -462,8 +463,11 @@ fn screen(
 /// leaves either the old model or the new one, never a partial file; a staged file left by a
 /// crash is overwritten by the next enrolment and never loaded.
 fn commit_model(d: &Daemon, user: &str, model: &PasswordModel) -> Result<(), String> {
-    let dir = d.store.ensure_user_dir(user).map_err(|e| e.to_string())?;
-    let bytes = model.to_bytes().map_err(|e| e.to_string())?;
+    let dir = d
+        .store
+        .ensure_user_dir(user)
+        .map_err(|e| crate::log::chain(&e))?;
+    let bytes = model.to_bytes().map_err(|e| crate::log::chain(&e))?;
     dir.write_atomic(STAGED_MODEL, &bytes)
         .map_err(|e| format!("{}: {e}", dir.path().join(STAGED_MODEL).display()))?;
     pause_before_commit(d, user);
@@ -638,6 +642,7 @@ pub(crate) fn train_and_commit(
     let (mut model, report) = match trained {
         Ok(t) => t,
         Err(e) => {
+            let e = crate::log::chain(&e);
             d.log.warn(&format!("user={user} enrolment failed: {e}"));
             return conn.error(ErrorKind::BadRequest, format!("enrolment failed: {e}"));
         }

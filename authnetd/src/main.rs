@@ -72,7 +72,7 @@ struct Args {
 
 fn main() {
     if let Err(e) = run() {
-        eprintln!("authnetd: {e:#}");
+        eprintln!("authnetd: {}", log::chain(e.as_ref()));
         std::process::exit(1);
     }
 }

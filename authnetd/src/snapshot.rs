@@ -159,7 +159,10 @@ pub fn on_reject(cfg: &Config, log: &Logger, user: &str, frames: &[Frame]) {
             files.len(),
             dir.display()
         )),
-        Err(e) => log.error(&format!("user={user} cannot write a snapshot: {e}")),
+        Err(e) => {
+            let e = crate::log::chain(&e);
+            log.error(&format!("user={user} cannot write a snapshot: {e}"))
+        }
     }
 }
 

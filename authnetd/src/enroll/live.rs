@@ -321,6 +321,7 @@ fn capture(
     let mut clip = match Clip::open(&d.cfg.camera, ex.crop_mode()) {
         Ok(c) => c,
         Err(e) => {
+            let e = crate::log::chain(&e);
             d.log
                 .error(&format!("camera {} unavailable: {e}", d.cfg.camera.source));
             return Ok(Take::Failed("the camera could not be opened"));
@@ -341,6 +342,7 @@ fn capture(
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => {
+                let e = crate::log::chain(&e);
                 d.log.error(&format!(
                     "camera {} failed after {} frames: {e}",
                     d.cfg.camera.source,
@@ -350,6 +352,7 @@ fn capture(
             }
         };
         if let Err(e) = utt.push(&frame) {
+            let e = crate::log::chain(&e);
             d.log.error(&format!("feature extraction failed: {e}"));
             return Ok(Take::Failed("feature extraction failed"));
         }
@@ -359,6 +362,7 @@ fn capture(
     let captured = match utt.finish() {
         Ok(c) => c,
         Err(e) => {
+            let e = crate::log::chain(&e);
             d.log.error(&format!("feature extraction failed: {e}"));
             return Ok(Take::Failed("feature extraction failed"));
         }

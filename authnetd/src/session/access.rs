@@ -23,6 +23,7 @@ impl Daemon {
                 return Ok(None);
             }
             Err(e) => {
+                let e = crate::log::chain(&e);
                 self.log
                     .error(&format!("passwd lookup of {user} failed: {e}"));
                 conn.error(ErrorKind::Internal, "passwd lookup failed")?;

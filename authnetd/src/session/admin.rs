@@ -25,6 +25,7 @@ impl Daemon {
                     })
                     .collect(),
                 Err(e) => {
+                    let e = crate::log::chain(&e);
                     self.log.error(&format!("listing models: {e}"));
                     return conn.error(ErrorKind::Internal, "cannot list the state directory");
                 }
@@ -75,12 +76,14 @@ impl Daemon {
             let users = match self.store.enrolled_users() {
                 Ok(v) => v,
                 Err(e) => {
+                    let e = crate::log::chain(&e);
                     self.log.error(&format!("listing models: {e}"));
                     return conn.error(ErrorKind::Internal, "cannot list the state directory");
                 }
             };
             for u in &users {
                 if let Err(e) = self.store.remove_model(u) {
+                    let e = crate::log::chain(&e);
                     self.log.error(&format!("removing model of {u}: {e}"));
                     return conn.error(ErrorKind::Internal, "cannot remove a model");
                 }
@@ -119,6 +122,7 @@ impl Daemon {
             }
             Ok(false) => conn.error(ErrorKind::NotEnrolled, format!("{user} has no model")),
             Err(e) => {
+                let e = crate::log::chain(&e);
                 self.log.error(&format!("removing model of {user}: {e}"));
                 conn.error(ErrorKind::Internal, "cannot remove the model")
             }
@@ -150,6 +154,7 @@ impl Daemon {
                 })
             }
             Err(e) => {
+                let e = crate::log::chain(&e);
                 self.log
                     .error(&format!("resetting throttle of {user}: {e}"));
                 conn.error(ErrorKind::Internal, "cannot write the throttle state")

@@ -168,6 +168,7 @@ impl Daemon {
                 Some(UnavailableReason::Throttled)
             }
             Err(e) => {
+                let e = crate::log::chain(&e);
                 self.log.error(&format!(
                     "user={user} throttle state unusable ({e}); failing closed"
                 ));
@@ -185,6 +186,7 @@ impl Daemon {
             Outcome::Unavailable { .. } => Ok(()),
         };
         if let Err(e) = r {
+            let e = crate::log::chain(&e);
             self.log
                 .error(&format!("user={user} cannot update throttle state: {e}"));
         }
@@ -221,6 +223,7 @@ impl Daemon {
         let model = match self.load_user_model(acct) {
             Ok(m) => m,
             Err(e) => {
+                let e = crate::log::chain(&e);
                 self.log.error(&format!(
                     "user={user} model {} unusable: {e}",
                     model_path.display()
@@ -299,8 +302,9 @@ impl Daemon {
         let mut clip = match Clip::open(&self.cfg.camera, ex.crop_mode()) {
             Ok(c) => c,
             Err(e) => {
+                let why = crate::log::chain(&e);
                 self.log.error(&format!(
-                    "camera {} unavailable: {e}",
+                    "camera {} unavailable: {why}",
                     self.cfg.camera.source
                 ));
                 return Ok(Attempt::unavailable(camera::unavailable_reason(&e)));
@@ -321,8 +325,9 @@ impl Daemon {
                 Ok(Some(f)) => f,
                 Ok(None) => break Instant::now() >= deadline,
                 Err(e) => {
+                    let why = crate::log::chain(&e);
                     self.log.error(&format!(
-                        "camera {} failed after {} frames: {e}",
+                        "camera {} failed after {} frames: {why}",
                         self.cfg.camera.source,
                         clip.delivered()
                     ));
@@ -330,6 +335,7 @@ impl Daemon {
                 }
             };
             if let Err(e) = utt.push(&frame) {
+                let e = crate::log::chain(&e);
                 self.log.error(&format!("feature extraction failed: {e}"));
                 return Ok(Attempt::unavailable(U::Internal));
             }
@@ -356,6 +362,7 @@ impl Daemon {
         let captured = match utt.finish() {
             Ok(c) => c,
             Err(e) => {
+                let e = crate::log::chain(&e);
                 self.log.error(&format!("feature extraction failed: {e}"));
                 return Ok(Attempt::unavailable(U::Internal));
             }
@@ -380,6 +387,7 @@ impl Daemon {
                 return Ok(Attempt::unavailable(U::NoFace));
             }
             Err(e) => {
+                let e = crate::log::chain(&e);
                 self.log.error(&format!("feature extraction failed: {e}"));
                 return Ok(Attempt::unavailable(U::Internal));
             }
