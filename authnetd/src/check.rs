@@ -140,7 +140,7 @@ pub fn checks(opts: &Options) -> Vec<Row> {
             rows.push(row(
                 "config",
                 Status::Fail,
-                format!("{e}"),
+                e,
                 "fix the named key (see authnetd.toml(5)); `authnetd --check-config` re-checks",
             ));
             return rows;
@@ -183,7 +183,7 @@ fn check_runtime(cfg: &Config, rows: &mut Vec<Row>) -> bool {
             rows.push(row(
                 "onnxruntime",
                 Status::Fail,
-                format!("{e}"),
+                e,
                 "install ONNX Runtime (`make setup`) or set onnxruntime_lib to libonnxruntime.so",
             ));
             false
@@ -216,7 +216,7 @@ fn check_backbone(cfg: &Config, rows: &mut Vec<Row>) -> Option<Embedder> {
             rows.push(row(
                 name,
                 Status::Fail,
-                format!("{e}"),
+                e,
                 "reinstall the models (`make install`, see models/README.md)",
             ));
             None
@@ -655,12 +655,7 @@ fn check_state(cfg: &Config, user: Option<&str>, embedder: Option<&Embedder>, ro
         Ok(s) => s,
         Err(e) => {
             let e = crate::log::chain(&e);
-            rows.push(row(
-                "state_dir",
-                Status::Fail,
-                format!("{e}"),
-                "run as root",
-            ));
+            rows.push(row("state_dir", Status::Fail, e, "run as root"));
             return;
         }
     };
