@@ -1,12 +1,10 @@
 //! Who is running the tool, and which user names are acceptable.
 //!
-//! The default `--user` is the account of the real uid, looked up with `getpwuid_r`.
-//! `$SUDO_USER` is deliberately ignored: it is set by whoever ran the tool and proves nothing;
-//! the daemon decides authorization from the socket peer's credentials anyway.
+//! The default `--user` is the account of the real uid, looked up with `getpwuid_r` (through
+//! `nix`). `$SUDO_USER` is deliberately ignored: it is set by whoever ran the tool and proves
+//! nothing; the daemon decides authorization from the socket peer's credentials anyway.
 
-#![allow(unsafe_code)]
-
-use std::ffi::CStr;
+use nix::unistd::{geteuid, getuid, Uid, User};
 
 /// Why a user name was refused: the daemon's own rule ([`authnet_ipc::check_user_name`]),
 /// checked here only for a clearer message before connecting.
@@ -21,40 +19,17 @@ pub fn parse_user(s: &str) -> Result<String, String> {
 
 /// Whether the effective uid is root (what the daemon sees through `SO_PEERCRED`).
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    geteuid().is_root()
 }
 
 /// The name of the real uid's account, else `$USER`.
 pub fn invoking_user() -> Option<String> {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::getuid() };
-    name_of_uid(uid).or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+    name_of_uid(getuid()).or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
 }
 
-fn name_of_uid(uid: libc::uid_t) -> Option<String> {
-    let mut buf = vec![0u8; 1024];
-    loop {
-        // SAFETY: an all-zero `passwd` is a valid value (null pointers, zero ids); it is only
-        // read after getpwuid_r filled it in.
-        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut out: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call: `pw` and `out` are live locals, and
-        // `buf` is writable for `buf.len()` bytes.
-        let rc =
-            unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 || out.is_null() || pw.pw_name.is_null() {
-            return None;
-        }
-        // SAFETY: on success `pw.pw_name` points to a NUL-terminated string inside `buf`,
-        // which outlives this borrow.
-        let name = unsafe { CStr::from_ptr(pw.pw_name) };
-        return name.to_str().ok().map(str::to_owned);
-    }
+/// The account name of `uid`, if the passwd database has one (a lookup error counts as none).
+fn name_of_uid(uid: Uid) -> Option<String> {
+    User::from_uid(uid).ok().flatten().map(|u| u.name)
 }
 
 #[cfg(test)]
@@ -96,6 +71,6 @@ mod tests {
 
     #[test]
     fn root_is_uid_zero() {
-        assert_eq!(name_of_uid(0).as_deref(), Some("root"));
+        assert_eq!(name_of_uid(Uid::from_raw(0)).as_deref(), Some("root"));
     }
 }

@@ -8,8 +8,8 @@
 //! Exit status: 0 on success, 1 when the daemon refuses or fails (and for a `reject` or
 //! `unavailable` in `test`), 2 on a usage error, including a malformed user name.
 
-// The only unsafe code is the libc account lookup in `account`.
-#![deny(unsafe_code)]
+// No unsafe code: the account lookup and the uids come from `nix`.
+#![forbid(unsafe_code)]
 
 mod account;
 mod client;

@@ -3,8 +3,9 @@
 //! This crate is the only code the PAM module and the daemon share. It holds the message enums
 //! ([`Request`] from client to daemon, [`Response`] from daemon to client), the framing
 //! ([`write_frame`], [`read_frame`], [`decode_frame`]) and the protocol version
-//! ([`PROTOCOL_VERSION`]). It does no I/O of its own beyond `Read`/`Write`, uses no async
-//! runtime and no unsafe code.
+//! ([`PROTOCOL_VERSION`]), and [`DeadlineStream`], the `Read`/`Write` over a Unix stream that
+//! both ends use so that a frame ends by one deadline. It does no I/O of its own beyond
+//! `Read`/`Write`, uses no async runtime and no unsafe code.
 //!
 //! # Wire format
 //!
@@ -55,6 +56,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod deadline;
 mod frame;
 pub mod fuzzing;
 mod message;
@@ -62,6 +64,7 @@ pub mod remote;
 mod secret;
 pub mod user;
 
+pub use deadline::DeadlineStream;
 pub use frame::{
     check_version, decode_frame, encode_frame, read_frame, write_frame, IpcError, MAX_FRAME,
     PROTOCOL_VERSION,

@@ -8,7 +8,7 @@
 //! non-root uid holds at most `max_connections_per_uid`; the next one is told `busy` and closed.
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use authnet_ipc::{
-    check_version, read_frame, write_frame, ErrorKind, IpcError, Request, Response,
+    check_version, read_frame, write_frame, DeadlineStream, ErrorKind, IpcError, Request, Response,
     PROTOCOL_VERSION,
 };
 
@@ -30,38 +30,6 @@ pub struct Conn {
     io_timeout: Duration,
     /// Who is on the other end (from the kernel).
     pub peer: PeerCred,
-}
-
-/// Re-arms the socket timeout before every syscall so the whole frame meets one deadline.
-struct Deadline<'a> {
-    s: &'a UnixStream,
-    until: Instant,
-}
-
-impl Deadline<'_> {
-    fn left(&self) -> io::Result<Duration> {
-        match self.until.checked_duration_since(Instant::now()) {
-            Some(d) if !d.is_zero() => Ok(d),
-            _ => Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed")),
-        }
-    }
-}
-
-impl Read for Deadline<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.s.set_read_timeout(Some(self.left()?))?;
-        (&mut &*self.s).read(buf)
-    }
-}
-
-impl Write for Deadline<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.s.set_write_timeout(Some(self.left()?))?;
-        (&mut &*self.s).write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// What the client did while an attempt ran.
@@ -78,20 +46,14 @@ pub enum ClientState {
 impl Conn {
     /// Receives one request within `io_timeout`.
     pub fn recv(&mut self) -> Result<Request, IpcError> {
-        let mut d = Deadline {
-            s: &self.stream,
-            until: Instant::now() + self.io_timeout,
-        };
-        read_frame(&mut d)
+        let deadline = Instant::now() + self.io_timeout;
+        read_frame(&mut DeadlineStream::new(&self.stream, deadline))
     }
 
     /// Sends one response within `io_timeout`.
     pub fn send(&mut self, r: &Response) -> Result<(), IpcError> {
-        let mut d = Deadline {
-            s: &self.stream,
-            until: Instant::now() + self.io_timeout,
-        };
-        write_frame(&mut d, r)
+        let deadline = Instant::now() + self.io_timeout;
+        write_frame(&mut DeadlineStream::new(&self.stream, deadline), r)
     }
 
     /// Sends an error response.

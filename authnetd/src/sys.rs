@@ -1,10 +1,11 @@
-//! The daemon's only unsafe code: `SO_PEERCRED`, the passwd database, the socket-activation
-//! file descriptor, the file-system credentials of a thread ([`FsCreds`]) and the umask of
-//! the socket bind ([`with_umask`]). Each call is small and its safety argument sits next to it.
+//! The daemon's only unsafe code: `SO_PEERCRED`, the socket-activation file descriptor, the
+//! file-system credentials of a thread ([`FsCreds`]) and the umask of the socket bind
+//! ([`with_umask`]). Each call is small and its safety argument sits next to it. The passwd
+//! database is read here too, but through `nix` ([`account_by_name`], [`account_by_uid`]),
+//! with no unsafe code of ours.
 
 #![allow(unsafe_code)]
 
-use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -81,66 +82,24 @@ pub struct Account {
     pub uid: u32,
 }
 
-/// Largest buffer offered to `getpw*_r` (it asks for more with `ERANGE`).
-const MAX_PW_BUF: usize = 1 << 20;
-
-/// Runs a `getpw*_r` call with a growing buffer.
-fn getpw(
-    mut call: impl FnMut(
-        *mut libc::passwd,
-        *mut libc::c_char,
-        usize,
-        *mut *mut libc::passwd,
-    ) -> libc::c_int,
-) -> io::Result<Option<Account>> {
-    let mut size = 1024usize;
-    loop {
-        let mut buf = vec![0 as libc::c_char; size];
-        // SAFETY: an all-zero `passwd` is a valid value (null pointers, zero ids); it is only
-        // read after getpw*_r has filled it in.
-        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = call(&mut pw, buf.as_mut_ptr(), buf.len(), &mut result);
-        if rc == libc::ERANGE && size < MAX_PW_BUF {
-            size *= 4;
-            continue;
+impl From<nix::unistd::User> for Account {
+    fn from(u: nix::unistd::User) -> Self {
+        Self {
+            name: u.name,
+            uid: u.uid.as_raw(),
         }
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        if result.is_null() {
-            return Ok(None);
-        }
-        // SAFETY: on success `pw.pw_name` points into `buf`, which is still alive, and is a
-        // NUL-terminated string.
-        let name = unsafe { CStr::from_ptr(pw.pw_name) }
-            .to_string_lossy()
-            .into_owned();
-        return Ok(Some(Account {
-            name,
-            uid: pw.pw_uid,
-        }));
     }
 }
 
-/// Looks an account up by name (`getpwnam_r`).
+/// Looks an account up by name (`getpwnam_r`, through `nix`). A name with a NUL byte names
+/// no account.
 pub fn account_by_name(name: &str) -> io::Result<Option<Account>> {
-    let Ok(cname) = CString::new(name) else {
-        return Ok(None);
-    };
-    getpw(|pw, buf, len, result| {
-        // SAFETY: `cname` is NUL-terminated; `pw`, `buf` (of `len` bytes) and `result` are
-        // valid for writes for the duration of the call (see `getpw`).
-        unsafe { libc::getpwnam_r(cname.as_ptr(), pw, buf, len, result) }
-    })
+    Ok(nix::unistd::User::from_name(name)?.map(Account::from))
 }
 
-/// Looks an account up by uid (`getpwuid_r`).
+/// Looks an account up by uid (`getpwuid_r`, through `nix`).
 pub fn account_by_uid(uid: u32) -> io::Result<Option<Account>> {
-    getpw(|pw, buf, len, result| {
-        // SAFETY: as in `account_by_name`.
-        unsafe { libc::getpwuid_r(uid, pw, buf, len, result) }
-    })
+    Ok(nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))?.map(Account::from))
 }
 
 /// The calling thread's file-system identity switched to a peer's until dropped: `setfsuid`

@@ -4,18 +4,18 @@
 //! everything that can happen to a [`Verdict`]; [`Verdict::pam_code`] is the one place a
 //! verdict becomes a PAM return code (the table in `man/pam_authnet.8`).
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use zeroize::Zeroizing;
 
 use authnet_ipc::{
-    check_version, read_frame, write_frame, ErrorKind, IpcError, Outcome, Request, Response,
-    UnavailableReason, PROTOCOL_VERSION,
+    check_version, deadline, read_frame, write_frame, DeadlineStream, ErrorKind, IpcError, Outcome,
+    Request, Response, UnavailableReason, PROTOCOL_VERSION,
 };
 
 use crate::options::{Options, PromptMode};
@@ -580,7 +580,7 @@ struct Conn {
 
 impl Conn {
     fn connect(path: &Path, deadline: Instant) -> io::Result<Self> {
-        let remaining = remaining(deadline)?;
+        let remaining = deadline::remaining(deadline)?;
         let stream = crate::ffi::connect_unix(path, remaining)?;
         Ok(Self { stream, deadline })
     }
@@ -590,45 +590,11 @@ impl Conn {
     }
 
     fn send(&mut self, req: &Request) -> Result<(), IpcError> {
-        write_frame(&mut DeadlineIo(self), req)
+        write_frame(&mut DeadlineStream::new(&self.stream, self.deadline), req)
     }
 
     fn recv(&mut self) -> Result<Response, IpcError> {
-        read_frame(&mut DeadlineIo(self))
-    }
-}
-
-/// Time left before `deadline`, or a `TimedOut` error.
-fn remaining(deadline: Instant) -> io::Result<Duration> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        Err(io::Error::from(io::ErrorKind::TimedOut))
-    } else {
-        Ok(left)
-    }
-}
-
-/// Re-arms the socket timeout before every `read`/`write` syscall, so a daemon that drips
-/// bytes cannot stretch the call past its deadline.
-struct DeadlineIo<'c>(&'c mut Conn);
-
-impl Read for DeadlineIo<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = remaining(self.0.deadline)?;
-        self.0.stream.set_read_timeout(Some(left))?;
-        self.0.stream.read(buf)
-    }
-}
-
-impl Write for DeadlineIo<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let left = remaining(self.0.deadline)?;
-        self.0.stream.set_write_timeout(Some(left))?;
-        self.0.stream.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.stream.flush()
+        read_frame(&mut DeadlineStream::new(&self.stream, self.deadline))
     }
 }
 
@@ -645,10 +611,12 @@ mod tests {
 
     use super::*;
     use std::collections::{HashMap, VecDeque};
+    use std::io::{Read, Write};
     use std::os::unix::net::UnixListener;
     use std::path::PathBuf;
     use std::sync::mpsc;
     use std::thread::JoinHandle;
+    use std::time::Duration;
 
     /// One call the logic is expected to make on the handler, in order.
     #[derive(Debug, PartialEq)]
