@@ -544,6 +544,23 @@ pub fn run_pamtester(services: &Path, user: &str) -> std::process::Output {
     out
 }
 
+/// Whether a pamtester run authenticated: it exited 0 and said so.
+pub fn pam_authenticated(out: &std::process::Output) -> bool {
+    out.status.success()
+        && String::from_utf8_lossy(&out.stdout).contains("successfully authenticated")
+}
+
+/// Returns from the calling test when pamtester or pam_wrapper is missing (through
+/// [`require_tool`]: a failure under `AUTHNET_REQUIRE_TOOLS=1`).
+#[macro_export]
+macro_rules! require_pam_tools {
+    () => {
+        let Some(()) = $crate::require_tool($crate::pam_tools()) else {
+            return;
+        };
+    };
+}
+
 /// Sends `req` to the daemon through the `authnet-client` binary running as uid/gid 65534
 /// (`nobody`), and returns the final response.
 pub fn as_nobody(d: &Daemon, req: &Request) -> Response {

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use authnet_ipc::{read_frame, ErrorKind, Outcome, Request, Response, Secret, UnavailableReason};
 use authnet_tests::{
-    auth_request, binary, client_as, data, hold_connections, last_response, pam_matrix,
-    pam_matrix_env, pam_service, pam_tools, require_tool, run_in_session, run_pamtester, Client,
-    Daemon, DaemonConfig,
+    auth_request, binary, client_as, data, hold_connections, last_response, pam_authenticated,
+    pam_matrix, pam_matrix_env, pam_service, pam_tools, require_tool, run_in_session,
+    run_pamtester, Client, Daemon, DaemonConfig,
 };
 
 const NOBODY: u32 = 65534;
@@ -199,10 +199,7 @@ fn the_real_module_in_a_remote_session_falls_through() {
     let args: Vec<String> = ["authnet-test", "nobody", "authenticate"]
         .map(String::from)
         .to_vec();
-    let ok = |out: &std::process::Output| {
-        out.status.success()
-            && String::from_utf8_lossy(&out.stdout).contains("successfully authenticated")
-    };
+    let ok = pam_authenticated;
     let pamtester = PathBuf::from("pamtester");
     let out = run_in_session(&sessions, "REMOTE=1\nTYPE=tty\n", &pamtester, &args, &envs);
     assert!(!ok(&out), "a remote session authenticated: {out:?}");
@@ -808,9 +805,7 @@ fn timed_pam(services: &Path, user: &str) -> (bool, Duration) {
     let t = Instant::now();
     let out = run_pamtester(services, user);
     let took = t.elapsed();
-    let ok = out.status.success()
-        && String::from_utf8_lossy(&out.stdout).contains("successfully authenticated");
-    (ok, took)
+    (pam_authenticated(&out), took)
 }
 
 /// Issue 15 item 4: whatever a local user does to the daemon, the real module answers PAM

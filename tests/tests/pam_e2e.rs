@@ -7,29 +7,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use authnet_tests::{
-    data, pam_service, pam_tools, pamtester, require_tool, run_pamtester, Daemon, DaemonConfig,
+    data, pam_authenticated, pam_service, pamtester, require_pam_tools, run_pamtester, Daemon,
+    DaemonConfig,
 };
 
 const USER: &str = "nobody";
-
-/// Fails under `AUTHNET_REQUIRE_TOOLS=1` when pamtester or pam_wrapper is missing, and
-/// returns early (ignored, loudly) otherwise.
-macro_rules! require_tools {
-    () => {
-        let Some(()) = require_tool(pam_tools()) else {
-            return;
-        };
-    };
-}
-
-fn authenticated(out: &Output) -> bool {
-    out.status.success()
-        && String::from_utf8_lossy(&out.stdout).contains("successfully authenticated")
-}
 
 #[cfg_attr(
     authnet_missing_tools,
@@ -37,7 +22,7 @@ fn authenticated(out: &Output) -> bool {
 )]
 #[test]
 fn genuine_passes_and_an_impostor_falls_through() {
-    require_tools!();
+    require_pam_tools!();
     let tmp = tempfile::tempdir().unwrap();
     let d = Daemon::start(tmp.path(), &DaemonConfig::default());
     d.enrol(USER);
@@ -48,7 +33,11 @@ fn genuine_passes_and_an_impostor_falls_through() {
 
     d.camera.play(&data::word("F02", 1, 9));
     let out = run_pamtester(&services, USER);
-    assert!(authenticated(&out), "genuine: {out:?}\n{}", d.log_text());
+    assert!(
+        pam_authenticated(&out),
+        "genuine: {out:?}\n{}",
+        d.log_text()
+    );
 
     d.camera.play(&data::word("F02", 5, 9));
     let out = run_pamtester(&services, USER);
@@ -62,7 +51,7 @@ fn genuine_passes_and_an_impostor_falls_through() {
 )]
 #[test]
 fn no_daemon_falls_through_at_once() {
-    require_tools!();
+    require_pam_tools!();
     let tmp = tempfile::tempdir().unwrap();
     let socket = tmp.path().join("authnetd.sock");
     let services = pam_service(
@@ -86,7 +75,7 @@ fn no_daemon_falls_through_at_once() {
 )]
 #[test]
 fn daemon_killed_mid_attempt_falls_through() {
-    require_tools!();
+    require_pam_tools!();
     let tmp = tempfile::tempdir().unwrap();
     // 2 fps: a 7-frame clip takes 3.5 s, so the kill lands mid-capture.
     let mut d = Daemon::start(

@@ -22,61 +22,17 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use authnet_ipc::{read_frame, write_frame, Outcome, Request, Response, PROTOCOL_VERSION};
-use authnet_tests::{pam_tools, require_tool, tool_at, without_ssh};
+use authnet_tests::{
+    pam_authenticated, pam_module, pam_service, require_pam_tools, require_tool, run_pamtester,
+    tool_at,
+};
 
 const SERVICE: &str = "authnet-test";
 const USER: &str = "alice";
 
-/// Fails under `AUTHNET_REQUIRE_TOOLS=1` when pamtester or pam_wrapper is missing, and
-/// returns early (ignored, loudly) otherwise.
-macro_rules! require_tools {
-    () => {
-        let Some(()) = require_tool(pam_tools()) else {
-            return;
-        };
-    };
-}
-
-/// The cdylib cargo built (`make test` builds the workspace first).
-fn module_path() -> PathBuf {
-    authnet_tests::pam_module()
-}
-
-/// Runs `pamtester SERVICE USER authenticate` with the module configured by `args`.
+/// Runs `pamtester authnet-test alice authenticate` with the module configured by `args`.
 fn pamtester(dir: &Path, args: &str) -> Output {
-    let services = dir.join("pam.d");
-    std::fs::create_dir_all(&services).unwrap();
-    std::fs::write(
-        services.join(SERVICE),
-        format!(
-            "auth sufficient {} {args}\nauth required pam_deny.so\n",
-            module_path().display()
-        ),
-    )
-    .unwrap();
-    let run = || {
-        // Through a clean `sh` parent: the module must not see this runner's SSH variables.
-        without_ssh("pamtester")
-            .args([SERVICE, USER, "authenticate"])
-            .env("LD_PRELOAD", "libpam_wrapper.so")
-            .env("PAM_WRAPPER", "1")
-            .env("PAM_WRAPPER_SERVICE_DIR", &services)
-            .output()
-            .unwrap()
-    };
-    // pam_wrapper names its config directory `/tmp/pam.X` (62 letters) and gives up when a
-    // concurrent pamtester took the same one at the same moment; PAM then never loads the
-    // service, so no attempt reached the module: run again (at most 5 times).
-    let mut out = run();
-    for _ in 0..4 {
-        if !String::from_utf8_lossy(&out.stderr).contains("Failed to create pam_wrapper config dir")
-        {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        out = run();
-    }
-    out
+    run_pamtester(&pam_service(dir, args), USER)
 }
 
 /// A daemon that answers hello and one authenticate with `outcome`, and returns the
@@ -114,11 +70,6 @@ fn daemon(dir: &Path, outcome: Outcome) -> (PathBuf, JoinHandle<Request>) {
     (socket, thread)
 }
 
-fn succeeded(out: &Output) -> bool {
-    out.status.success()
-        && String::from_utf8_lossy(&out.stdout).contains("successfully authenticated")
-}
-
 #[cfg_attr(
     authnet_missing_tools,
     ignore = "needs a missing tool: see the build warning"
@@ -130,7 +81,7 @@ fn exports_the_pam_entry_points() {
     };
     let out = Command::new(nm)
         .args(["-D", "--defined-only"])
-        .arg(module_path())
+        .arg(pam_module())
         .output()
         .unwrap();
     let symbols = String::from_utf8_lossy(&out.stdout);
@@ -148,7 +99,7 @@ fn exports_the_pam_entry_points() {
 )]
 #[test]
 fn daemon_absent_falls_through_to_the_next_module_fast() {
-    require_tools!();
+    require_pam_tools!();
     let dir = tempfile::tempdir().unwrap();
     let start = Instant::now();
     let out = pamtester(dir.path(), "socket=/nonexistent/authnetd.sock timeout=5");
@@ -171,7 +122,7 @@ fn daemon_absent_falls_through_to_the_next_module_fast() {
 )]
 #[test]
 fn bad_option_falls_through() {
-    require_tools!();
+    require_pam_tools!();
     let dir = tempfile::tempdir().unwrap();
     let out = pamtester(dir.path(), "no-such-option");
     assert!(!out.status.success(), "{out:?}");
@@ -183,7 +134,7 @@ fn bad_option_falls_through() {
 )]
 #[test]
 fn daemon_accept_authenticates() {
-    require_tools!();
+    require_pam_tools!();
     let dir = tempfile::tempdir().unwrap();
     let (socket, thread) = daemon(dir.path(), Outcome::Accept);
     let out = pamtester(
@@ -191,7 +142,7 @@ fn daemon_accept_authenticates() {
         &format!("socket={} timeout=5", socket.display()),
     );
     let request = thread.join().unwrap();
-    assert!(succeeded(&out), "{out:?}");
+    assert!(pam_authenticated(&out), "{out:?}");
     match request {
         Request::Authenticate {
             user,
@@ -212,7 +163,7 @@ fn daemon_accept_authenticates() {
 )]
 #[test]
 fn daemon_reject_falls_through_to_deny() {
-    require_tools!();
+    require_pam_tools!();
     let dir = tempfile::tempdir().unwrap();
     let (socket, thread) = daemon(dir.path(), Outcome::Reject);
     let out = pamtester(
