@@ -61,6 +61,7 @@ mod frame;
 pub mod fuzzing;
 mod message;
 pub mod remote;
+mod report;
 mod secret;
 pub mod user;
 
@@ -73,5 +74,6 @@ pub use message::{
     EnrollSummary, ErrorKind, ModelEntry, Outcome, Request, Response, UnavailableReason,
 };
 pub use remote::is_local_rhost;
+pub use report::error_chain;
 pub use secret::Secret;
 pub use user::{check_user_name, UserNameError, MAX_USER_NAME};

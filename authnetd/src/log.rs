@@ -82,22 +82,8 @@ enum Sink {
     Stderr,
 }
 
-/// `e` and its causes, joined with ": ", for the log: every cause appears once, whether an error
-/// prints its source in its own message (`"{path}: {source}"`) or only returns it from
-/// `source()` (`"I/O error on {path}"`), so no OS error is dropped or printed twice.
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = c.source();
-    }
-    out
-}
+/// `e` and its causes, each once, for the log ([`authnet_ipc::error_chain`]).
+pub use authnet_ipc::error_chain as chain;
 
 /// The daemon's logger; cheap to share behind an `Arc`.
 pub struct Logger {
@@ -260,34 +246,5 @@ mod tests {
         }
         assert!(!l.admit(1000).0);
         assert!(l.admit(1001).0, "another uid has its own budget");
-    }
-
-    #[test]
-    fn a_chain_names_every_cause_once() {
-        #[derive(Debug, thiserror::Error)]
-        #[error("{path}: {source}")]
-        struct Shown {
-            path: String,
-            #[source]
-            source: std::io::Error,
-        }
-        #[derive(Debug, thiserror::Error)]
-        #[error("I/O error on {path}")]
-        struct Hidden {
-            path: String,
-            #[source]
-            source: std::io::Error,
-        }
-        let denied = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
-        let shown = Shown {
-            path: "/x".into(),
-            source: denied(),
-        };
-        assert_eq!(chain(&shown), "/x: permission denied");
-        let hidden = Hidden {
-            path: "/y".into(),
-            source: denied(),
-        };
-        assert_eq!(chain(&hidden), "I/O error on /y: permission denied");
     }
 }

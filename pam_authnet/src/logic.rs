@@ -14,8 +14,8 @@ use std::time::Instant;
 use zeroize::Zeroizing;
 
 use authnet_ipc::{
-    check_version, deadline, read_frame, write_frame, DeadlineStream, ErrorKind, IpcError, Outcome,
-    Request, Response, UnavailableReason, PROTOCOL_VERSION,
+    check_version, deadline, error_chain, read_frame, write_frame, DeadlineStream, ErrorKind,
+    IpcError, Outcome, Request, Response, UnavailableReason, PROTOCOL_VERSION,
 };
 
 use crate::options::{Options, PromptMode};
@@ -558,18 +558,6 @@ impl Race {
         let state = self.lock();
         !state.prompt_done && waker.is_some_and(PromptWaker::wake)
     }
-}
-
-/// `e` and its sources, joined with ": ".
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 /// A daemon connection whose every read and write ends by the call's deadline.
