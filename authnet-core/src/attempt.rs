@@ -174,13 +174,26 @@ impl Captured {
         }
     }
 
+    /// The probe, consuming the capture: as [`Self::probe`], without copying a clip that is kept
+    /// whole.
+    pub fn into_probe(self) -> Result<UtteranceFeatures, AttemptError> {
+        match self.trim {
+            TrimPolicy::Whole => Ok(self.features),
+            TrimPolicy::Utterance(_) => self.probe(),
+        }
+    }
+
     /// Scores the probe with `model` and decides it under `policy`.
     pub fn decide(
         &self,
         model: &PasswordModel,
         policy: ThresholdPolicy,
     ) -> Result<Decision, AttemptError> {
-        Ok(model.decide(&self.probe()?, policy)?)
+        match &self.trim {
+            // Scored in place: a whole clip is its own probe.
+            TrimPolicy::Whole => Ok(model.decide(&self.features, policy)?),
+            TrimPolicy::Utterance(_) => Ok(model.decide(&self.probe()?, policy)?),
+        }
     }
 }
 

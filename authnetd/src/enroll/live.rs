@@ -367,31 +367,32 @@ fn capture(
             return Ok(Take::Failed("feature extraction failed"));
         }
     };
-    let (f, r) = (captured.features.clone(), captured.report);
     drop(ex);
+    let r = captured.report;
+    let motion = motion_energy(&captured.features);
     let stats = format!(
-        "frames={} faces={} motion={:.4} static={:.2}",
+        "frames={} faces={} motion={motion:.4} static={:.2}",
         r.frames,
         r.faces_found,
-        motion_energy(&f),
         statics.share()
     );
-    let mut verdict = check_clip(&f, &r, statics.share());
-    // Then the cut: a device's clip keeps the span where the lips move; a clip with no such
-    // span is a retake, as a photo is refused on the attempt path.
-    let f = match (&verdict, captured.probe()) {
-        (Ok(()), Ok(cut)) => cut,
-        (Ok(()), Err(e)) => {
-            d.log.info(&format!(
-                "user={user} live {} no utterance: {e}",
-                kind.label()
-            ));
-            verdict = Err(Flaw::NoMotion {
-                energy: motion_energy(&f),
-            });
-            f
+    let mut verdict = check_clip(&captured.features, &r, statics.share());
+    // Then the cut, for a clip that passed: a device's clip keeps the span where the lips
+    // move; a clip with no such span is a retake, as a photo is refused on the attempt path.
+    let f = if verdict.is_err() {
+        captured.features
+    } else {
+        match captured.probe() {
+            Ok(cut) => cut,
+            Err(e) => {
+                d.log.info(&format!(
+                    "user={user} live {} no utterance: {e}",
+                    kind.label()
+                ));
+                verdict = Err(Flaw::NoMotion { energy: motion });
+                captured.features
+            }
         }
-        (Err(_), _) => f,
     };
     let mut cos = None;
     if let (Ok(()), Some(earlier)) = (&verdict, earlier) {

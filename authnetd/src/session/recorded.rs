@@ -25,8 +25,9 @@ fn extract_counting(
         }
     }
     let captured = utt.finish().map_err(|e| e.to_string())?;
-    let feats = captured.probe().map_err(|e| e.to_string())?;
-    Ok((feats, captured.report, statics.share()))
+    let report = captured.report;
+    let feats = captured.into_probe().map_err(|e| e.to_string())?;
+    Ok((feats, report, statics.share()))
 }
 
 impl Daemon {
