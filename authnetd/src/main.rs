@@ -6,9 +6,9 @@
 //! `SO_PEERCRED`), [`seat`] (the peer's logind session), [`session`] (the attempt state machine and the other requests), [`camera`]
 //! (clips and the camera queue), [`store`] (per-user files), [`throttle`], [`enroll`] (with the
 //! enrolment password check in [`pam_check`]), [`log`]
-//! and [`sys`] (unsafe code, with [`pam_check`]).
+//! and [`sys`] (the crate's one FFI file: all its unsafe code).
 
-// Unsafe code lives in `sys` and `pam_check` only; each allows it for itself.
+// Unsafe code lives in `sys` only, which allows it for itself.
 #![deny(unsafe_code)]
 
 mod camera;
