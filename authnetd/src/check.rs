@@ -744,7 +744,7 @@ fn check_state(cfg: &Config, user: Option<&str>, embedder: Option<&Embedder>, ro
         ),
     };
     rows.push(r);
-    let th = match throttle::check(&store.user_dir(user), &cfg.throttle) {
+    let th = match throttle::check_user(&store, user, &cfg.throttle) {
         Ok(Verdict::Allowed) => None,
         Ok(Verdict::Delayed(d)) => Some(format!("throttled for {} more seconds", d.as_secs())),
         Ok(Verdict::LockedOut) => Some("locked out after too many failures".into()),

@@ -22,7 +22,7 @@ use authnet_ipc::{EnrollSummary, ErrorKind, IpcError, Response, Secret};
 
 use crate::pam_check::{self, PamCheckError};
 use crate::server::Conn;
-use crate::session::Daemon;
+use crate::session::{Daemon, Handled, Refusal};
 use crate::sys::Account;
 
 pub mod live;
@@ -293,24 +293,23 @@ fn paths(v: &[String]) -> Result<Vec<PathBuf>, String> {
 }
 
 /// For a non-root peer acting on its own account (already authorised): checks `password`
-/// through the PAM service `enroll_pam_service`. Root passes without one. On refusal the error
-/// is already sent and `Ok(false)` returned. The password is never logged.
+/// through the PAM service `enroll_pam_service`. Root passes without one. `Ok` when it may go
+/// on; the refusal otherwise. The password is never logged.
 pub(crate) fn password_ok(
     d: &Daemon,
-    conn: &mut Conn,
+    conn: &Conn,
     acct: &Account,
     password: Option<&Secret>,
     action: &str,
-) -> Result<bool, IpcError> {
+) -> Result<(), Refusal> {
     if conn.peer.uid == 0 {
-        return Ok(true);
+        return Ok(());
     }
     let Some(pw) = password else {
-        conn.error(
+        return Err(Refusal::peer(
             ErrorKind::AuthFailed,
             format!("your login password is needed to {action} your face password"),
-        )?;
-        return Ok(false);
+        ));
     };
     let user = acct.name.as_str();
     let service = d.cfg.enroll_pam_service.as_str();
@@ -323,7 +322,7 @@ pub(crate) fn password_ok(
                 pam_check::Wait::For(t) => format!("backoff, {:.1} s left", t.as_secs_f64()),
             }
         ));
-        conn.error(
+        return Err(Refusal::peer(
             ErrorKind::AuthFailed,
             match w {
                 pam_check::Wait::Busy => "another password check for you is running".to_string(),
@@ -332,8 +331,7 @@ pub(crate) fn password_ok(
                     t.as_secs() + 1
                 ),
             },
-        )?;
-        return Ok(false);
+        ));
     }
     let checked = pam_check::check_password(service, user, pw, PAM_TIMEOUT);
     d.backoff.end(
@@ -351,7 +349,7 @@ pub(crate) fn password_ok(
                 "user={user} uid={} password accepted by PAM service {service} for {action}",
                 conn.peer.uid
             ));
-            Ok(true)
+            Ok(())
         }
         Err(e) => {
             let why = crate::log::chain(&e);
@@ -359,17 +357,17 @@ pub(crate) fn password_ok(
                 "user={user} uid={} password check for {action} failed: {why}",
                 conn.peer.uid
             ));
-            if e.is_denial() {
-                conn.error(
+            // Already logged above (at warn: a wrong password is the peer's, not the daemon's).
+            Err(if e.is_denial() {
+                Refusal::peer(
                     ErrorKind::AuthFailed,
                     format!("the login password of {user} was not accepted"),
-                )?;
+                )
             } else if matches!(e, PamCheckError::TimedOut(_)) {
-                conn.error(ErrorKind::Internal, "the password check timed out")?;
+                Refusal::peer(ErrorKind::Internal, "the password check timed out")
             } else {
-                conn.error(ErrorKind::Internal, "the password could not be checked")?;
-            }
-            Ok(false)
+                Refusal::peer(ErrorKind::Internal, "the password could not be checked")
+            })
         }
     }
 }
@@ -505,32 +503,25 @@ pub fn enroll(
     clips: &[String],
     other_word_clips: &[String],
     clip_count: u32,
-) -> Result<(), IpcError> {
-    let Some(acct) = d.authorise(conn, user)? else {
-        return Ok(());
-    };
+) -> Handled {
+    let acct = d.authorise(conn, user)?;
     if clips.is_empty() {
         if !other_word_clips.is_empty() {
-            return conn.error(
-                ErrorKind::BadRequest,
+            return Err(Refusal::bad_request(
                 "other-word clips need recorded password clips too; a live enrolment records both",
-            );
+            )
+            .into());
         }
         return live::enroll(d, conn, &acct, password, clip_count);
     }
     if clips.len() + other_word_clips.len() > MAX_CLIPS {
-        return conn.error(
-            ErrorKind::BadRequest,
-            format!("at most {MAX_CLIPS} clips per enrolment"),
+        return Err(
+            Refusal::bad_request(format!("at most {MAX_CLIPS} clips per enrolment")).into(),
         );
     }
-    let (pos, neg) = match (paths(clips), paths(other_word_clips)) {
-        (Ok(p), Ok(n)) => (p, n),
-        (Err(e), _) | (_, Err(e)) => return conn.error(ErrorKind::BadRequest, e),
-    };
-    if !password_ok(d, conn, &acct, password, "enrol")? {
-        return Ok(());
-    }
+    let pos = paths(clips).map_err(Refusal::bad_request)?;
+    let neg = paths(other_word_clips).map_err(Refusal::bad_request)?;
+    password_ok(d, conn, &acct, password, "enrol")?;
     let total = pos.len() + neg.len();
     let mut done_before = 0usize;
     let send_progress = |conn: &mut Conn, done: usize| {
@@ -542,16 +533,9 @@ pub fn enroll(
         })
     };
     let peer = conn.peer;
-    let positives = match d.extract_dirs(peer, &pos, &mut |i, _| send_progress(conn, i))? {
-        Ok(v) => v,
-        Err(e) => return conn.error(ErrorKind::BadRequest, e),
-    };
+    let positives = d.extract_dirs(peer, &pos, &mut |i, _| send_progress(conn, i))?;
     done_before += pos.len();
-    let others =
-        match d.extract_dirs(peer, &neg, &mut |i, _| send_progress(conn, done_before + i))? {
-            Ok(v) => v,
-            Err(e) => return conn.error(ErrorKind::BadRequest, e),
-        };
+    let others = d.extract_dirs(peer, &neg, &mut |i, _| send_progress(conn, done_before + i))?;
     let (positives, mut rejected) = screen(d, conn, user, "password", &pos, positives, None)?;
     if positives.len() < MIN_POSITIVES {
         d.log.warn(&format!(
@@ -559,16 +543,14 @@ pub fn enroll(
             positives.len(),
             pos.len()
         ));
-        return conn.error(
-            ErrorKind::BadRequest,
-            format!(
-                "only {} of {} password clips passed the quality checks, at least {MIN_POSITIVES} \
-                 are needed ({})",
-                positives.len(),
-                pos.len(),
-                rejected.join("; ")
-            ),
-        );
+        return Err(Refusal::bad_request(format!(
+            "only {} of {} password clips passed the quality checks, at least {MIN_POSITIVES} \
+             are needed ({})",
+            positives.len(),
+            pos.len(),
+            rejected.join("; ")
+        ))
+        .into());
     }
     let reference = mean_identity(positives.iter());
     let (others, r) = screen(
@@ -604,7 +586,7 @@ pub(crate) fn train_and_commit(
     others: &[UtteranceFeatures],
     rejected: usize,
     source: &str,
-) -> Result<(), IpcError> {
+) -> Handled {
     let user = acct.name.as_str();
     let pretrained = d.pretrained();
     let cfg = EnrollConfig {
@@ -637,23 +619,25 @@ pub(crate) fn train_and_commit(
     if client_gone {
         d.log
             .info(&format!("user={user} enrolment abandoned by the client"));
-        return Err(IpcError::Closed);
+        return Err(IpcError::Closed.into());
     }
     let (mut model, report) = match trained {
         Ok(t) => t,
         Err(e) => {
+            // The clips' fault, not the daemon's: the peer reads why.
             let e = crate::log::chain(&e);
             d.log.warn(&format!("user={user} enrolment failed: {e}"));
-            return conn.error(ErrorKind::BadRequest, format!("enrolment failed: {e}"));
+            return Err(Refusal::bad_request(format!("enrolment failed: {e}")).into());
         }
     };
     model.set_backbone_sha256(d.backbone_sha256());
     model.set_owner(Daemon::owner_of(acct));
-    if let Err(e) = commit_model(d, &acct.name, &model) {
-        d.log
-            .error(&format!("user={user} cannot save the model: {e}"));
-        return conn.error(ErrorKind::Internal, "cannot save the model");
-    }
+    commit_model(d, &acct.name, &model).map_err(|e| {
+        Refusal::internal_text(
+            "cannot save the model",
+            format!("user={user} cannot save the model: {e}"),
+        )
+    })?;
     let policy = d.cfg.threshold_policy;
     d.log.info(&format!(
         "user={user} enrolled by uid {} from {} {source} ({} other-word, {rejected} rejected), \
@@ -663,20 +647,17 @@ pub(crate) fn train_and_commit(
         others.len(),
         report.validation_eer
     ));
-    conn.send(&Response::Enrolled {
+    Ok(conn.send(&Response::Enrolled {
         summary: EnrollSummary {
             validation_eer: report.validation_eer,
             genuine_mean: report.genuine_mean,
             impostor_mean: report.impostor_mean,
             margin: report.margin,
             threshold_policy: policy.name().into(),
-            threshold: model.threshold(match policy {
-                crate::config::Policy::Fmr => password::ThresholdPolicy::Fmr,
-                crate::config::Policy::Eer => password::ThresholdPolicy::Eer,
-            }),
+            threshold: model.threshold(policy.core()),
             clips: positives.len() as u32,
         },
-    })
+    })?)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use authnet_ipc::{
     PROTOCOL_VERSION,
 };
 
-use crate::session::Daemon;
+use crate::session::{Daemon, Refusal};
 use crate::sys::{self, PeerCred};
 
 /// A connected client with deadline-bounded framed I/O.
@@ -56,8 +56,12 @@ impl Conn {
         write_frame(&mut DeadlineStream::new(&self.stream, deadline), r)
     }
 
-    /// Sends an error response.
-    pub fn error(&mut self, kind: ErrorKind, message: impl Into<String>) -> Result<(), IpcError> {
+    /// Sends an error response: only [`Refusal::send`] does, the one error → protocol mapping.
+    pub(crate) fn error(
+        &mut self,
+        kind: ErrorKind,
+        message: impl Into<String>,
+    ) -> Result<(), IpcError> {
         self.send(&Response::Error {
             kind,
             message: message.into(),
@@ -204,18 +208,17 @@ pub fn serve(listener: UnixListener, daemon: Arc<Daemon>) -> anyhow::Result<()> 
         let slot = match slots.take(peer.uid) {
             Ok(s) => s,
             Err(full) => {
-                let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
                 let message = match full {
                     Full::All => "too many connections",
                     Full::Uid => "too many connections from your uid",
                 };
-                let _ = write_frame(
-                    &mut &stream,
-                    &Response::Error {
-                        kind: ErrorKind::Busy,
-                        message: message.into(),
-                    },
-                );
+                // The accept loop must not wait on a peer: 100 ms to take the answer.
+                let mut conn = Conn {
+                    stream,
+                    io_timeout: Duration::from_millis(100),
+                    peer,
+                };
+                let _ = Refusal::peer(ErrorKind::Busy, message).send(&mut conn, &daemon.log);
                 crate::log::with_peer(peer.uid, || {
                     daemon.log.warn(&format!(
                         "connection from uid {} refused: {message}",
@@ -249,10 +252,11 @@ fn handle(stream: UnixStream, peer: PeerCred, daemon: &Daemon) {
     match conn.recv() {
         Ok(Request::Hello { protocol_version }) => {
             if check_version(protocol_version).is_err() {
-                let _ = conn.error(
+                let _ = Refusal::peer(
                     ErrorKind::UnsupportedVersion,
                     format!("this daemon speaks protocol {PROTOCOL_VERSION}"),
-                );
+                )
+                .send(&mut conn, &daemon.log);
                 return;
             }
             if conn
@@ -265,7 +269,8 @@ fn handle(stream: UnixStream, peer: PeerCred, daemon: &Daemon) {
             }
         }
         Ok(_) => {
-            let _ = conn.error(ErrorKind::BadRequest, "the first message must be hello");
+            let _ = Refusal::bad_request("the first message must be hello")
+                .send(&mut conn, &daemon.log);
             return;
         }
         Err(e) => {
@@ -297,7 +302,7 @@ fn refuse(conn: &mut Conn, daemon: &Daemon, e: &IpcError) {
                 "bad request from uid {} pid {}: {e}",
                 conn.peer.uid, conn.peer.pid
             ));
-            let _ = conn.error(ErrorKind::BadRequest, e.to_string());
+            let _ = Refusal::bad_request(e.to_string()).send(conn, &daemon.log);
         }
         _ => daemon.log.debug(&format!(
             "connection from uid {} dropped: {e}",

@@ -10,8 +10,10 @@ mod access;
 mod admin;
 mod attempt;
 mod recorded;
+mod refusal;
 
 pub use attempt::PROMPT;
+pub(crate) use refusal::{Handled, Refusal, Stop};
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -69,7 +71,8 @@ pub struct Daemon {
 }
 
 impl Policy {
-    fn core(self) -> ThresholdPolicy {
+    /// The core's threshold policy of the same name.
+    pub(crate) fn core(self) -> ThresholdPolicy {
         match self {
             Self::Fmr => ThresholdPolicy::Fmr,
             Self::Eer => ThresholdPolicy::Eer,
@@ -136,10 +139,21 @@ impl Daemon {
     }
 
     /// Answers one request. `Err` means the connection is unusable and must be closed.
+    ///
+    /// The one place where a handler's [`Refusal`] becomes an `error` response.
     pub fn dispatch(&self, conn: &mut Conn, req: Request) -> Result<(), IpcError> {
+        match self.handle(conn, req) {
+            Ok(()) => Ok(()),
+            Err(Stop::Refused(r)) => r.send(conn, &self.log),
+            Err(Stop::Conn(e)) => Err(e),
+        }
+    }
+
+    /// Request → handler.
+    fn handle(&self, conn: &mut Conn, req: Request) -> Handled {
         match req {
-            Request::Hello { .. } => conn.error(ErrorKind::BadRequest, "hello was already sent"),
-            Request::Cancel {} => conn.error(ErrorKind::BadRequest, "nothing to cancel"),
+            Request::Hello { .. } => Err(Refusal::bad_request("hello was already sent").into()),
+            Request::Cancel {} => Err(Refusal::bad_request("nothing to cancel").into()),
             Request::Authenticate {
                 user,
                 service,

@@ -6,7 +6,6 @@
 //! path stays off until root sends `reset_throttle`. A success resets the count. Only
 //! rejections count as failures: an attempt that saw no face compared nothing.
 
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -14,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ThrottleConfig;
 use authnet_core::fsutil::Dir;
 
-use crate::store::{self, StoreError};
+use crate::store::{self, Store, StoreError};
 
 /// File name inside the user's state directory.
 pub const FILE: &str = "throttle.json";
@@ -71,44 +70,32 @@ impl ThrottleState {
 /// The largest throttle file read (it is a few dozen bytes of JSON).
 const MAX_FILE_BYTES: u64 = 4096;
 
-/// Reads the state of the user whose directory is `dir` (absent directory or file: no
-/// failures). A file that exists but cannot be read or parsed, or a directory or file that is a
-/// symlink, is an error: the caller must fail closed.
-pub fn load(dir: &Path) -> Result<ThrottleState, StoreError> {
-    let path = dir.join(FILE);
-    let d = match Dir::open(dir) {
-        Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ThrottleState::default()),
-        Err(source) => {
-            return Err(StoreError::Io {
-                path: dir.into(),
-                source,
-            })
-        }
-    };
-    match store::read_file(&d, FILE, MAX_FILE_BYTES)? {
+/// Reads the state of the user whose directory is `dir`, opened relative to the state
+/// directory ([`Store::open_user_dir`]); no file: no failures. A file that exists but cannot be
+/// read or parsed, or is a symlink, is an error: the caller must fail closed.
+pub fn load(dir: &Dir) -> Result<ThrottleState, StoreError> {
+    match store::read_file(dir, FILE, MAX_FILE_BYTES)? {
         Some(bytes) => serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
-            path,
+            path: dir.path().join(FILE),
             why: source.to_string(),
         }),
         None => Ok(ThrottleState::default()),
     }
 }
 
-/// Writes the state atomically, relative to the user's directory (never through a symlink).
-pub fn save(dir: &Path, st: &ThrottleState) -> Result<(), StoreError> {
-    let path = dir.join(FILE);
+/// Writes the state atomically inside the user's directory (never through a symlink).
+pub fn save(dir: &Dir, st: &ThrottleState) -> Result<(), StoreError> {
+    let path = dir.path().join(FILE);
     let bytes = serde_json::to_vec(st).map_err(|e| StoreError::Corrupt {
         path: path.clone(),
         why: e.to_string(),
     })?;
-    Dir::open(dir)
-        .and_then(|d| d.write_atomic(FILE, &bytes))
+    dir.write_atomic(FILE, &bytes)
         .map_err(|source| StoreError::Io { path, source })
 }
 
 /// Records a failure now.
-pub fn record_failure(dir: &Path) -> Result<ThrottleState, StoreError> {
+pub fn record_failure(dir: &Dir) -> Result<ThrottleState, StoreError> {
     let mut st = load(dir).unwrap_or(ThrottleState {
         // A corrupt file was already counted as a lockout by the check; keep failing closed.
         consecutive_failures: u32::MAX / 2,
@@ -121,7 +108,7 @@ pub fn record_failure(dir: &Path) -> Result<ThrottleState, StoreError> {
 }
 
 /// Records a success (clears the count).
-pub fn record_success(dir: &Path) -> Result<(), StoreError> {
+pub fn record_success(dir: &Dir) -> Result<(), StoreError> {
     match load(dir) {
         Ok(st) if st == ThrottleState::default() => Ok(()),
         _ => save(dir, &ThrottleState::default()),
@@ -135,7 +122,7 @@ pub fn record_success(dir: &Path) -> Result<(), StoreError> {
 /// costs at most one full delay instead of stretching it by the size of the step; the count,
 /// and so the lockout, never depends on the clock. Stepping the clock forward, which lifts a
 /// delay early, takes root.
-pub fn check(dir: &Path, cfg: &ThrottleConfig) -> Result<Verdict, StoreError> {
+pub fn check(dir: &Dir, cfg: &ThrottleConfig) -> Result<Verdict, StoreError> {
     let mut st = load(dir)?;
     let now = now();
     if st.last_failure > now {
@@ -143,6 +130,15 @@ pub fn check(dir: &Path, cfg: &ThrottleConfig) -> Result<Verdict, StoreError> {
         save(dir, &st)?;
     }
     Ok(st.check(cfg, now))
+}
+
+/// The verdict for `user` now: no user directory, no failures. A directory that cannot be
+/// opened (a symlink planted in its place) is an error: the caller must fail closed.
+pub fn check_user(store: &Store, user: &str, cfg: &ThrottleConfig) -> Result<Verdict, StoreError> {
+    match store.open_user_dir(user)? {
+        Some(d) => check(&d, cfg),
+        None => Ok(Verdict::Allowed),
+    }
 }
 
 #[cfg(test)]
@@ -179,33 +175,32 @@ mod tests {
 
     #[test]
     fn persisted_and_reset_by_success() {
-        let d = tempfile::tempdir().unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let d = Dir::open(t.path()).unwrap();
         for _ in 0..5 {
-            record_failure(d.path()).unwrap();
+            record_failure(&d).unwrap();
         }
-        assert!(matches!(
-            check(d.path(), &cfg()).unwrap(),
-            Verdict::Delayed(_)
-        ));
-        record_success(d.path()).unwrap();
-        assert_eq!(check(d.path(), &cfg()).unwrap(), Verdict::Allowed);
+        assert!(matches!(check(&d, &cfg()).unwrap(), Verdict::Delayed(_)));
+        record_success(&d).unwrap();
+        assert_eq!(check(&d, &cfg()).unwrap(), Verdict::Allowed);
     }
 
     #[test]
     fn a_clock_stepped_back_costs_one_delay_not_the_step() {
-        let d = tempfile::tempdir().unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let d = Dir::open(t.path()).unwrap();
         // Six failures "a year from now": the clock has since been stepped back a year.
         let year = 365 * 86_400;
         let st = ThrottleState {
             consecutive_failures: 6,
             last_failure: now() + year,
         };
-        save(d.path(), &st).unwrap();
-        match check(d.path(), &cfg()).unwrap() {
+        save(&d, &st).unwrap();
+        match check(&d, &cfg()).unwrap() {
             Verdict::Delayed(w) => assert!(w <= Duration::from_secs(60), "{w:?}"),
             v => panic!("a backward step must not lift the delay: {v:?}"),
         }
-        let stored = load(d.path()).unwrap();
+        let stored = load(&d).unwrap();
         assert_eq!(
             stored.consecutive_failures, 6,
             "the count survives the step"
@@ -213,22 +208,37 @@ mod tests {
         assert!(stored.last_failure <= now());
         // A lockout does not depend on the clock at all.
         save(
-            d.path(),
+            &d,
             &ThrottleState {
                 consecutive_failures: 100,
                 last_failure: 0,
             },
         )
         .unwrap();
-        assert_eq!(check(d.path(), &cfg()).unwrap(), Verdict::LockedOut);
+        assert_eq!(check(&d, &cfg()).unwrap(), Verdict::LockedOut);
     }
 
     #[test]
     fn corrupt_file_is_an_error_not_a_pass() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join(FILE), b"{garbage").unwrap();
-        assert!(check(d.path(), &cfg()).is_err());
-        let st = record_failure(d.path()).unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let d = Dir::open(t.path()).unwrap();
+        std::fs::write(t.path().join(FILE), b"{garbage").unwrap();
+        assert!(check(&d, &cfg()).is_err());
+        let st = record_failure(&d).unwrap();
         assert_eq!(st.check(&cfg(), now()), Verdict::LockedOut);
+    }
+
+    #[test]
+    fn a_user_without_a_directory_has_no_failures_and_a_linked_one_fails_closed() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(&t.path().join("state")).unwrap();
+        assert_eq!(
+            check_user(&store, "alice", &cfg()).unwrap(),
+            Verdict::Allowed
+        );
+        let victim = t.path().join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        std::os::unix::fs::symlink(&victim, store.user_dir("mallory")).unwrap();
+        assert!(check_user(&store, "mallory", &cfg()).is_err());
     }
 }

@@ -35,7 +35,7 @@ use super::{
 };
 use crate::camera::Clip;
 use crate::server::{ClientState, Conn};
-use crate::session::{Daemon, PROMPT};
+use crate::session::{Daemon, Handled, Refusal, PROMPT};
 use crate::sys::Account;
 
 /// Password clips recorded when the request asks for 0.
@@ -69,8 +69,8 @@ enum Take {
     Good(UtteranceFeatures),
     /// A clip that failed them: retake.
     Flawed(Flaw),
-    /// The camera or the pipeline failed: the enrolment stops; the text is for the client.
-    Failed(&'static str),
+    /// The camera or the pipeline failed: the enrolment stops with this refusal.
+    Failed(Refusal),
     /// The client sent `cancel` (or another request).
     Cancelled,
 }
@@ -108,17 +108,17 @@ pub fn enroll(
     acct: &Account,
     password: Option<&Secret>,
     clip_count: u32,
-) -> Result<(), IpcError> {
+) -> Handled {
     let user = acct.name.as_str();
     let n = match clip_count {
         0 => DEFAULT_CLIPS,
         c => c as usize,
     };
     if !(MIN_POSITIVES..=MAX_LIVE_CLIPS).contains(&n) {
-        return conn.error(
-            ErrorKind::BadRequest,
-            format!("a live enrolment records {MIN_POSITIVES} to {MAX_LIVE_CLIPS} clips, not {n}"),
-        );
+        return Err(Refusal::bad_request(format!(
+            "a live enrolment records {MIN_POSITIVES} to {MAX_LIVE_CLIPS} clips, not {n}"
+        ))
+        .into());
     }
     if conn.peer.uid != 0 {
         if let Err(why) = d.seat_check(conn) {
@@ -126,15 +126,13 @@ pub fn enroll(
                 "user={user} uid={} pid={}: live enrolment refused, remote session ({why})",
                 conn.peer.uid, conn.peer.pid
             ));
-            return conn.error(
-                ErrorKind::PermissionDenied,
+            return Err(Refusal::denied(
                 "the camera can only be used from a local session on its seat",
-            );
+            )
+            .into());
         }
     }
-    if !password_ok(d, conn, acct, password, "enrol")? {
-        return Ok(());
-    }
+    password_ok(d, conn, acct, password, "enrol")?;
     let mut held = Duration::ZERO;
     d.log.info(&format!(
         "user={user} live enrolment by uid {}: {n} password clips, {} other words",
@@ -152,7 +150,7 @@ pub fn enroll(
     let mut positives = Vec::with_capacity(n);
     for k in 1..=n {
         let kind = Kind::Password { k, n };
-        let Some(f) = record(
+        let f = record(
             d,
             conn,
             user,
@@ -160,10 +158,7 @@ pub fn enroll(
             Some(&positives),
             &mut rejected,
             &mut held,
-        )?
-        else {
-            return Ok(());
-        };
+        )?;
         positives.push(f);
     }
     let mut others = Vec::with_capacity(OTHER_WORDS.len());
@@ -173,10 +168,7 @@ pub fn enroll(
             j: j + 1,
             m: OTHER_WORDS.len(),
         };
-        let Some(f) = record(d, conn, user, kind, None, &mut rejected, &mut held)? else {
-            return Ok(());
-        };
-        others.push(f);
+        others.push(record(d, conn, user, kind, None, &mut rejected, &mut held)?);
     }
     d.log.info(&format!(
         "user={user} live enrolment held the camera {:.1} s",
@@ -191,7 +183,7 @@ pub fn enroll(
 /// Records one clip of `kind`, retaking it while it fails the checks (at most [`MAX_RETAKES`]
 /// times). `earlier`: the password clips kept so far, for the consistency check (`None` for
 /// other words). Each recording takes the camera queue at low priority and adds the time it
-/// held it to `held`. `Ok(None)` when the enrolment ended here (the answer is already sent).
+/// held it to `held`. `Err` when the enrolment ends here.
 fn record(
     d: &Daemon,
     conn: &mut Conn,
@@ -200,7 +192,7 @@ fn record(
     earlier: Option<&[UtteranceFeatures]>,
     rejected: &mut usize,
     held: &mut Duration,
-) -> Result<Option<UtteranceFeatures>, IpcError> {
+) -> Handled<UtteranceFeatures> {
     for attempt in 0..=MAX_RETAKES {
         let left = d.cfg.enroll_camera_limit.saturating_sub(*held);
         if left.is_zero() {
@@ -208,20 +200,21 @@ fn record(
                 "user={user} live enrolment stopped: it held the camera {:.1} s, the limit",
                 held.as_secs_f64()
             ));
-            conn.error(
+            return Err(Refusal::peer(
                 ErrorKind::Busy,
                 format!(
                     "the enrolment used the camera for its limit of {:.0} s; start again",
                     d.cfg.enroll_camera_limit.as_secs_f64()
                 ),
-            )?;
-            return Ok(None);
+            )
+            .into());
         }
         let Some(camera) = d.acquire_camera_low(d.cfg.camera_wait) else {
             d.log
                 .info(&format!("user={user} live enrolment stopped: camera busy"));
-            conn.error(ErrorKind::Busy, "the camera is in use; try again shortly")?;
-            return Ok(None);
+            return Err(
+                Refusal::peer(ErrorKind::Busy, "the camera is in use; try again shortly").into(),
+            );
         };
         let since = Instant::now();
         let budget_end = since + left;
@@ -243,7 +236,7 @@ fn record(
                 conn.send(&Response::Info {
                     text: format!("Recorded {}.", kind.label()),
                 })?;
-                return Ok(Some(f));
+                return Ok(f);
             }
             Take::Flawed(flaw) => {
                 *rejected += 1;
@@ -253,15 +246,12 @@ fn record(
                         kind.label(),
                         MAX_RETAKES + 1
                     ));
-                    conn.error(
-                        ErrorKind::BadRequest,
-                        format!(
-                            "{} failed the quality checks {} times, last: {flaw}",
-                            kind.label(),
-                            MAX_RETAKES + 1
-                        ),
-                    )?;
-                    return Ok(None);
+                    return Err(Refusal::bad_request(format!(
+                        "{} failed the quality checks {} times, last: {flaw}",
+                        kind.label(),
+                        MAX_RETAKES + 1
+                    ))
+                    .into());
                 }
                 conn.send(&Response::Info {
                     text: format!(
@@ -271,19 +261,19 @@ fn record(
                     ),
                 })?;
             }
-            Take::Failed(text) => {
-                conn.error(ErrorKind::Internal, text)?;
-                return Ok(None);
-            }
+            Take::Failed(why) => return Err(why.into()),
             Take::Cancelled => {
                 d.log.info(&format!("user={user} live enrolment cancelled"));
-                conn.error(ErrorKind::BadRequest, "enrolment cancelled")?;
-                return Ok(None);
+                return Err(Refusal::bad_request("enrolment cancelled").into());
             }
         }
     }
     // The loop returns on its last attempt (`attempt == MAX_RETAKES`) in every arm.
-    Ok(None)
+    Err(Refusal::internal_text("enrolment failed", "live enrolment: retakes exhausted").into())
+}
+
+fn extraction_failed(e: &dyn std::error::Error) -> Refusal {
+    Refusal::internal("feature extraction failed", "feature extraction failed", e)
 }
 
 /// Sends the countdown, pausing [`COUNTDOWN_STEP`] after each step. `Ok(false)` if the client
@@ -321,10 +311,11 @@ fn capture(
     let mut clip = match Clip::open(&d.cfg.camera, ex.crop_mode()) {
         Ok(c) => c,
         Err(e) => {
-            let e = crate::log::chain(&e);
-            d.log
-                .error(&format!("camera {} unavailable: {e}", d.cfg.camera.source));
-            return Ok(Take::Failed("the camera could not be opened"));
+            return Ok(Take::Failed(Refusal::internal(
+                "the camera could not be opened",
+                format_args!("camera {} unavailable", d.cfg.camera.source),
+                &e,
+            )))
         }
     };
     let deadline = (Instant::now() + d.cfg.camera.clip + CAPTURE_SLACK).min(budget_end);
@@ -342,30 +333,26 @@ fn capture(
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => {
-                let e = crate::log::chain(&e);
-                d.log.error(&format!(
-                    "camera {} failed after {} frames: {e}",
-                    d.cfg.camera.source,
-                    clip.delivered()
-                ));
-                return Ok(Take::Failed("the camera failed while recording"));
+                return Ok(Take::Failed(Refusal::internal(
+                    "the camera failed while recording",
+                    format_args!(
+                        "camera {} failed after {} frames",
+                        d.cfg.camera.source,
+                        clip.delivered()
+                    ),
+                    &e,
+                )))
             }
         };
         if let Err(e) = utt.push(&frame) {
-            let e = crate::log::chain(&e);
-            d.log.error(&format!("feature extraction failed: {e}"));
-            return Ok(Take::Failed("feature extraction failed"));
+            return Ok(Take::Failed(extraction_failed(&e)));
         }
         statics.push(frame);
     }
     drop(clip); // Release the device between clips.
     let captured = match utt.finish() {
         Ok(c) => c,
-        Err(e) => {
-            let e = crate::log::chain(&e);
-            d.log.error(&format!("feature extraction failed: {e}"));
-            return Ok(Take::Failed("feature extraction failed"));
-        }
+        Err(e) => return Ok(Take::Failed(extraction_failed(&e))),
     };
     drop(ex);
     let r = captured.report;

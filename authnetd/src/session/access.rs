@@ -5,29 +5,28 @@ use super::*;
 
 impl Daemon {
     /// Resolves `user` and checks the peer may act on it: the one authorisation rule of every
-    /// per-user request (attempt, test, list, remove, reset, enrolment). On refusal the error
-    /// is already sent and `Ok(None)` returned.
-    pub(crate) fn authorise(
-        &self,
-        conn: &mut Conn,
-        user: &str,
-    ) -> Result<Option<Account>, IpcError> {
+    /// per-user request (attempt, test, list, remove, reset, enrolment).
+    pub(crate) fn authorise(&self, conn: &Conn, user: &str) -> Result<Account, Refusal> {
         if !store::valid_user_name(user) {
-            conn.error(ErrorKind::InvalidUserName, "not a valid user name")?;
-            return Ok(None);
+            return Err(Refusal::peer(
+                ErrorKind::InvalidUserName,
+                "not a valid user name",
+            ));
         }
         let acct = match sys::account_by_name(user) {
             Ok(Some(a)) => a,
             Ok(None) => {
-                conn.error(ErrorKind::UnknownUser, format!("no such user: {user}"))?;
-                return Ok(None);
+                return Err(Refusal::peer(
+                    ErrorKind::UnknownUser,
+                    format!("no such user: {user}"),
+                ))
             }
             Err(e) => {
-                let e = crate::log::chain(&e);
-                self.log
-                    .error(&format!("passwd lookup of {user} failed: {e}"));
-                conn.error(ErrorKind::Internal, "passwd lookup failed")?;
-                return Ok(None);
+                return Err(Refusal::internal(
+                    "passwd lookup failed",
+                    format_args!("passwd lookup of {user} failed"),
+                    &e,
+                ))
             }
         };
         if conn.peer.uid != 0 && conn.peer.uid != acct.uid {
@@ -35,13 +34,9 @@ impl Daemon {
                 "uid {} (pid {}) asked about user {user}: permission denied",
                 conn.peer.uid, conn.peer.pid
             ));
-            conn.error(
-                ErrorKind::PermissionDenied,
-                "only root may ask about another user",
-            )?;
-            return Ok(None);
+            return Err(Refusal::denied("only root may ask about another user"));
         }
-        Ok(Some(acct))
+        Ok(acct)
     }
 
     /// Whether the peer's logind session may use the camera ([`crate::seat::decide`]);

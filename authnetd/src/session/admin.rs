@@ -4,13 +4,10 @@ use super::*;
 
 impl Daemon {
     /// `list`: the peer's own model, or (root) one user's or every enrolled user's.
-    pub(super) fn list(&self, conn: &mut Conn, user: Option<String>) -> Result<(), IpcError> {
+    pub(super) fn list(&self, conn: &mut Conn, user: Option<String>) -> Handled {
         // Each listed account with its uid, which its model must be bound to.
         let accounts: Vec<Account> = match user {
-            Some(u) => match self.authorise(conn, &u)? {
-                Some(a) => vec![a],
-                None => return Ok(()),
-            },
+            Some(u) => vec![self.authorise(conn, &u)?],
             None if conn.peer.uid == 0 => match self.store.enrolled_users() {
                 Ok(v) => v
                     .into_iter()
@@ -25,14 +22,19 @@ impl Daemon {
                     })
                     .collect(),
                 Err(e) => {
-                    let e = crate::log::chain(&e);
-                    self.log.error(&format!("listing models: {e}"));
-                    return conn.error(ErrorKind::Internal, "cannot list the state directory");
+                    return Err(
+                        Refusal::internal("cannot list the state directory", "listing models", &e)
+                            .into(),
+                    )
                 }
             },
             None => match sys::account_by_uid(conn.peer.uid) {
                 Ok(Some(a)) => vec![a],
-                _ => return conn.error(ErrorKind::UnknownUser, "your uid has no account"),
+                _ => {
+                    return Err(
+                        Refusal::peer(ErrorKind::UnknownUser, "your uid has no account").into(),
+                    )
+                }
             },
         };
         let mut entries = Vec::new();
@@ -55,7 +57,7 @@ impl Daemon {
                 )),
             }
         }
-        conn.send(&Response::Models { entries })
+        Ok(conn.send(&Response::Models { entries })?)
     }
 
     /// `remove`: deletes a model (a non-root peer's own, after its password).
@@ -65,100 +67,84 @@ impl Daemon {
         user: Option<String>,
         all: bool,
         password: Option<&Secret>,
-    ) -> Result<(), IpcError> {
+    ) -> Handled {
         if all {
             if conn.peer.uid != 0 {
-                return conn.error(
-                    ErrorKind::PermissionDenied,
-                    "only root may remove every model",
-                );
+                return Err(Refusal::denied("only root may remove every model").into());
             }
-            let users = match self.store.enrolled_users() {
-                Ok(v) => v,
-                Err(e) => {
-                    let e = crate::log::chain(&e);
-                    self.log.error(&format!("listing models: {e}"));
-                    return conn.error(ErrorKind::Internal, "cannot list the state directory");
-                }
-            };
+            let users = self.store.enrolled_users().map_err(|e| {
+                Refusal::internal("cannot list the state directory", "listing models", &e)
+            })?;
             for u in &users {
-                if let Err(e) = self.store.remove_model(u) {
-                    let e = crate::log::chain(&e);
-                    self.log.error(&format!("removing model of {u}: {e}"));
-                    return conn.error(ErrorKind::Internal, "cannot remove a model");
-                }
+                self.store.remove_model(u).map_err(|e| {
+                    Refusal::internal(
+                        "cannot remove a model",
+                        format_args!("removing model of {u}"),
+                        &e,
+                    )
+                })?;
                 self.log
                     .info(&format!("user={u} model removed by uid {}", conn.peer.uid));
             }
-            return conn.send(&Response::Done {
+            return Ok(conn.send(&Response::Done {
                 text: format!("removed {} models", users.len()),
-            });
+            })?);
         }
         let user = match user {
             Some(u) => u,
             None => match sys::account_by_uid(conn.peer.uid) {
                 Ok(Some(a)) if conn.peer.uid != 0 => a.name,
-                _ => return conn.error(ErrorKind::BadRequest, "name a user or set all"),
+                _ => return Err(Refusal::bad_request("name a user or set all").into()),
             },
         };
-        let Some(acct) = self.authorise(conn, &user)? else {
-            return Ok(());
-        };
+        let acct = self.authorise(conn, &user)?;
+        let not_enrolled = || Refusal::peer(ErrorKind::NotEnrolled, format!("{user} has no model"));
         if !self.store.has_model(&user) {
-            return conn.error(ErrorKind::NotEnrolled, format!("{user} has no model"));
+            return Err(not_enrolled().into());
         }
-        if !crate::enroll::password_ok(self, conn, &acct, password, "remove")? {
-            return Ok(());
-        }
+        crate::enroll::password_ok(self, conn, &acct, password, "remove")?;
         match self.store.remove_model(&user) {
             Ok(true) => {
                 self.log.info(&format!(
                     "user={user} model removed by uid {}",
                     conn.peer.uid
                 ));
-                conn.send(&Response::Done {
+                Ok(conn.send(&Response::Done {
                     text: format!("removed the model of {user}"),
-                })
+                })?)
             }
-            Ok(false) => conn.error(ErrorKind::NotEnrolled, format!("{user} has no model")),
-            Err(e) => {
-                let e = crate::log::chain(&e);
-                self.log.error(&format!("removing model of {user}: {e}"));
-                conn.error(ErrorKind::Internal, "cannot remove the model")
-            }
+            Ok(false) => Err(not_enrolled().into()),
+            Err(e) => Err(Refusal::internal(
+                "cannot remove the model",
+                format_args!("removing model of {user}"),
+                &e,
+            )
+            .into()),
         }
     }
 
     /// `reset_throttle` (root only): clears a user's failures.
-    pub(super) fn reset_throttle(&self, conn: &mut Conn, user: &str) -> Result<(), IpcError> {
+    pub(super) fn reset_throttle(&self, conn: &mut Conn, user: &str) -> Handled {
         if conn.peer.uid != 0 {
-            return conn.error(
-                ErrorKind::PermissionDenied,
-                "only root may reset the throttle",
-            );
+            return Err(Refusal::denied("only root may reset the throttle").into());
         }
-        if self.authorise(conn, user)?.is_none() {
-            return Ok(());
-        }
+        self.authorise(conn, user)?;
         let _g = self.throttle_lock.lock().unwrap_or_else(|p| p.into_inner());
         let r = self
             .store
             .ensure_user_dir(user)
-            .and_then(|d| throttle::save(d.path(), &throttle::ThrottleState::default()));
-        match r {
-            Ok(()) => {
-                self.log
-                    .info(&format!("user={user} throttle reset by root"));
-                conn.send(&Response::Done {
-                    text: format!("throttle of {user} reset"),
-                })
-            }
-            Err(e) => {
-                let e = crate::log::chain(&e);
-                self.log
-                    .error(&format!("resetting throttle of {user}: {e}"));
-                conn.error(ErrorKind::Internal, "cannot write the throttle state")
-            }
-        }
+            .and_then(|d| throttle::save(&d, &throttle::ThrottleState::default()));
+        r.map_err(|e| {
+            Refusal::internal(
+                "cannot write the throttle state",
+                format_args!("resetting throttle of {user}"),
+                &e,
+            )
+        })?;
+        self.log
+            .info(&format!("user={user} throttle reset by root"));
+        Ok(conn.send(&Response::Done {
+            text: format!("throttle of {user} reset"),
+        })?)
     }
 }

@@ -76,11 +76,9 @@ impl Daemon {
         service: &str,
         rhost: Option<&str>,
         test: bool,
-    ) -> Result<(), IpcError> {
+    ) -> Handled {
         let started = Instant::now();
-        let Some(acct) = self.authorise(conn, user)? else {
-            return Ok(());
-        };
+        let acct = self.authorise(conn, user)?;
         let attempt = match self.attempt(conn, &acct, rhost) {
             Ok(a) => a,
             Err(Abort::ClientGone) => {
@@ -89,7 +87,7 @@ impl Daemon {
                     acct.name,
                     started.elapsed().as_millis()
                 ));
-                return Err(IpcError::Closed);
+                return Err(IpcError::Closed.into());
             }
         };
         let reason = match attempt.outcome {
@@ -119,22 +117,23 @@ impl Daemon {
                 s.veto.is_some()
             ));
         }
-        if test {
+        let answer = if test {
             // A score lets a peer hill-climb against the model (issue 16 item 5): root only.
             let score = if conn.peer.uid == 0 {
                 attempt.scores.map(|s| s.ranked()).filter(|f| f.is_finite())
             } else {
                 None
             };
-            conn.send(&Response::TestResult {
+            Response::TestResult {
                 outcome: attempt.outcome,
                 score,
-            })
+            }
         } else {
-            conn.send(&Response::Result {
+            Response::Result {
                 outcome: attempt.outcome,
-            })
-        }
+            }
+        };
+        Ok(conn.send(&answer)?)
     }
 
     /// Marks `user`'s attempt in flight; `None` when one already is.
@@ -152,7 +151,7 @@ impl Daemon {
     /// Checks the throttle; `Some(reason)` when the attempt may not run.
     fn throttled(&self, user: &str) -> Option<UnavailableReason> {
         let _g = self.throttle_lock.lock().unwrap_or_else(|p| p.into_inner());
-        match throttle::check(&self.store.user_dir(user), &self.cfg.throttle) {
+        match throttle::check_user(&self.store, user, &self.cfg.throttle) {
             Ok(Verdict::Allowed) => None,
             Ok(Verdict::Delayed(d)) => {
                 self.log.info(&format!(
@@ -179,10 +178,15 @@ impl Daemon {
 
     fn record(&self, user: &str, outcome: &Outcome) {
         let _g = self.throttle_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let dir = self.store.user_dir(user);
         let r = match outcome {
-            Outcome::Accept => throttle::record_success(&dir),
-            Outcome::Reject => throttle::record_failure(&dir).map(|_| ()),
+            Outcome::Accept => self
+                .store
+                .open_user_dir(user)
+                .and_then(|d| d.map_or(Ok(()), |d| throttle::record_success(&d))),
+            Outcome::Reject => self
+                .store
+                .ensure_user_dir(user)
+                .and_then(|d| throttle::record_failure(&d).map(|_| ())),
             Outcome::Unavailable { .. } => Ok(()),
         };
         if let Err(e) = r {

@@ -45,14 +45,14 @@ impl Daemon {
     /// file is opened (regular file, no symlink) before the queue too, and FFmpeg reads that
     /// open file, under the peer's credentials, while the queue is held.
     ///
-    /// The inner `Err` is the text for the client: generic for non-root peers (the detail is
-    /// logged).
+    /// A refused clip is a bad request whose text is generic for non-root peers (the detail
+    /// is logged).
     pub(crate) fn extract_dirs(
         &self,
         peer: sys::PeerCred,
         dirs: &[PathBuf],
         progress: &mut dyn FnMut(usize, usize) -> Result<(), IpcError>,
-    ) -> Result<Result<Vec<ExtractedClip>, String>, IpcError> {
+    ) -> Handled<Vec<ExtractedClip>> {
         use authnet_core::capture as cap;
         /// Largest video file accepted for enrolment.
         const MAX_VIDEO_FILE: u64 = 1 << 30;
@@ -68,14 +68,14 @@ impl Daemon {
                 .map(Some)
                 .map_err(|e| format!("cannot take the peer's credentials: {e}"))
         };
-        let refuse = |i: usize, d: &std::path::Path, why: String| {
+        let refuse = |i: usize, d: &std::path::Path, why: String| -> Stop {
             self.log.info(&format!(
                 "enrolment clip {} of uid {} refused: {}: {why}",
                 i + 1,
                 peer.uid,
                 d.display()
             ));
-            if peer.uid == 0 {
+            Refusal::bad_request(if peer.uid == 0 {
                 format!("{}: {why}", d.display())
             } else {
                 format!(
@@ -84,17 +84,15 @@ impl Daemon {
                     i + 1,
                     d.display()
                 )
-            }
+            })
+            .into()
         };
         let mut out = Vec::with_capacity(dirs.len());
         for (i, d) in dirs.iter().enumerate() {
             let mixed = self.cfg.crop != authnet_core::vision::CropMode::Detect;
             // All file I/O a peer controls happens here, before the camera queue.
             let input = {
-                let _creds = match as_peer() {
-                    Ok(c) => c,
-                    Err(e) => return Ok(Err(refuse(i, d, e))),
-                };
+                let _creds = as_peer().map_err(|e| refuse(i, d, e))?;
                 match std::fs::metadata(d) {
                     Ok(m) if m.is_dir() => cap::load_dir(d)
                         .map(|l| Input::Frames(if mixed { l.allow_mixed_sizes() } else { l }))
@@ -110,23 +108,19 @@ impl Daemon {
                     Err(e) => Err(e.to_string()),
                 }
             };
-            let input = match input {
-                Ok(x) => x,
-                Err(e) => return Ok(Err(refuse(i, d, e))),
-            };
+            let input = input.map_err(|e| refuse(i, d, e))?;
             let r = {
                 let Some(_g) = self.gate.acquire_low(self.cfg.camera_wait) else {
-                    return Ok(Err("the camera pipeline is busy".into()));
+                    return Err(
+                        Refusal::peer(ErrorKind::Busy, "the camera pipeline is busy").into(),
+                    );
                 };
                 let mut ex = self.pipeline();
                 match input {
                     Input::Frames(l) => extract_counting(&mut ex, Box::new(l)),
                     Input::Video(f) => {
                         use std::os::fd::AsRawFd;
-                        let _creds = match as_peer() {
-                            Ok(c) => c,
-                            Err(e) => return Ok(Err(refuse(i, d, e))),
-                        };
+                        let _creds = as_peer().map_err(|e| refuse(i, d, e))?;
                         // FFmpeg reopens the very file checked above, never the path again.
                         let fd_path = PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()));
                         let r = cap::open_utterance(&fd_path, mixed)
@@ -137,12 +131,9 @@ impl Daemon {
                     }
                 }
             };
-            match r {
-                Ok(fr) => out.push(fr),
-                Err(e) => return Ok(Err(refuse(i, d, e))),
-            }
+            out.push(r.map_err(|e| refuse(i, d, e))?);
             progress(i + 1, dirs.len())?;
         }
-        Ok(Ok(out))
+        Ok(out)
     }
 }
