@@ -188,21 +188,27 @@ fn reduced_run_is_complete_bounded_and_deterministic() {
     assert_eq!(a, b);
 }
 
-#[test]
-fn bank_builds_from_a_dataset_and_loads_for_its_backbone_only() {
-    use authnet_core::model::bank::{BankError, ImpostorBank};
-    let d = tempfile::tempdir().unwrap();
-    // A small corpus of links into the real data: 2 speakers x 2 words x 10 instances.
+/// A small corpus of links into the real data under `dir`: 2 speakers x 2 words x 10
+/// instances of mouth crops. Returns its root.
+fn small_corpus(dir: &Path) -> PathBuf {
+    let corpus = dir.join("corpus");
     for spk in ["F01", "M01"] {
-        let words = d.path().join("corpus").join(spk).join("words");
+        let words = corpus.join(spk).join("words");
         std::fs::create_dir_all(&words).unwrap();
         for w in ["01", "02"] {
             std::os::unix::fs::symlink(data(&format!("lips/{spk}/words/{w}")), words.join(w))
                 .unwrap();
         }
     }
+    corpus
+}
+
+#[test]
+fn bank_builds_from_a_dataset_and_loads_for_its_backbone_only() {
+    use authnet_core::model::bank::{BankError, ImpostorBank};
+    let d = tempfile::tempdir().unwrap();
+    let corpus = small_corpus(d.path());
     let out = d.path().join("imp.bank");
-    let corpus = d.path().join("corpus");
     let r = eval(&[
         "bank",
         "--dataset",
@@ -227,17 +233,9 @@ fn pretrain_writes_a_model_that_loads_for_its_pipeline_only() {
     use authnet_core::features::FeatureLayout;
     use authnet_core::model::pretrained::{Expect, PretrainedError, PretrainedLstm};
     let d = tempfile::tempdir().unwrap();
-    // 2 speakers x 2 words x 10 instances: 4 speaker x word classes.
-    for spk in ["F01", "M01"] {
-        let words = d.path().join("corpus").join(spk).join("words");
-        std::fs::create_dir_all(&words).unwrap();
-        for w in ["01", "02"] {
-            std::os::unix::fs::symlink(data(&format!("lips/{spk}/words/{w}")), words.join(w))
-                .unwrap();
-        }
-    }
+    // 4 speaker x word classes.
+    let corpus = small_corpus(d.path());
     let out = d.path().join("words.pretrained");
-    let corpus = d.path().join("corpus");
     let cache = d.path().join("cache");
     let r = eval(&[
         "pretrain",
