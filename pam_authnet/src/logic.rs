@@ -175,6 +175,9 @@ impl Verdict {
 /// The prompt `prompt=concurrent` shows (the one `pam_unix` shows too).
 pub const PASSWORD_PROMPT: &str = "Password: ";
 
+/// Whether this process has logged that `max-tries=` is ignored.
+static MAX_TRIES_LOGGED: std::sync::Once = std::sync::Once::new();
+
 /// `pam_sm_authenticate`: `args` are the module arguments, `silent` is `PAM_SILENT`.
 pub fn authenticate<P: PamHandler>(pam: &mut P, args: &[&str], silent: bool) -> PamCode {
     let opts = match Options::parse(args.iter().copied()) {
@@ -192,9 +195,13 @@ pub fn authenticate<P: PamHandler>(pam: &mut P, args: &[&str], silent: bool) -> 
     };
     call.deadline += call.opts.timeout;
     if let Some(n) = call.opts.ignored_max_tries {
-        call.error(&format!(
-            "max-tries={n} is ignored: the retry budget is max_tries in authnetd.toml"
-        ));
+        // Once per process: a display manager or sshd loads the module once and authenticates
+        // many times; the stale line needs saying once, not on every attempt.
+        MAX_TRIES_LOGGED.call_once(|| {
+            call.error(&format!(
+                "max-tries={n} is ignored: the retry budget is max_tries in authnetd.toml"
+            ))
+        });
     }
     let verdict = call.run();
     let code = verdict.pam_code();
@@ -1014,7 +1021,8 @@ mod tests {
     #[test]
     fn max_tries_is_ignored_and_logged_one_request_is_sent() {
         // An old line with max-tries=3: one request, its reject is final (retrying is the
-        // daemon's budget), and the log says the option is ignored.
+        // daemon's budget), and the log says the option is ignored, once per process (this is
+        // the only test whose options carry a valid max-tries=).
         let daemon = auth_daemon([result(Outcome::Reject)]);
         let mut pam = ScriptedPam::alice([]);
         assert_eq!(run(&mut pam, &daemon, &["max-tries=3"]), PamCode::AuthErr);
@@ -1024,6 +1032,15 @@ mod tests {
                 && m.contains("max-tries=3 is ignored")
                 && m.contains("authnetd.toml")),
             "{:?}",
+            pam.logs
+        );
+        let daemon = auth_daemon([result(Outcome::Reject)]);
+        let mut pam = ScriptedPam::alice([]);
+        assert_eq!(run(&mut pam, &daemon, &["max-tries=3"]), PamCode::AuthErr);
+        daemon.finish();
+        assert!(
+            !pam.logs.iter().any(|(_, m)| m.contains("max-tries")),
+            "logged again: {:?}",
             pam.logs
         );
     }
