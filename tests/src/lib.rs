@@ -470,17 +470,9 @@ pub fn auth_request(user: &str) -> Request {
     }
 }
 
-/// Where Debian (and other distributions) put `libpam_wrapper.so`, in search order.
-const PAM_WRAPPER_LIBDIRS: [&str; 4] = [
-    "/usr/lib/x86_64-linux-gnu",
-    "/usr/lib/aarch64-linux-gnu",
-    "/usr/lib64",
-    "/usr/lib",
-];
-
 /// The directory holding `libpam_wrapper.so`, or why there is none.
 fn pam_wrapper_libdir() -> Result<&'static Path, String> {
-    PAM_WRAPPER_LIBDIRS
+    tools::PAM_WRAPPER_LIBDIRS
         .iter()
         .map(Path::new)
         .find(|d| d.join("libpam_wrapper.so").is_file())
@@ -584,10 +576,7 @@ pub fn as_nobody(d: &Daemon, req: &Request) -> Response {
 /// `libpam_wrapper.so` and pam_wrapper's `pam_matrix.so`, or why not.
 pub fn pam_matrix() -> Result<PathBuf, String> {
     pam_wrapper_libdir()?;
-    PAM_WRAPPER_LIBDIRS
-        .iter()
-        .map(|d| Path::new(d).join("pam_wrapper/pam_matrix.so"))
-        .find(|p| p.is_file())
+    tools::find(tools::PAM_WRAPPER_LIBDIRS, "pam_wrapper/pam_matrix.so")
         .ok_or_else(|| "pam_matrix.so is not installed (apt-get install libpam-wrapper)".into())
 }
 
