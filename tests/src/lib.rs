@@ -556,14 +556,7 @@ macro_rules! require_pam_tools {
 /// Sends `req` to the daemon through the `authnet-client` binary running as uid/gid 65534
 /// (`nobody`), and returns the final response.
 pub fn as_nobody(d: &Daemon, req: &Request) -> Response {
-    use std::os::unix::process::CommandExt;
-    let out = Command::new(binary("authnet-client"))
-        .arg(&d.socket)
-        .arg(serde_json::to_string(req).unwrap())
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
+    let out = client_as(d, NOBODY, NOBODY, req);
     assert!(
         out.status.success(),
         "client failed: {}",
@@ -571,6 +564,41 @@ pub fn as_nobody(d: &Daemon, req: &Request) -> Response {
     );
     let text = String::from_utf8(out.stdout).unwrap();
     serde_json::from_str(text.lines().last().unwrap()).unwrap()
+}
+
+/// The uid and gid of `nobody`.
+pub const NOBODY: u32 = 65534;
+
+/// Runs `cmd` as uid/gid 65534 (`nobody`) with `stdin` piped in and its output captured.
+pub fn output_as_nobody(cmd: &mut Command, stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    let mut child = cmd
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Asserts that `r` is an error of `kind` whose message contains `needle` (`""`: any message).
+pub fn assert_error(r: &Response, kind: authnet_ipc::ErrorKind, needle: &str) {
+    match r {
+        Response::Error { kind: k, message } => {
+            assert_eq!(*k, kind, "{message}");
+            assert!(message.contains(needle), "{needle:?} not in {message:?}");
+        }
+        o => panic!("expected a {kind:?} error, got {o:?}"),
+    }
 }
 
 /// `libpam_wrapper.so` and pam_wrapper's `pam_matrix.so`, or why not.
