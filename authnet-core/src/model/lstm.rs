@@ -587,84 +587,68 @@ impl SeqClassifier {
         // across threads costs more than it saves (paper preset, 450 x 20 x 608, 60 epochs:
         // 5.8 s with 2 threads, 4.8 s with 1). Running inside a one-thread pool keeps the whole
         // training on this thread; results are identical (gemm never splits a reduction).
-        on_one_thread(|| self.train_here(x, y, weights, val, tc))
-    }
+        on_one_thread(|| {
+            let start = Instant::now();
+            tc.validate()?;
+            let d = self.cfg.input_dim;
+            let steps = check_sequences(x, d)?;
+            check_labels(y, x.len())?;
+            let weights = match weights {
+                Some(w) => check_weights(w, x.len())?.to_vec(),
+                None => vec![1.0; x.len()],
+            };
+            let val = check_val(val, d, check_labels)?;
 
-    fn train_here(
-        &mut self,
-        x: &[Sequence],
-        y: &[f32],
-        weights: Option<&[f32]>,
-        val: Option<(&[Sequence], &[f32])>,
-        tc: &TrainConfig,
-    ) -> Result<TrainReport, LstmError> {
-        let start = Instant::now();
-        tc.validate()?;
-        let d = self.cfg.input_dim;
-        let steps = check_sequences(x, d)?;
-        check_labels(y, x.len())?;
-        let weights = match weights {
-            Some(w) => check_weights(w, x.len())?.to_vec(),
-            None => vec![1.0; x.len()],
-        };
-        let val = match val {
-            Some((vx, vy)) => {
-                let vsteps = check_sequences(vx, d)?;
-                check_labels(vy, vx.len())?;
-                Some((vx, vy, vsteps))
-            }
-            None => None,
-        };
-
-        let mut rng = self.train_rng(tc);
-        let first_trained = if tc.freeze_backbone {
-            self.cfg.backbone_blocks()
-        } else {
-            0
-        };
-        let vars: Vec<Var> = self.blocks[first_trained..]
-            .iter()
-            .map(|b| b.var.clone())
-            .collect();
-        let this = &*self;
-        let run = train_epochs(
-            &vars,
-            x.len(),
-            tc,
-            &mut rng,
-            |chunk, rng| {
-                let wb: Vec<f32> = chunk.iter().map(|&i| weights[i]).collect();
-                let batch_weight: f32 = wb.iter().sum();
-                if batch_weight <= 0.0 {
-                    return Ok(None); // nothing to learn from (all-zero weights in this batch)
-                }
-                let xb = batch_tensor(x, chunk, steps, d)?;
-                let yb = Tensor::new(chunk.iter().map(|&i| y[i]).collect::<Vec<_>>(), &CPU)?;
-                let wb = Tensor::new(wb, &CPU)?;
-                let z = if tc.freeze_backbone {
-                    let h = this.forward_backbone(&xb, steps, chunk.len(), None)?;
-                    this.forward_head(h, true)?
-                } else {
-                    this.forward(&xb, steps, chunk.len(), Some(rng))?
-                };
-                let loss = bce_with_logits(&z, &yb, Some(&wb))?;
-                Ok(Some((loss, f64::from(batch_weight))))
-            },
-            || match val {
-                Some((vx, vy, vsteps)) => Ok(Some((this.balanced_loss(vx, vy, vsteps)?, ()))),
-                None => Ok(None),
-            },
-        )?;
-        let (best_epoch, best_val_loss) = match run.best {
-            Some((epoch, loss, ())) => (epoch, Some(loss)),
-            None => (run.epochs_run, None),
-        };
-        Ok(TrainReport {
-            epochs_run: run.epochs_run,
-            best_epoch,
-            best_val_loss,
-            final_train_loss: run.final_train_loss,
-            seconds: start.elapsed().as_secs_f64(),
+            let mut rng = self.train_rng(tc);
+            let first_trained = if tc.freeze_backbone {
+                self.cfg.backbone_blocks()
+            } else {
+                0
+            };
+            let vars: Vec<Var> = self.blocks[first_trained..]
+                .iter()
+                .map(|b| b.var.clone())
+                .collect();
+            let this = &*self;
+            let run = train_epochs(
+                &vars,
+                x.len(),
+                tc,
+                &mut rng,
+                |chunk, rng| {
+                    let wb: Vec<f32> = chunk.iter().map(|&i| weights[i]).collect();
+                    let batch_weight: f32 = wb.iter().sum();
+                    if batch_weight <= 0.0 {
+                        return Ok(None); // nothing to learn from (all-zero weights in this batch)
+                    }
+                    let xb = batch_tensor(x, chunk, steps, d)?;
+                    let yb = Tensor::new(chunk.iter().map(|&i| y[i]).collect::<Vec<_>>(), &CPU)?;
+                    let wb = Tensor::new(wb, &CPU)?;
+                    let z = if tc.freeze_backbone {
+                        let h = this.forward_backbone(&xb, steps, chunk.len(), None)?;
+                        this.forward_head(h, true)?
+                    } else {
+                        this.forward(&xb, steps, chunk.len(), Some(rng))?
+                    };
+                    let loss = bce_with_logits(&z, &yb, Some(&wb))?;
+                    Ok(Some((loss, f64::from(batch_weight))))
+                },
+                || match val {
+                    Some((vx, vy, vsteps)) => Ok(Some((this.balanced_loss(vx, vy, vsteps)?, ()))),
+                    None => Ok(None),
+                },
+            )?;
+            let (best_epoch, best_val_loss) = match run.best {
+                Some((epoch, loss, ())) => (epoch, Some(loss)),
+                None => (run.epochs_run, None),
+            };
+            Ok(TrainReport {
+                epochs_run: run.epochs_run,
+                best_epoch,
+                best_val_loss,
+                final_train_loss: run.final_train_loss,
+                seconds: start.elapsed().as_secs_f64(),
+            })
         })
     }
 
@@ -798,81 +782,65 @@ impl SeqClassifier {
         tc: &TrainConfig,
     ) -> Result<PretrainReport, LstmError> {
         // One thread, as in `train` (small matrices; identical results).
-        on_one_thread(|| self.pretrain_here(x, labels, classes, val, tc))
-    }
-
-    fn pretrain_here(
-        &mut self,
-        x: &[Sequence],
-        labels: &[usize],
-        classes: usize,
-        val: Option<(&[Sequence], &[usize])>,
-        tc: &TrainConfig,
-    ) -> Result<PretrainReport, LstmError> {
-        let start = Instant::now();
-        tc.validate()?;
-        if !(2..=MAX_WIDTH).contains(&classes) {
-            return Err(LstmError::InvalidTrainConfig {
-                field: "classes",
-                problem: "must be in 2..=MAX_WIDTH",
-            });
-        }
-        let d = self.cfg.input_dim;
-        let steps = check_sequences(x, d)?;
-        check_classes(labels, x.len(), classes)?;
-        let val = match val {
-            Some((vx, vy)) => {
-                let vsteps = check_sequences(vx, d)?;
-                check_classes(vy, vx.len(), classes)?;
-                Some((vx, vy, vsteps))
+        on_one_thread(|| {
+            let start = Instant::now();
+            tc.validate()?;
+            if !(2..=MAX_WIDTH).contains(&classes) {
+                return Err(LstmError::InvalidTrainConfig {
+                    field: "classes",
+                    problem: "must be in 2..=MAX_WIDTH",
+                });
             }
-            None => None,
-        };
-        let mut rng = self.train_rng(tc);
-        // The softmax layer `[H_L + 1, C]`: weight rows, then the bias row.
-        let width = self.cfg.backbone_width();
-        let a = (6.0 / (width + classes) as f32).sqrt();
-        let mut w: Vec<f32> = (0..width * classes)
-            .map(|_| (2.0 * rng.next_f32() - 1.0) * a)
-            .collect();
-        w.extend(std::iter::repeat_n(0.0, classes));
-        let softmax = Var::from_tensor(&Tensor::from_vec(w, (width + 1, classes), &CPU)?)?;
-        let mut vars: Vec<Var> = self.blocks[..self.cfg.backbone_blocks()]
-            .iter()
-            .map(|b| b.var.clone())
-            .collect();
-        vars.push(softmax.clone());
-        let this = &*self;
-        let run = train_epochs(
-            &vars,
-            x.len(),
-            tc,
-            &mut rng,
-            |chunk, rng| {
-                let xb = batch_tensor(x, chunk, steps, d)?;
-                let yb = one_hot(chunk.iter().map(|&i| labels[i]), classes)?;
-                let h = this.forward_backbone(&xb, steps, chunk.len(), Some(rng))?;
-                let loss = softmax_cross_entropy(&h, softmax.as_tensor(), &yb)?;
-                Ok(Some((loss, chunk.len() as f64)))
-            },
-            || match val {
-                Some((vx, vy, vsteps)) => this
-                    .multiclass_loss(vx, vy, vsteps, &softmax, classes)
-                    .map(Some),
-                None => Ok(None),
-            },
-        )?;
-        let (best_epoch, best_val_loss, best_val_accuracy) = match run.best {
-            Some((epoch, loss, acc)) => (epoch, Some(loss), Some(acc)),
-            None => (run.epochs_run, None, None),
-        };
-        Ok(PretrainReport {
-            epochs_run: run.epochs_run,
-            best_epoch,
-            best_val_loss,
-            best_val_accuracy,
-            final_train_loss: run.final_train_loss,
-            seconds: start.elapsed().as_secs_f64(),
+            let d = self.cfg.input_dim;
+            let steps = check_sequences(x, d)?;
+            check_classes(labels, x.len(), classes)?;
+            let val = check_val(val, d, |vy, n| check_classes(vy, n, classes))?;
+            let mut rng = self.train_rng(tc);
+            // The softmax layer `[H_L + 1, C]`: weight rows, then the bias row.
+            let width = self.cfg.backbone_width();
+            let a = (6.0 / (width + classes) as f32).sqrt();
+            let mut w: Vec<f32> = (0..width * classes)
+                .map(|_| (2.0 * rng.next_f32() - 1.0) * a)
+                .collect();
+            w.extend(std::iter::repeat_n(0.0, classes));
+            let softmax = Var::from_tensor(&Tensor::from_vec(w, (width + 1, classes), &CPU)?)?;
+            let mut vars: Vec<Var> = self.blocks[..self.cfg.backbone_blocks()]
+                .iter()
+                .map(|b| b.var.clone())
+                .collect();
+            vars.push(softmax.clone());
+            let this = &*self;
+            let run = train_epochs(
+                &vars,
+                x.len(),
+                tc,
+                &mut rng,
+                |chunk, rng| {
+                    let xb = batch_tensor(x, chunk, steps, d)?;
+                    let yb = one_hot(chunk.iter().map(|&i| labels[i]), classes)?;
+                    let h = this.forward_backbone(&xb, steps, chunk.len(), Some(rng))?;
+                    let loss = softmax_cross_entropy(&h, softmax.as_tensor(), &yb)?;
+                    Ok(Some((loss, chunk.len() as f64)))
+                },
+                || match val {
+                    Some((vx, vy, vsteps)) => this
+                        .multiclass_loss(vx, vy, vsteps, &softmax, classes)
+                        .map(Some),
+                    None => Ok(None),
+                },
+            )?;
+            let (best_epoch, best_val_loss, best_val_accuracy) = match run.best {
+                Some((epoch, loss, acc)) => (epoch, Some(loss), Some(acc)),
+                None => (run.epochs_run, None, None),
+            };
+            Ok(PretrainReport {
+                epochs_run: run.epochs_run,
+                best_epoch,
+                best_val_loss,
+                best_val_accuracy,
+                final_train_loss: run.final_train_loss,
+                seconds: start.elapsed().as_secs_f64(),
+            })
         })
     }
 
@@ -1089,6 +1057,24 @@ fn check_classes(y: &[usize], n: usize, classes: usize) -> Result<(), LstmError>
         }),
         None => Ok(()),
     }
+}
+
+/// A validation set with its sequence length.
+type CheckedVal<'a, L> = Option<(&'a [Sequence], &'a [L], usize)>;
+
+/// Checks the optional validation set `val`: its sequences (of `d` features) as
+/// [`check_sequences`] does and its labels with `check_labels(labels, n)`.
+fn check_val<'a, L>(
+    val: Option<(&'a [Sequence], &'a [L])>,
+    d: usize,
+    check_labels: impl Fn(&[L], usize) -> Result<(), LstmError>,
+) -> Result<CheckedVal<'a, L>, LstmError> {
+    val.map(|(vx, vy)| {
+        let vsteps = check_sequences(vx, d)?;
+        check_labels(vy, vx.len())?;
+        Ok((vx, vy, vsteps))
+    })
+    .transpose()
 }
 
 /// Checks `t` against `specs` (exactly these names, each once, with their shapes, lengths and
