@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Convert MobileFaceNet.tflite to a canonical ONNX file and check it against TFLite.
 
-Used by scripts/regen-mobilefacenet.sh inside a throwaway venv; not imported by anything else.
+Used by scripts/regen-mobilefacenet.sh inside a throwaway venv, with
+scripts/regen_common.py; not imported by anything else.
 
   convert TFLITE ONNX    tflite2onnx, then canonicalise the protobuf (see below)
   verify  TFLITE ONNX    run both on the same inputs and compare (onnxruntime vs LiteRT)
@@ -16,6 +17,8 @@ order, which is topological and stable.
 
 import os
 import sys
+
+import regen_common
 
 
 def convert(tflite_path: str, onnx_path: str) -> None:
@@ -37,15 +40,10 @@ def convert(tflite_path: str, onnx_path: str) -> None:
 
 def verify(tflite_path: str, onnx_path: str) -> None:
     import numpy as np
-    import onnxruntime as ort
-    from ai_edge_litert.interpreter import Interpreter
 
-    tfl = Interpreter(model_path=tflite_path)
-    tfl.allocate_tensors()
+    tfl, sess = regen_common.runtimes(tflite_path, onnx_path)
     t_in = tfl.get_input_details()[0]
     t_out = tfl.get_output_details()[0]
-
-    sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     o_in = sess.get_inputs()[0]
     o_out = sess.get_outputs()[0]
     print(f"tflite input  {t_in['name']} {[int(d) for d in t_in['shape']]} {t_in['dtype'].__name__}")
@@ -89,11 +87,5 @@ def verify(tflite_path: str, onnx_path: str) -> None:
     print("numeric check ok")
 
 
-def main() -> None:
-    if len(sys.argv) != 4 or sys.argv[1] not in ("convert", "verify"):
-        sys.exit(__doc__)
-    {"convert": convert, "verify": verify}[sys.argv[1]](sys.argv[2], sys.argv[3])
-
-
 if __name__ == "__main__":
-    main()
+    regen_common.main(__doc__, convert, verify)

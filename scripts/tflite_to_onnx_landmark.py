@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Convert MediaPipe's face_landmark.tflite to a canonical ONNX file and check it against TFLite.
 
-Used by scripts/regen-face-landmark.sh inside a throwaway venv; not imported by anything else.
+Used by scripts/regen-face-landmark.sh inside a throwaway venv, with
+scripts/regen_common.py; not imported by anything else.
 
   convert TFLITE ONNX    translate the graph op by op (see below) and write the ONNX file
   verify  TFLITE ONNX    run both on the same inputs and compare (onnxruntime vs LiteRT)
@@ -22,6 +23,8 @@ timestamps, so the same .tflite and the pinned packages give the same bytes ever
 """
 
 import sys
+
+import regen_common
 
 PRODUCER = "authnet tflite_to_onnx_landmark.py"
 PRODUCER_VERSION = "1"
@@ -251,14 +254,10 @@ def convert(tflite_path: str, onnx_path: str) -> None:
 
 def verify(tflite_path: str, onnx_path: str) -> None:
     import numpy as np
-    import onnxruntime as ort
-    from ai_edge_litert.interpreter import Interpreter
 
-    tfl = Interpreter(model_path=tflite_path)
-    tfl.allocate_tensors()
+    tfl, sess = regen_common.runtimes(tflite_path, onnx_path)
     t_in = tfl.get_input_details()[0]
     t_outs = {d["name"]: d for d in tfl.get_output_details()}
-    sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     print(f"tflite input  {t_in['name']} {[int(d) for d in t_in['shape']]}")
     for o in sess.get_inputs() + sess.get_outputs():
         print(f"onnx   {o.name} {o.shape} {o.type}")
@@ -298,11 +297,5 @@ def verify(tflite_path: str, onnx_path: str) -> None:
     print("numeric check ok")
 
 
-def main() -> None:
-    if len(sys.argv) != 4 or sys.argv[1] not in ("convert", "verify"):
-        sys.exit(__doc__)
-    {"convert": convert, "verify": verify}[sys.argv[1]](sys.argv[2], sys.argv[3])
-
-
 if __name__ == "__main__":
-    main()
+    regen_common.main(__doc__, convert, verify)

@@ -10,21 +10,15 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(authnet_missing_tools)");
     println!("cargo::rerun-if-env-changed=AUTHNET_REQUIRE_TOOLS");
     println!("cargo::rerun-if-changed=src/tools.rs");
-    for (_, paths) in TOOLS {
+    for (_, dirs, file) in TOOLS {
         // The path found, or every candidate when none is: a path that does not exist makes
         // cargo rerun this script on every build, so a tool installed later is noticed.
-        let found: Vec<&&str> = paths
-            .iter()
-            .filter(|p| std::path::Path::new(p).is_file())
-            .take(1)
-            .collect();
-        let watch = if found.is_empty() {
-            paths.iter().collect()
-        } else {
-            found
+        let watch = match find(dirs, file) {
+            Some(found) => vec![found],
+            None => candidates(dirs, file),
         };
         for p in watch {
-            println!("cargo::rerun-if-changed={p}");
+            println!("cargo::rerun-if-changed={}", p.display());
         }
     }
     let required = std::env::var("AUTHNET_REQUIRE_TOOLS").is_ok_and(|v| v == "1");

@@ -63,14 +63,7 @@ pub fn run(args: &PretrainArgs, mut cfg: PipelineConfig) -> anyhow::Result<()> {
             .with_context(|| format!("features of {}", r.dir.display()))?;
         feats.push((r.speaker.clone(), r.word.clone(), f));
     }
-    let clips: Vec<LabelledClip> = feats
-        .iter()
-        .map(|(s, w, f)| LabelledClip {
-            speaker: s,
-            utterance: w,
-            features: f,
-        })
-        .collect();
+    let clips: Vec<LabelledClip> = feats.iter().map(LabelledClip::from).collect();
     let pc = PretrainConfig {
         lstm: args.lstm,
         seed: args.seed,

@@ -650,14 +650,7 @@ fn pretrain_all<'a>(
                 }
                 "own enrolment clips (single training speaker)"
             };
-            let mut labelled: Vec<LabelledClip> = own
-                .iter()
-                .map(|(sp, w, f)| LabelledClip {
-                    speaker: sp,
-                    utterance: w,
-                    features: f,
-                })
-                .collect();
+            let mut labelled: Vec<LabelledClip> = own.iter().map(LabelledClip::from).collect();
             if train_spk.len() > 1 {
                 labelled.extend(
                     feats

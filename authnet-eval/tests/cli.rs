@@ -20,6 +20,17 @@ fn eval(args: &[&str]) -> Output {
         .expect("authnet-eval runs")
 }
 
+/// `eval`, required to succeed (its stderr otherwise); its stdout.
+fn eval_ok(args: &[&str]) -> String {
+    let out = eval(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn data(p: &str) -> PathBuf {
     testdata::miracl().expect("MIRACL-VC1 data present").join(p)
 }
@@ -27,19 +38,14 @@ fn data(p: &str) -> PathBuf {
 #[test]
 fn features_json_contract_on_f02_crops() {
     let dir = data("faces/F02/words/01/01");
-    let out = eval(&[
+    let out = eval_ok(&[
         "features",
         dir.to_str().unwrap(),
         "--crop",
         "none",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["timesteps"], 20);
     assert_eq!(v["frames"], v["faces_found"]);
     assert!(v["frames"].as_u64().unwrap() >= 4);
@@ -53,13 +59,8 @@ fn features_json_contract_on_f02_crops() {
 #[test]
 fn features_detects_faces_in_f01_frames() {
     let dir = data("faces/F01/words/02/03");
-    let out = eval(&["features", dir.to_str().unwrap(), "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = eval_ok(&["features", dir.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["faces_found"], v["frames"]);
 }
 
@@ -110,7 +111,7 @@ const KEYS: &[&str] = &[
 
 fn reduced_run(cache: &Path, report: &Path, threads: &str) -> serde_json::Value {
     let lips = data("lips");
-    let out = eval(&[
+    eval_ok(&[
         "run",
         "--dataset",
         lips.to_str().unwrap(),
@@ -133,11 +134,6 @@ fn reduced_run(cache: &Path, report: &Path, threads: &str) -> serde_json::Value 
         "--report",
         report.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap()
 }
 
@@ -188,32 +184,38 @@ fn reduced_run_is_complete_bounded_and_deterministic() {
     assert_eq!(a, b);
 }
 
-#[test]
-fn bank_builds_from_a_dataset_and_loads_for_its_backbone_only() {
-    use authnet_core::model::bank::{BankError, ImpostorBank};
-    let d = tempfile::tempdir().unwrap();
-    // A small corpus of links into the real data: 2 speakers x 2 words x 10 instances.
+/// `authnet-eval <command> --dataset <corpus> --crop mouth <extra> --out <dir>/<out>` on a
+/// small corpus of links into the real data under `dir` (2 speakers x 2 words x 10 instances
+/// of mouth crops); its stdout and the output path.
+fn on_small_corpus(command: &str, dir: &Path, extra: &[&str], out: &str) -> (String, PathBuf) {
+    let corpus = dir.join("corpus");
     for spk in ["F01", "M01"] {
-        let words = d.path().join("corpus").join(spk).join("words");
+        let words = corpus.join(spk).join("words");
         std::fs::create_dir_all(&words).unwrap();
         for w in ["01", "02"] {
             std::os::unix::fs::symlink(data(&format!("lips/{spk}/words/{w}")), words.join(w))
                 .unwrap();
         }
     }
-    let out = d.path().join("imp.bank");
-    let corpus = d.path().join("corpus");
-    let r = eval(&[
-        "bank",
+    let out = dir.join(out);
+    let mut args = vec![
+        command,
         "--dataset",
         corpus.to_str().unwrap(),
         "--crop",
         "mouth",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    assert!(String::from_utf8_lossy(&r.stdout).contains("40 utterances of 2 speakers"));
+    ];
+    args.extend_from_slice(extra);
+    args.extend(["--out", out.to_str().unwrap()]);
+    (eval_ok(&args), out)
+}
+
+#[test]
+fn bank_builds_from_a_dataset_and_loads_for_its_backbone_only() {
+    use authnet_core::model::bank::{BankError, ImpostorBank};
+    let d = tempfile::tempdir().unwrap();
+    let (stdout, out) = on_small_corpus("bank", d.path(), &[], "imp.bank");
+    assert!(stdout.contains("40 utterances of 2 speakers"), "{stdout}");
     let bank = ImpostorBank::load(&out, "mobilefacenet", 192).unwrap();
     assert_eq!(bank.entries.len(), 40);
     assert!(matches!(
@@ -227,31 +229,14 @@ fn pretrain_writes_a_model_that_loads_for_its_pipeline_only() {
     use authnet_core::features::FeatureLayout;
     use authnet_core::model::pretrained::{Expect, PretrainedError, PretrainedLstm};
     let d = tempfile::tempdir().unwrap();
-    // 2 speakers x 2 words x 10 instances: 4 speaker x word classes.
-    for spk in ["F01", "M01"] {
-        let words = d.path().join("corpus").join(spk).join("words");
-        std::fs::create_dir_all(&words).unwrap();
-        for w in ["01", "02"] {
-            std::os::unix::fs::symlink(data(&format!("lips/{spk}/words/{w}")), words.join(w))
-                .unwrap();
-        }
-    }
-    let out = d.path().join("words.pretrained");
-    let corpus = d.path().join("corpus");
     let cache = d.path().join("cache");
-    let r = eval(&[
+    // 4 speaker x word classes.
+    let (stdout, out) = on_small_corpus(
         "pretrain",
-        "--dataset",
-        corpus.to_str().unwrap(),
-        "--crop",
-        "mouth",
-        "--cache",
-        cache.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let stdout = String::from_utf8_lossy(&r.stdout);
+        d.path(),
+        &["--cache", cache.to_str().unwrap()],
+        "words.pretrained",
+    );
     assert!(stdout.contains("2 speakers, 4 classes"), "{stdout}");
     let bytes = std::fs::read(&out).unwrap();
     let m = PretrainedLstm::from_bytes(&bytes).unwrap();

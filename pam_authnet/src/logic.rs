@@ -175,6 +175,9 @@ impl Verdict {
 /// The prompt `prompt=concurrent` shows (the one `pam_unix` shows too).
 pub const PASSWORD_PROMPT: &str = "Password: ";
 
+/// Whether this process has logged that `max-tries=` is ignored.
+static MAX_TRIES_LOGGED: std::sync::Once = std::sync::Once::new();
+
 /// `pam_sm_authenticate`: `args` are the module arguments, `silent` is `PAM_SILENT`.
 pub fn authenticate<P: PamHandler>(pam: &mut P, args: &[&str], silent: bool) -> PamCode {
     let opts = match Options::parse(args.iter().copied()) {
@@ -192,9 +195,13 @@ pub fn authenticate<P: PamHandler>(pam: &mut P, args: &[&str], silent: bool) -> 
     };
     call.deadline += call.opts.timeout;
     if let Some(n) = call.opts.ignored_max_tries {
-        call.error(&format!(
-            "max-tries={n} is ignored: the retry budget is max_tries in authnetd.toml"
-        ));
+        // Once per process: a display manager or sshd loads the module once and authenticates
+        // many times; the stale line needs saying once, not on every attempt.
+        MAX_TRIES_LOGGED.call_once(|| {
+            call.error(&format!(
+                "max-tries={n} is ignored: the retry budget is max_tries in authnetd.toml"
+            ))
+        });
     }
     let verdict = call.run();
     let code = verdict.pam_code();
@@ -670,6 +677,15 @@ mod tests {
             }
         }
 
+        /// A handler whose user is alice, then the calls of `then`.
+        fn alice(then: impl IntoIterator<Item = Expect>) -> Self {
+            Self::new(
+                std::iter::once(Expect::User(Some("alice")))
+                    .chain(then)
+                    .collect(),
+            )
+        }
+
         fn with_item(mut self, item: Item, value: &str) -> Self {
             self.items.insert(item, value.to_owned());
             self
@@ -811,6 +827,24 @@ mod tests {
         }
     }
 
+    /// `Send` of a result.
+    fn result(outcome: Outcome) -> Step {
+        Step::Send(Response::Result { outcome })
+    }
+
+    /// `Send` of an info message.
+    fn info(text: &str) -> Step {
+        Step::Send(Response::Info { text: text.into() })
+    }
+
+    /// A daemon that answers the hello, expects [`auth_request`], then runs `then`.
+    fn auth_daemon(then: impl IntoIterator<Item = Step>) -> FakeDaemon {
+        let mut steps: Vec<Step> = hello().into();
+        steps.push(Step::Expect(auth_request()));
+        steps.extend(then);
+        FakeDaemon::start(steps)
+    }
+
     /// A scripted daemon on a Unix socket in a temp dir. Joining returns an error if the
     /// script did not run to completion.
     struct FakeDaemon {
@@ -881,11 +915,8 @@ mod tests {
 
     /// The daemon answers one authenticate with `responses`; returns the module's code.
     fn one_attempt(responses: Vec<Response>) -> PamCode {
-        let mut steps: Vec<Step> = hello().into();
-        steps.push(Step::Expect(auth_request()));
-        steps.extend(responses.into_iter().map(Step::Send));
-        let daemon = FakeDaemon::start(steps);
-        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        let daemon = auth_daemon(responses.into_iter().map(Step::Send));
+        let mut pam = ScriptedPam::alice([]);
         let code = run(&mut pam, &daemon, &["quiet"]);
         daemon.finish();
         code
@@ -893,25 +924,12 @@ mod tests {
 
     #[test]
     fn accept_is_success_and_infos_are_relayed_in_order() {
-        let daemon = FakeDaemon::start(
-            hello()
-                .into_iter()
-                .chain([
-                    Step::Expect(auth_request()),
-                    Step::Send(Response::Info {
-                        text: "Look at the camera".into(),
-                    }),
-                    Step::Send(Response::Info {
-                        text: "Mouth\u{1b}[31m your password".into(),
-                    }),
-                    Step::Send(Response::Result {
-                        outcome: Outcome::Accept,
-                    }),
-                ])
-                .collect(),
-        );
-        let mut pam = ScriptedPam::new(vec![
-            Expect::User(Some("alice")),
+        let daemon = auth_daemon([
+            info("Look at the camera"),
+            info("Mouth\u{1b}[31m your password"),
+            result(Outcome::Accept),
+        ]);
+        let mut pam = ScriptedPam::alice([
             Expect::Info("Look at the camera"),
             // The escape character is stripped before reaching the terminal.
             Expect::Info("Mouth[31m your password"),
@@ -976,7 +994,7 @@ mod tests {
                 message: "speaks 2".into(),
             }),
         ]);
-        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        let mut pam = ScriptedPam::alice([]);
         assert_eq!(run(&mut pam, &daemon, &[]), PamCode::AuthinfoUnavail);
         daemon.finish();
     }
@@ -991,7 +1009,7 @@ mod tests {
                 protocol_version: PROTOCOL_VERSION + 1,
             }),
         ]);
-        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        let mut pam = ScriptedPam::alice([]);
         assert_eq!(run(&mut pam, &daemon, &[]), PamCode::AuthinfoUnavail);
         daemon.finish();
         assert!(pam
@@ -1003,14 +1021,10 @@ mod tests {
     #[test]
     fn max_tries_is_ignored_and_logged_one_request_is_sent() {
         // An old line with max-tries=3: one request, its reject is final (retrying is the
-        // daemon's budget), and the log says the option is ignored.
-        let mut steps: Vec<Step> = hello().into();
-        steps.push(Step::Expect(auth_request()));
-        steps.push(Step::Send(Response::Result {
-            outcome: Outcome::Reject,
-        }));
-        let daemon = FakeDaemon::start(steps);
-        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        // daemon's budget), and the log says the option is ignored, once per process (this is
+        // the only test whose options carry a valid max-tries=).
+        let daemon = auth_daemon([result(Outcome::Reject)]);
+        let mut pam = ScriptedPam::alice([]);
         assert_eq!(run(&mut pam, &daemon, &["max-tries=3"]), PamCode::AuthErr);
         daemon.finish();
         assert!(
@@ -1020,6 +1034,15 @@ mod tests {
             "{:?}",
             pam.logs
         );
+        let daemon = auth_daemon([result(Outcome::Reject)]);
+        let mut pam = ScriptedPam::alice([]);
+        assert_eq!(run(&mut pam, &daemon, &["max-tries=3"]), PamCode::AuthErr);
+        daemon.finish();
+        assert!(
+            !pam.logs.iter().any(|(_, m)| m.contains("max-tries")),
+            "logged again: {:?}",
+            pam.logs
+        );
     }
 
     #[test]
@@ -1027,7 +1050,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // ENOENT
         let absent = format!("socket={}", dir.path().join("absent.sock").display());
-        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        let mut pam = ScriptedPam::alice([]);
         assert_eq!(
             authenticate(&mut pam, &[&absent], false),
             PamCode::AuthinfoUnavail
@@ -1036,7 +1059,7 @@ mod tests {
         let stale = dir.path().join("stale.sock");
         drop(UnixListener::bind(&stale).unwrap());
         let stale = format!("socket={}", stale.display());
-        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        let mut pam = ScriptedPam::alice([]);
         assert_eq!(
             authenticate(&mut pam, &[&stale], false),
             PamCode::AuthinfoUnavail
@@ -1046,24 +1069,13 @@ mod tests {
     #[test]
     fn daemon_dying_mid_call_is_authinfo_unavail() {
         // Dies right after hello (EOF before the result).
-        let mut steps: Vec<Step> = hello().into();
-        steps.push(Step::Expect(auth_request()));
-        steps.push(Step::Send(Response::Info {
-            text: "Look at the camera".into(),
-        }));
-        let daemon = FakeDaemon::start(steps);
-        let mut pam = ScriptedPam::new(vec![
-            Expect::User(Some("alice")),
-            Expect::Info("Look at the camera"),
-        ]);
+        let daemon = auth_daemon([info("Look at the camera")]);
+        let mut pam = ScriptedPam::alice([Expect::Info("Look at the camera")]);
         assert_eq!(run(&mut pam, &daemon, &[]), PamCode::AuthinfoUnavail);
         daemon.finish();
         // Dies in the middle of a frame.
-        let mut steps: Vec<Step> = hello().into();
-        steps.push(Step::Expect(auth_request()));
-        steps.push(Step::Raw(vec![0, 0, 0, 50, b'{']));
-        let daemon = FakeDaemon::start(steps);
-        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        let daemon = auth_daemon([Step::Raw(vec![0, 0, 0, 50, b'{'])]);
+        let mut pam = ScriptedPam::alice([]);
         assert_eq!(run(&mut pam, &daemon, &[]), PamCode::AuthinfoUnavail);
         daemon.finish();
     }
@@ -1082,7 +1094,7 @@ mod tests {
                 }),
                 Step::Raw(raw),
             ]);
-            let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+            let mut pam = ScriptedPam::alice([]);
             assert_eq!(run(&mut pam, &daemon, &[]), PamCode::AuthinfoUnavail);
             daemon.finish();
             assert!(
@@ -1097,11 +1109,8 @@ mod tests {
 
     #[test]
     fn silent_daemon_times_out_within_budget() {
-        let mut steps: Vec<Step> = hello().into();
-        steps.push(Step::Expect(auth_request()));
-        steps.push(Step::Stall(Duration::from_secs(3)));
-        let daemon = FakeDaemon::start(steps);
-        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        let daemon = auth_daemon([Step::Stall(Duration::from_secs(3))]);
+        let mut pam = ScriptedPam::alice([]);
         let start = Instant::now();
         let code = run(&mut pam, &daemon, &["timeout=1", "debug"]);
         let elapsed = start.elapsed();
@@ -1119,14 +1128,12 @@ mod tests {
     #[test]
     fn dripping_daemon_cannot_stretch_the_deadline() {
         // One byte every 400 ms: each read alone is within the timeout, the sum is not.
-        let mut steps: Vec<Step> = hello().into();
-        steps.push(Step::Expect(auth_request()));
-        for b in [0u8, 0, 0, 40, b'{', b'"', b't'] {
-            steps.push(Step::Raw(vec![b]));
-            steps.push(Step::Stall(Duration::from_millis(400)));
-        }
-        let daemon = FakeDaemon::start(steps);
-        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        let daemon = auth_daemon(
+            [0u8, 0, 0, 40, b'{', b'"', b't']
+                .into_iter()
+                .flat_map(|b| [Step::Raw(vec![b]), Step::Stall(Duration::from_millis(400))]),
+        );
+        let mut pam = ScriptedPam::alice([]);
         let start = Instant::now();
         assert_eq!(
             run(&mut pam, &daemon, &["timeout=1"]),
@@ -1163,7 +1170,7 @@ mod tests {
     #[test]
     fn local_rhost_and_empty_markers_do_not_skip() {
         for rhost in ["", "localhost", "127.0.0.1", "::1"] {
-            let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))])
+            let mut pam = ScriptedPam::alice([])
                 .with_item(Item::RHost, rhost)
                 .with_env(EnvSource::Process, "SSH_TTY", "");
             // It reached pam_get_user (scripted), then failed to connect.
@@ -1184,13 +1191,11 @@ mod tests {
                         rhost: Some("localhost".into()),
                         tty: Some("tty1".into()),
                     }),
-                    Step::Send(Response::Result {
-                        outcome: Outcome::Accept,
-                    }),
+                    result(Outcome::Accept),
                 ])
                 .collect(),
         );
-        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))])
+        let mut pam = ScriptedPam::alice([])
             .with_item(Item::Service, "login")
             .with_item(Item::RHost, "localhost")
             .with_item(Item::Tty, "tty1");
@@ -1201,17 +1206,9 @@ mod tests {
     #[test]
     fn silent_flag_and_quiet_suppress_info() {
         for (args, silent) in [(&["quiet"][..], false), (&[][..], true)] {
-            let mut steps: Vec<Step> = hello().into();
-            steps.push(Step::Expect(auth_request()));
-            steps.push(Step::Send(Response::Info {
-                text: "Look at the camera".into(),
-            }));
-            steps.push(Step::Send(Response::Result {
-                outcome: Outcome::Accept,
-            }));
-            let daemon = FakeDaemon::start(steps);
+            let daemon = auth_daemon([info("Look at the camera"), result(Outcome::Accept)]);
             // No Info expected: a relayed info would fail the script.
-            let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+            let mut pam = ScriptedPam::alice([]);
             let socket = daemon.arg();
             let mut all = vec![socket.as_str()];
             all.extend_from_slice(args);
@@ -1222,14 +1219,8 @@ mod tests {
 
     #[test]
     fn refused_conversation_does_not_fail_authentication() {
-        let mut steps: Vec<Step> = hello().into();
-        steps.push(Step::Expect(auth_request()));
-        steps.push(Step::Send(Response::Info { text: "hi".into() }));
-        steps.push(Step::Send(Response::Result {
-            outcome: Outcome::Accept,
-        }));
-        let daemon = FakeDaemon::start(steps);
-        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice")), Expect::Info("hi")]);
+        let daemon = auth_daemon([info("hi"), result(Outcome::Accept)]);
+        let mut pam = ScriptedPam::alice([Expect::Info("hi")]);
         pam.refuse_info = true;
         assert_eq!(run(&mut pam, &daemon, &[]), PamCode::Success);
         daemon.finish();
@@ -1265,10 +1256,10 @@ mod tests {
 
     #[test]
     fn debug_logs_only_with_debug_option() {
-        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        let mut pam = ScriptedPam::alice([]);
         authenticate(&mut pam, &["socket=/nonexistent/a.sock"], false);
         assert!(pam.logs.is_empty(), "{:?}", pam.logs);
-        let mut pam = ScriptedPam::new(vec![Expect::User(Some("alice"))]);
+        let mut pam = ScriptedPam::alice([]);
         authenticate(&mut pam, &["socket=/nonexistent/a.sock", "debug"], false);
         assert!(pam
             .logs
@@ -1289,21 +1280,13 @@ mod tests {
     #[test]
     fn concurrent_face_wins_first() {
         // The daemon accepts at once; the user would type only after 10 s.
-        let mut steps: Vec<Step> = hello().into();
-        steps.push(Step::Expect(auth_request()));
-        steps.push(Step::Send(Response::Info {
-            text: "Look at the camera".into(),
-        }));
-        steps.push(Step::Send(Response::Result {
-            outcome: Outcome::Accept,
-        }));
-        let daemon = FakeDaemon::start(steps);
+        let daemon = auth_daemon([info("Look at the camera"), result(Outcome::Accept)]);
         // No Info and no SetAuthtok expected: the info cannot interrupt the prompt, and the
         // empty answer of an ended prompt is not a password.
-        let mut pam = ScriptedPam::new(vec![
-            Expect::User(Some("alice")),
-            Expect::Prompt(Answer::Typed(Duration::from_secs(10), "secret")),
-        ]);
+        let mut pam = ScriptedPam::alice([Expect::Prompt(Answer::Typed(
+            Duration::from_secs(10),
+            "secret",
+        ))]);
         let (code, took) = concurrent(&mut pam, &daemon.arg(), &[]);
         assert_eq!(code, PamCode::Success);
         assert!(pam.woken, "the face match ends the prompt");
@@ -1322,12 +1305,8 @@ mod tests {
     #[test]
     fn concurrent_password_typed_first_cancels_the_scan() {
         // The daemon never answers: only the module closing the socket ends its script.
-        let mut steps: Vec<Step> = hello().into();
-        steps.push(Step::Expect(auth_request()));
-        steps.push(Step::ExpectClosed);
-        let daemon = FakeDaemon::start(steps);
-        let mut pam = ScriptedPam::new(vec![
-            Expect::User(Some("alice")),
+        let daemon = auth_daemon([Step::ExpectClosed]);
+        let mut pam = ScriptedPam::alice([
             Expect::Prompt(Answer::Typed(Duration::from_millis(200), "secret")),
             Expect::SetAuthtok("secret"),
         ]);
@@ -1344,8 +1323,7 @@ mod tests {
     fn concurrent_daemon_down_prompts_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let absent = format!("socket={}", dir.path().join("absent.sock").display());
-        let mut pam = ScriptedPam::new(vec![
-            Expect::User(Some("alice")),
+        let mut pam = ScriptedPam::alice([
             Expect::Prompt(Answer::Typed(Duration::from_millis(100), "secret")),
             Expect::SetAuthtok("secret"),
         ]);
@@ -1365,12 +1343,8 @@ mod tests {
     fn concurrent_daemon_slow_beyond_timeout() {
         // The 1 s budget runs out while the prompt is up; the password typed at 1.5 s still
         // goes to the next module.
-        let mut steps: Vec<Step> = hello().into();
-        steps.push(Step::Expect(auth_request()));
-        steps.push(Step::Stall(Duration::from_secs(4)));
-        let daemon = FakeDaemon::start(steps);
-        let mut pam = ScriptedPam::new(vec![
-            Expect::User(Some("alice")),
+        let daemon = auth_daemon([Step::Stall(Duration::from_secs(4))]);
+        let mut pam = ScriptedPam::alice([
             Expect::Prompt(Answer::Typed(Duration::from_millis(1500), "secret")),
             Expect::SetAuthtok("secret"),
         ]);
@@ -1392,14 +1366,8 @@ mod tests {
 
     #[test]
     fn concurrent_face_reject_leaves_the_prompt_to_the_user() {
-        let mut steps: Vec<Step> = hello().into();
-        steps.push(Step::Expect(auth_request()));
-        steps.push(Step::Send(Response::Result {
-            outcome: Outcome::Reject,
-        }));
-        let daemon = FakeDaemon::start(steps);
-        let mut pam = ScriptedPam::new(vec![
-            Expect::User(Some("alice")),
+        let daemon = auth_daemon([result(Outcome::Reject)]);
+        let mut pam = ScriptedPam::alice([
             Expect::Prompt(Answer::Typed(Duration::from_millis(300), "secret")),
             Expect::SetAuthtok("secret"),
         ]);
@@ -1415,16 +1383,9 @@ mod tests {
             (Outcome::Reject, PamCode::AuthErr),
             (Outcome::Accept, PamCode::Success),
         ] {
-            let mut steps: Vec<Step> = hello().into();
-            steps.push(Step::Expect(auth_request()));
-            steps.push(Step::Stall(Duration::from_millis(300)));
-            steps.push(Step::Send(Response::Result { outcome }));
-            let daemon = FakeDaemon::start(steps);
+            let daemon = auth_daemon([Step::Stall(Duration::from_millis(300)), result(outcome)]);
             // Enter on an empty line at once: no PAM_AUTHTOK, the face decides.
-            let mut pam = ScriptedPam::new(vec![
-                Expect::User(Some("alice")),
-                Expect::Prompt(Answer::Typed(Duration::ZERO, "")),
-            ]);
+            let mut pam = ScriptedPam::alice([Expect::Prompt(Answer::Typed(Duration::ZERO, ""))]);
             let (code, took) = concurrent(&mut pam, &daemon.arg(), &[]);
             assert_eq!(code, want, "{outcome:?}");
             assert!(took >= Duration::from_millis(300), "took {took:?}");
@@ -1434,16 +1395,8 @@ mod tests {
 
     #[test]
     fn concurrent_refused_prompt_falls_back_to_the_face() {
-        let mut steps: Vec<Step> = hello().into();
-        steps.push(Step::Expect(auth_request()));
-        steps.push(Step::Send(Response::Result {
-            outcome: Outcome::Accept,
-        }));
-        let daemon = FakeDaemon::start(steps);
-        let mut pam = ScriptedPam::new(vec![
-            Expect::User(Some("alice")),
-            Expect::Prompt(Answer::Refused),
-        ]);
+        let daemon = auth_daemon([result(Outcome::Accept)]);
+        let mut pam = ScriptedPam::alice([Expect::Prompt(Answer::Refused)]);
         let (code, _) = concurrent(&mut pam, &daemon.arg(), &[]);
         assert_eq!(code, PamCode::Success);
         daemon.finish();

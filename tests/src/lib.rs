@@ -470,17 +470,9 @@ pub fn auth_request(user: &str) -> Request {
     }
 }
 
-/// Where Debian (and other distributions) put `libpam_wrapper.so`, in search order.
-const PAM_WRAPPER_LIBDIRS: [&str; 4] = [
-    "/usr/lib/x86_64-linux-gnu",
-    "/usr/lib/aarch64-linux-gnu",
-    "/usr/lib64",
-    "/usr/lib",
-];
-
 /// The directory holding `libpam_wrapper.so`, or why there is none.
 fn pam_wrapper_libdir() -> Result<&'static Path, String> {
-    PAM_WRAPPER_LIBDIRS
+    tools::PAM_WRAPPER_LIBDIRS
         .iter()
         .map(Path::new)
         .find(|d| d.join("libpam_wrapper.so").is_file())
@@ -564,14 +556,7 @@ macro_rules! require_pam_tools {
 /// Sends `req` to the daemon through the `authnet-client` binary running as uid/gid 65534
 /// (`nobody`), and returns the final response.
 pub fn as_nobody(d: &Daemon, req: &Request) -> Response {
-    use std::os::unix::process::CommandExt;
-    let out = Command::new(binary("authnet-client"))
-        .arg(&d.socket)
-        .arg(serde_json::to_string(req).unwrap())
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
+    let out = client_as(d, NOBODY, NOBODY, req);
     assert!(
         out.status.success(),
         "client failed: {}",
@@ -581,13 +566,45 @@ pub fn as_nobody(d: &Daemon, req: &Request) -> Response {
     serde_json::from_str(text.lines().last().unwrap()).unwrap()
 }
 
+/// The uid and gid of `nobody`.
+pub const NOBODY: u32 = 65534;
+
+/// Runs `cmd` as uid/gid 65534 (`nobody`) with `stdin` piped in and its output captured.
+pub fn output_as_nobody(cmd: &mut Command, stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    let mut child = cmd
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Asserts that `r` is an error of `kind` whose message contains `needle` (`""`: any message).
+pub fn assert_error(r: &Response, kind: authnet_ipc::ErrorKind, needle: &str) {
+    match r {
+        Response::Error { kind: k, message } => {
+            assert_eq!(*k, kind, "{message}");
+            assert!(message.contains(needle), "{needle:?} not in {message:?}");
+        }
+        o => panic!("expected a {kind:?} error, got {o:?}"),
+    }
+}
+
 /// `libpam_wrapper.so` and pam_wrapper's `pam_matrix.so`, or why not.
 pub fn pam_matrix() -> Result<PathBuf, String> {
     pam_wrapper_libdir()?;
-    PAM_WRAPPER_LIBDIRS
-        .iter()
-        .map(|d| Path::new(d).join("pam_wrapper/pam_matrix.so"))
-        .find(|p| p.is_file())
+    tools::find(tools::PAM_WRAPPER_LIBDIRS, "pam_wrapper/pam_matrix.so")
         .ok_or_else(|| "pam_matrix.so is not installed (apt-get install libpam-wrapper)".into())
 }
 

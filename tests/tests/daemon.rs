@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use authnet_ipc::{ErrorKind, Outcome, Request, Response, UnavailableReason as U};
 use authnet_tests::{
-    as_nobody, auth_request, blank_clip, data, frozen_clip, Client, Daemon, DaemonConfig,
+    as_nobody, assert_error, auth_request, blank_clip, data, frozen_clip, Client, Daemon,
+    DaemonConfig,
 };
 
 const USER: &str = "nobody";
@@ -137,27 +138,9 @@ fn users_that_cannot_use_the_face_path_are_answered_fast() {
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
 
     let (_, r) = d.client().call(&auth_request("no-such-user-authnet"));
-    assert!(
-        matches!(
-            r,
-            Response::Error {
-                kind: ErrorKind::UnknownUser,
-                ..
-            }
-        ),
-        "{r:?}"
-    );
+    assert_error(&r, ErrorKind::UnknownUser, "");
     let (_, r) = d.client().call(&auth_request("../etc"));
-    assert!(
-        matches!(
-            r,
-            Response::Error {
-                kind: ErrorKind::InvalidUserName,
-                ..
-            }
-        ),
-        "{r:?}"
-    );
+    assert_error(&r, ErrorKind::InvalidUserName, "");
 
     d.enrol(USER);
     let (_, r) = d.client().call(&Request::Authenticate {
@@ -204,62 +187,20 @@ fn non_root_peers_may_only_ask_about_themselves() {
     d.enrol("root");
     d.camera.play(&data::word("F02", 1, 8));
 
-    let r = as_nobody(&d, &auth_request("root"));
-    assert!(
-        matches!(
-            r,
-            Response::Error {
-                kind: ErrorKind::PermissionDenied,
-                ..
-            }
-        ),
-        "{r:?}"
-    );
-    let r = as_nobody(
-        &d,
-        &Request::Test {
+    for req in [
+        auth_request("root"),
+        Request::Test {
             user: "root".into(),
         },
-    );
-    assert!(
-        matches!(
-            r,
-            Response::Error {
-                kind: ErrorKind::PermissionDenied,
-                ..
-            }
-        ),
-        "{r:?}"
-    );
-    let r = as_nobody(&d, &Request::ResetThrottle { user: USER.into() });
-    assert!(
-        matches!(
-            r,
-            Response::Error {
-                kind: ErrorKind::PermissionDenied,
-                ..
-            }
-        ),
-        "{r:?}"
-    );
-    let r = as_nobody(
-        &d,
-        &Request::Remove {
+        Request::ResetThrottle { user: USER.into() },
+        Request::Remove {
             user: Some("root".into()),
             all: false,
             password: None,
         },
-    );
-    assert!(
-        matches!(
-            r,
-            Response::Error {
-                kind: ErrorKind::PermissionDenied,
-                ..
-            }
-        ),
-        "{r:?}"
-    );
+    ] {
+        assert_error(&as_nobody(&d, &req), ErrorKind::PermissionDenied, "");
+    }
 
     // Its own account is fine, and so is listing its own model.
     let r = as_nobody(&d, &auth_request(USER));
@@ -408,16 +349,7 @@ fn bad_clients_do_not_stop_the_daemon() {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s.write_all(bytes).unwrap();
         let r: Response = authnet_ipc::read_frame(&mut s).unwrap();
-        assert!(
-            matches!(
-                r,
-                Response::Error {
-                    kind: ErrorKind::BadRequest,
-                    ..
-                }
-            ),
-            "{r:?}"
-        );
+        assert_error(&r, ErrorKind::BadRequest, "");
     };
     // Garbage.
     bad_request_for(b"\x00\x00\x00\x05hello");
@@ -428,16 +360,7 @@ fn bad_clients_do_not_stop_the_daemon() {
     let mut s = UnixStream::connect(&d.socket).unwrap();
     authnet_ipc::write_frame(&mut s, &auth_request(USER)).unwrap();
     let r: Response = authnet_ipc::read_frame(&mut s).unwrap();
-    assert!(
-        matches!(
-            r,
-            Response::Error {
-                kind: ErrorKind::BadRequest,
-                ..
-            }
-        ),
-        "{r:?}"
-    );
+    assert_error(&r, ErrorKind::BadRequest, "");
 
     // A slow client: one byte a second of a valid hello.
     let sock = d.socket.clone();
@@ -571,16 +494,7 @@ fn enrol_from_clips_over_the_socket() {
         other_word_clips: vec![],
         clip_count: 0,
     });
-    assert!(
-        matches!(
-            r,
-            Response::Error {
-                kind: ErrorKind::BadRequest,
-                ..
-            }
-        ),
-        "{r:?}"
-    );
+    assert_error(&r, ErrorKind::BadRequest, "");
 }
 
 #[cfg_attr(

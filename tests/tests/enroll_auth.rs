@@ -12,15 +12,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use authnet_ipc::{read_frame, write_frame, ErrorKind, Outcome, Request, Response, Secret};
-use authnet_tests::{as_nobody, blank_clip, data, frozen_clip, Client, Daemon, DaemonConfig};
+use authnet_tests::{
+    as_nobody, assert_error, blank_clip, data, frozen_clip, output_as_nobody, Client, Daemon,
+    DaemonConfig,
+};
 
 const USER: &str = "nobody";
 const PASSWORD: &str = "correct horse";
@@ -58,16 +59,6 @@ fn remove_request(user: &str, password: Option<&str>) -> Request {
         user: Some(user.into()),
         all: false,
         password: password.map(|p| Secret::new(p.into())),
-    }
-}
-
-fn assert_error(r: &Response, kind: ErrorKind, needle: &str) {
-    match r {
-        Response::Error { kind: k, message } => {
-            assert_eq!(*k, kind, "{message}");
-            assert!(message.contains(needle), "{needle:?} not in {message:?}");
-        }
-        o => panic!("expected a {kind:?} error, got {o:?}"),
     }
 }
 
@@ -114,24 +105,13 @@ fn non_root_enrols_and_removes_only_itself_and_only_with_its_password() {
     for c in &others {
         args.extend(["--other-word".into(), c.clone()]);
     }
-    let mut child = Command::new(authnet_tests::binary("authnet-enroll"))
-        .args(&args)
-        .env("AUTHNET_SOCKET", &d.socket)
-        .env("USER", USER)
-        .uid(65534)
-        .gid(65534)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_as_nobody(
+        Command::new(authnet_tests::binary("authnet-enroll"))
+            .args(&args)
+            .env("AUTHNET_SOCKET", &d.socket)
+            .env("USER", USER),
+        &format!("{PASSWORD}\n"),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -191,30 +171,30 @@ fn faceless_and_frozen_clips_are_rejected_with_their_reason() {
         10,
         &tmp.path().join("frozen"),
     );
-    let genuine = |r: std::ops::RangeInclusive<u32>| -> Vec<String> {
-        r.map(|i| s(&data::word("F01", 1, i))).collect()
-    };
     let others: Vec<String> = (2..=3)
         .flat_map(|w| (1..=2).map(move |i| s(&data::word("F01", w, i))))
         .collect();
-    let texts = |interim: &[Response]| -> String {
-        interim
+    // Enrols root from `good` genuine clips followed by the blank and the frozen one; the
+    // info texts shown on the way (one a line) and the final response.
+    let enrol_with_bad = |good: u32| -> (String, Response) {
+        let mut clips: Vec<String> = (1..=good).map(|i| s(&data::word("F01", 1, i))).collect();
+        clips.extend([s(&blank), s(&frozen)]);
+        let (interim, r) = d
+            .client()
+            .call(&enroll_request("root", None, &clips, &others));
+        let shown = interim
             .iter()
             .filter_map(|m| match m {
                 Response::Info { text } => Some(text.as_str()),
                 _ => None,
             })
             .collect::<Vec<_>>()
-            .join("\n")
+            .join("\n");
+        (shown, r)
     };
 
     // Two good clips and two bad ones: too few usable, and the error says why.
-    let mut clips = genuine(1..=2);
-    clips.extend([s(&blank), s(&frozen)]);
-    let (interim, r) = d
-        .client()
-        .call(&enroll_request("root", None, &clips, &others));
-    let shown = texts(&interim);
+    let (shown, r) = enrol_with_bad(2);
     assert!(
         shown.contains(&format!(
             "clip 3 ({}) rejected: no face found: move closer",
@@ -239,12 +219,7 @@ fn faceless_and_frozen_clips_are_rejected_with_their_reason() {
     assert!(!d.state.join("root/model.safetensors").exists());
 
     // Enough good clips: the bad ones are dropped and enrolment goes on without them.
-    let mut clips = genuine(1..=4);
-    clips.extend([s(&blank), s(&frozen)]);
-    let (interim, r) = d
-        .client()
-        .call(&enroll_request("root", None, &clips, &others));
-    let shown = texts(&interim);
+    let (shown, r) = enrol_with_bad(4);
     assert!(
         shown.contains("rejected: no face found: move closer"),
         "{shown}"

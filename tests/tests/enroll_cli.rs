@@ -8,13 +8,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use authnet_tests::{data, Daemon, DaemonConfig};
+use authnet_tests::{data, output_as_nobody, Daemon, DaemonConfig};
 
 const USER: &str = "nobody";
 
@@ -56,22 +54,10 @@ fn run(socket: &Path, args: &[&str]) -> Run {
 
 /// `run` as uid/gid 65534 (nobody), with `stdin` piped in.
 fn run_as_nobody(socket: &Path, args: &[&str], stdin: &str) -> Run {
-    let mut child = cli(socket, args)
-        .uid(65534)
-        .gid(65534)
-        .env("USER", "nobody")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    Run::of(child.wait_with_output().unwrap())
+    Run::of(output_as_nobody(
+        cli(socket, args).env("USER", "nobody"),
+        stdin,
+    ))
 }
 
 /// The `--from` / `--other-word` arguments for F02 word 01 (instances 1..=7) against F02's

@@ -587,127 +587,75 @@ impl SeqClassifier {
         // across threads costs more than it saves (paper preset, 450 x 20 x 608, 60 epochs:
         // 5.8 s with 2 threads, 4.8 s with 1). Running inside a one-thread pool keeps the whole
         // training on this thread; results are identical (gemm never splits a reduction).
-        on_one_thread(|| self.train_here(x, y, weights, val, tc))
+        on_one_thread(|| {
+            let start = Instant::now();
+            tc.validate()?;
+            let d = self.cfg.input_dim;
+            let steps = check_sequences(x, d)?;
+            check_labels(y, x.len())?;
+            let weights = match weights {
+                Some(w) => check_weights(w, x.len())?.to_vec(),
+                None => vec![1.0; x.len()],
+            };
+            let val = check_val(val, d, check_labels)?;
+
+            let mut rng = self.train_rng(tc);
+            let first_trained = if tc.freeze_backbone {
+                self.cfg.backbone_blocks()
+            } else {
+                0
+            };
+            let vars: Vec<Var> = self.blocks[first_trained..]
+                .iter()
+                .map(|b| b.var.clone())
+                .collect();
+            let this = &*self;
+            let run = train_epochs(
+                &vars,
+                x.len(),
+                tc,
+                &mut rng,
+                |chunk, rng| {
+                    let wb: Vec<f32> = chunk.iter().map(|&i| weights[i]).collect();
+                    let batch_weight: f32 = wb.iter().sum();
+                    if batch_weight <= 0.0 {
+                        return Ok(None); // nothing to learn from (all-zero weights in this batch)
+                    }
+                    let xb = batch_tensor(x, chunk, steps, d)?;
+                    let yb = Tensor::new(chunk.iter().map(|&i| y[i]).collect::<Vec<_>>(), &CPU)?;
+                    let wb = Tensor::new(wb, &CPU)?;
+                    let z = if tc.freeze_backbone {
+                        let h = this.forward_backbone(&xb, steps, chunk.len(), None)?;
+                        this.forward_head(h, true)?
+                    } else {
+                        this.forward(&xb, steps, chunk.len(), Some(rng))?
+                    };
+                    let loss = bce_with_logits(&z, &yb, Some(&wb))?;
+                    Ok(Some((loss, f64::from(batch_weight))))
+                },
+                || match val {
+                    Some((vx, vy, vsteps)) => Ok(Some((this.balanced_loss(vx, vy, vsteps)?, ()))),
+                    None => Ok(None),
+                },
+            )?;
+            let (best_epoch, best_val_loss) = match run.best {
+                Some((epoch, loss, ())) => (epoch, Some(loss)),
+                None => (run.epochs_run, None),
+            };
+            Ok(TrainReport {
+                epochs_run: run.epochs_run,
+                best_epoch,
+                best_val_loss,
+                final_train_loss: run.final_train_loss,
+                seconds: start.elapsed().as_secs_f64(),
+            })
+        })
     }
 
-    fn train_here(
-        &mut self,
-        x: &[Sequence],
-        y: &[f32],
-        weights: Option<&[f32]>,
-        val: Option<(&[Sequence], &[f32])>,
-        tc: &TrainConfig,
-    ) -> Result<TrainReport, LstmError> {
-        let start = Instant::now();
-        tc.validate()?;
-        let d = self.cfg.input_dim;
-        let steps = check_sequences(x, d)?;
-        check_labels(y, x.len())?;
-        let weights = match weights {
-            Some(w) => check_weights(w, x.len())?.to_vec(),
-            None => vec![1.0; x.len()],
-        };
-        let val = match val {
-            Some((vx, vy)) => {
-                let vsteps = check_sequences(vx, d)?;
-                check_labels(vy, vx.len())?;
-                Some((vx, vy, vsteps))
-            }
-            None => None,
-        };
-
-        let mut rng = SplitMix64::new(tc.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.seed);
-        let first_trained = if tc.freeze_backbone {
-            self.cfg.backbone_blocks()
-        } else {
-            0
-        };
-        let vars: Vec<Var> = self.blocks[first_trained..]
-            .iter()
-            .map(|b| b.var.clone())
-            .collect();
-        let mut opt = AdamW::new(
-            vars.clone(),
-            ParamsAdamW {
-                lr: tc.lr,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-7, // Keras' Adam default, as in the authors' model.
-                weight_decay: tc.weight_decay,
-            },
-        )?;
-
-        let mut order: Vec<usize> = (0..x.len()).collect();
-        let mut best: Option<(f32, usize, Vec<Tensor>)> = None;
-        let mut epochs_run = 0;
-        let mut final_train_loss = f32::NAN;
-        for epoch in 1..=tc.max_epochs {
-            epochs_run = epoch;
-            rng.shuffle(&mut order);
-            let (mut loss_sum, mut weight_sum) = (0.0f64, 0.0f64);
-            for chunk in order.chunks(tc.batch_size) {
-                let wb: Vec<f32> = chunk.iter().map(|&i| weights[i]).collect();
-                let batch_weight: f32 = wb.iter().sum();
-                if batch_weight <= 0.0 {
-                    continue; // nothing to learn from (all-zero weights in this batch)
-                }
-                let xb = batch_tensor(x, chunk, steps, d)?;
-                let yb = Tensor::new(chunk.iter().map(|&i| y[i]).collect::<Vec<_>>(), &CPU)?;
-                let wb = Tensor::new(wb, &CPU)?;
-                let z = if tc.freeze_backbone {
-                    let h = self.forward_backbone(&xb, steps, chunk.len(), None)?;
-                    self.forward_head(h, true)?
-                } else {
-                    self.forward(&xb, steps, chunk.len(), Some(&mut rng))?
-                };
-                let loss = bce_with_logits(&z, &yb, Some(&wb))?;
-                let loss_value = loss.to_scalar::<f32>()?;
-                if !loss_value.is_finite() {
-                    return Err(LstmError::Diverged { epoch });
-                }
-                opt.backward_step(&loss)?;
-                loss_sum += f64::from(loss_value) * f64::from(batch_weight);
-                weight_sum += f64::from(batch_weight);
-            }
-            final_train_loss = (loss_sum / weight_sum.max(f64::MIN_POSITIVE)) as f32;
-
-            let Some((vx, vy, vsteps)) = val else {
-                continue;
-            };
-            let vl = self.balanced_loss(vx, vy, vsteps)?;
-            match &best {
-                Some((best_loss, _, _)) if vl >= *best_loss => {}
-                _ => {
-                    let snapshot = vars
-                        .iter()
-                        .map(|v| v.as_tensor().copy())
-                        .collect::<Result<Vec<_>, _>>()?;
-                    best = Some((vl, epoch, snapshot));
-                }
-            }
-            if let Some((_, best_epoch, _)) = &best {
-                if epoch - best_epoch >= tc.patience {
-                    break;
-                }
-            }
-        }
-
-        let (best_epoch, best_val_loss) = match best {
-            Some((loss, epoch, snapshot)) => {
-                for (var, t) in vars.iter().zip(&snapshot) {
-                    var.set(t)?;
-                }
-                (epoch, Some(loss))
-            }
-            None => (epochs_run, None),
-        };
-        Ok(TrainReport {
-            epochs_run,
-            best_epoch,
-            best_val_loss,
-            final_train_loss,
-            seconds: start.elapsed().as_secs_f64(),
-        })
+    /// The generator of a training run's shuffling and dropout: `tc.seed` mixed with the
+    /// classifier's own seed.
+    fn train_rng(&self, tc: &TrainConfig) -> SplitMix64 {
+        SplitMix64::new(tc.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.seed)
     }
 
     /// Mean BCE where each class present weighs half, so that early stopping is not driven by
@@ -834,115 +782,65 @@ impl SeqClassifier {
         tc: &TrainConfig,
     ) -> Result<PretrainReport, LstmError> {
         // One thread, as in `train` (small matrices; identical results).
-        on_one_thread(|| self.pretrain_here(x, labels, classes, val, tc))
-    }
-
-    fn pretrain_here(
-        &mut self,
-        x: &[Sequence],
-        labels: &[usize],
-        classes: usize,
-        val: Option<(&[Sequence], &[usize])>,
-        tc: &TrainConfig,
-    ) -> Result<PretrainReport, LstmError> {
-        let start = Instant::now();
-        tc.validate()?;
-        if !(2..=MAX_WIDTH).contains(&classes) {
-            return Err(LstmError::InvalidTrainConfig {
-                field: "classes",
-                problem: "must be in 2..=MAX_WIDTH",
-            });
-        }
-        let d = self.cfg.input_dim;
-        let steps = check_sequences(x, d)?;
-        check_classes(labels, x.len(), classes)?;
-        let val = match val {
-            Some((vx, vy)) => {
-                let vsteps = check_sequences(vx, d)?;
-                check_classes(vy, vx.len(), classes)?;
-                Some((vx, vy, vsteps))
+        on_one_thread(|| {
+            let start = Instant::now();
+            tc.validate()?;
+            if !(2..=MAX_WIDTH).contains(&classes) {
+                return Err(LstmError::InvalidTrainConfig {
+                    field: "classes",
+                    problem: "must be in 2..=MAX_WIDTH",
+                });
             }
-            None => None,
-        };
-        let mut rng = SplitMix64::new(tc.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.seed);
-        // The softmax layer `[H_L + 1, C]`: weight rows, then the bias row.
-        let width = self.cfg.backbone_width();
-        let a = (6.0 / (width + classes) as f32).sqrt();
-        let mut w: Vec<f32> = (0..width * classes)
-            .map(|_| (2.0 * rng.next_f32() - 1.0) * a)
-            .collect();
-        w.extend(std::iter::repeat_n(0.0, classes));
-        let softmax = Var::from_tensor(&Tensor::from_vec(w, (width + 1, classes), &CPU)?)?;
-        let backbone: Vec<Var> = self.blocks[..self.cfg.backbone_blocks()]
-            .iter()
-            .map(|b| b.var.clone())
-            .collect();
-        let mut vars = backbone.clone();
-        vars.push(softmax.clone());
-        let mut opt = AdamW::new(
-            vars.clone(),
-            ParamsAdamW {
-                lr: tc.lr,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-7,
-                weight_decay: tc.weight_decay,
-            },
-        )?;
-        let mut order: Vec<usize> = (0..x.len()).collect();
-        let mut best: Option<(f32, f32, usize, Vec<Tensor>)> = None;
-        let (mut epochs_run, mut final_train_loss) = (0, f32::NAN);
-        for epoch in 1..=tc.max_epochs {
-            epochs_run = epoch;
-            rng.shuffle(&mut order);
-            let (mut loss_sum, mut count) = (0.0f64, 0usize);
-            for chunk in order.chunks(tc.batch_size) {
-                let xb = batch_tensor(x, chunk, steps, d)?;
-                let yb = one_hot(chunk.iter().map(|&i| labels[i]), classes)?;
-                let h = self.forward_backbone(&xb, steps, chunk.len(), Some(&mut rng))?;
-                let loss = softmax_cross_entropy(&h, softmax.as_tensor(), &yb)?;
-                let value = loss.to_scalar::<f32>()?;
-                if !value.is_finite() {
-                    return Err(LstmError::Diverged { epoch });
-                }
-                opt.backward_step(&loss)?;
-                loss_sum += f64::from(value) * chunk.len() as f64;
-                count += chunk.len();
-            }
-            final_train_loss = (loss_sum / count.max(1) as f64) as f32;
-            let Some((vx, vy, vsteps)) = val else {
-                continue;
+            let d = self.cfg.input_dim;
+            let steps = check_sequences(x, d)?;
+            check_classes(labels, x.len(), classes)?;
+            let val = check_val(val, d, |vy, n| check_classes(vy, n, classes))?;
+            let mut rng = self.train_rng(tc);
+            // The softmax layer `[H_L + 1, C]`: weight rows, then the bias row.
+            let width = self.cfg.backbone_width();
+            let a = (6.0 / (width + classes) as f32).sqrt();
+            let mut w: Vec<f32> = (0..width * classes)
+                .map(|_| (2.0 * rng.next_f32() - 1.0) * a)
+                .collect();
+            w.extend(std::iter::repeat_n(0.0, classes));
+            let softmax = Var::from_tensor(&Tensor::from_vec(w, (width + 1, classes), &CPU)?)?;
+            let mut vars: Vec<Var> = self.blocks[..self.cfg.backbone_blocks()]
+                .iter()
+                .map(|b| b.var.clone())
+                .collect();
+            vars.push(softmax.clone());
+            let this = &*self;
+            let run = train_epochs(
+                &vars,
+                x.len(),
+                tc,
+                &mut rng,
+                |chunk, rng| {
+                    let xb = batch_tensor(x, chunk, steps, d)?;
+                    let yb = one_hot(chunk.iter().map(|&i| labels[i]), classes)?;
+                    let h = this.forward_backbone(&xb, steps, chunk.len(), Some(rng))?;
+                    let loss = softmax_cross_entropy(&h, softmax.as_tensor(), &yb)?;
+                    Ok(Some((loss, chunk.len() as f64)))
+                },
+                || match val {
+                    Some((vx, vy, vsteps)) => this
+                        .multiclass_loss(vx, vy, vsteps, &softmax, classes)
+                        .map(Some),
+                    None => Ok(None),
+                },
+            )?;
+            let (best_epoch, best_val_loss, best_val_accuracy) = match run.best {
+                Some((epoch, loss, acc)) => (epoch, Some(loss), Some(acc)),
+                None => (run.epochs_run, None, None),
             };
-            let (vl, acc) = self.multiclass_loss(vx, vy, vsteps, &softmax, classes)?;
-            if best.as_ref().is_none_or(|(b, _, _, _)| vl < *b) {
-                let snapshot = vars
-                    .iter()
-                    .map(|v| v.as_tensor().copy())
-                    .collect::<Result<Vec<_>, _>>()?;
-                best = Some((vl, acc, epoch, snapshot));
-            }
-            if let Some((_, _, best_epoch, _)) = &best {
-                if epoch - best_epoch >= tc.patience {
-                    break;
-                }
-            }
-        }
-        let (best_epoch, best_val_loss, best_val_accuracy) = match best {
-            Some((loss, acc, epoch, snapshot)) => {
-                for (var, t) in vars.iter().zip(&snapshot) {
-                    var.set(t)?;
-                }
-                (epoch, Some(loss), Some(acc))
-            }
-            None => (epochs_run, None, None),
-        };
-        Ok(PretrainReport {
-            epochs_run,
-            best_epoch,
-            best_val_loss,
-            best_val_accuracy,
-            final_train_loss,
-            seconds: start.elapsed().as_secs_f64(),
+            Ok(PretrainReport {
+                epochs_run: run.epochs_run,
+                best_epoch,
+                best_val_loss,
+                best_val_accuracy,
+                final_train_loss: run.final_train_loss,
+                seconds: start.elapsed().as_secs_f64(),
+            })
         })
     }
 
@@ -1010,6 +908,99 @@ impl SeqClassifier {
     }
 }
 
+/// What [`train_epochs`] ran and kept.
+struct EpochsRun<V> {
+    /// Epochs actually run.
+    epochs_run: usize,
+    /// Mean training loss of the last epoch run (each minibatch weighted as its step said).
+    final_train_loss: f32,
+    /// `(epoch, validation loss, what else validation said)` of the epoch whose weights were
+    /// kept; `None` without validation data (the final weights stay).
+    best: Option<(usize, f32, V)>,
+}
+
+/// The training loop of [`SeqClassifier::train`] and [`SeqClassifier::pretrain_multiclass`]:
+/// Adam on `vars` for up to `tc.max_epochs` epochs, each a pass over `0..n` shuffled by `rng`,
+/// in minibatches of `tc.batch_size` indices.
+///
+/// - `step(batch, rng)`: the minibatch's loss and its weight in the epoch's mean training loss,
+///   or `None` when there is nothing to learn from it (skipped). A non-finite loss fails with
+///   [`LstmError::Diverged`].
+/// - `validate()`, after each epoch: the validation loss and anything else to report of that
+///   epoch, or `None` without validation data. With it, the weights of the epoch with the
+///   lowest validation loss are put back into `vars` at the end, and training stops after
+///   `tc.patience` epochs without improvement.
+fn train_epochs<V>(
+    vars: &[Var],
+    n: usize,
+    tc: &TrainConfig,
+    rng: &mut SplitMix64,
+    mut step: impl FnMut(&[usize], &mut SplitMix64) -> Result<Option<(Tensor, f64)>, LstmError>,
+    mut validate: impl FnMut() -> Result<Option<(f32, V)>, LstmError>,
+) -> Result<EpochsRun<V>, LstmError> {
+    let mut opt = AdamW::new(
+        vars.to_vec(),
+        ParamsAdamW {
+            lr: tc.lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7, // Keras' Adam default, as in the authors' model.
+            weight_decay: tc.weight_decay,
+        },
+    )?;
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut best: Option<(usize, f32, V, Vec<Tensor>)> = None;
+    let (mut epochs_run, mut final_train_loss) = (0, f32::NAN);
+    for epoch in 1..=tc.max_epochs {
+        epochs_run = epoch;
+        rng.shuffle(&mut order);
+        let (mut loss_sum, mut weight_sum) = (0.0f64, 0.0f64);
+        for chunk in order.chunks(tc.batch_size) {
+            let Some((loss, weight)) = step(chunk, rng)? else {
+                continue;
+            };
+            let value = loss.to_scalar::<f32>()?;
+            if !value.is_finite() {
+                return Err(LstmError::Diverged { epoch });
+            }
+            opt.backward_step(&loss)?;
+            loss_sum += f64::from(value) * weight;
+            weight_sum += weight;
+        }
+        final_train_loss = (loss_sum / weight_sum.max(f64::MIN_POSITIVE)) as f32;
+
+        let Some((vl, extra)) = validate()? else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|(_, b, _, _)| vl < *b) {
+            let snapshot = vars
+                .iter()
+                .map(|v| v.as_tensor().copy())
+                .collect::<Result<Vec<_>, _>>()?;
+            best = Some((epoch, vl, extra, snapshot));
+        }
+        if let Some((best_epoch, _, _, _)) = &best {
+            if epoch - best_epoch >= tc.patience {
+                break;
+            }
+        }
+    }
+    let best = match best {
+        Some((epoch, loss, extra, snapshot)) => {
+            for (var, t) in vars.iter().zip(&snapshot) {
+                var.set(t)?;
+            }
+            Some((epoch, loss, extra))
+        }
+        None => None,
+    };
+    Ok(EpochsRun {
+        epochs_run,
+        final_train_loss,
+        best,
+    })
+}
+
 /// A block's packed parameters: tracked by autograd at training time, detached otherwise.
 fn param(b: &Block, train: bool) -> Tensor {
     if train {
@@ -1066,6 +1057,24 @@ fn check_classes(y: &[usize], n: usize, classes: usize) -> Result<(), LstmError>
         }),
         None => Ok(()),
     }
+}
+
+/// A validation set with its sequence length.
+type CheckedVal<'a, L> = Option<(&'a [Sequence], &'a [L], usize)>;
+
+/// Checks the optional validation set `val`: its sequences (of `d` features) as
+/// [`check_sequences`] does and its labels with `check_labels(labels, n)`.
+fn check_val<'a, L>(
+    val: Option<(&'a [Sequence], &'a [L])>,
+    d: usize,
+    check_labels: impl Fn(&[L], usize) -> Result<(), LstmError>,
+) -> Result<CheckedVal<'a, L>, LstmError> {
+    val.map(|(vx, vy)| {
+        let vsteps = check_sequences(vx, d)?;
+        check_labels(vy, vx.len())?;
+        Ok((vx, vy, vsteps))
+    })
+    .transpose()
 }
 
 /// Checks `t` against `specs` (exactly these names, each once, with their shapes, lengths and

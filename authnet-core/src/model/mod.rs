@@ -12,3 +12,5 @@ pub mod file;
 pub mod lstm;
 pub mod password;
 pub mod pretrained;
+#[cfg(test)]
+mod synthetic;

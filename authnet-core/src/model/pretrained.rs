@@ -512,6 +512,17 @@ pub struct LabelledClip<'a> {
     pub features: &'a UtteranceFeatures,
 }
 
+impl<'a> From<&'a (String, String, UtteranceFeatures)> for LabelledClip<'a> {
+    /// A `(speaker, utterance, features)` triple, as corpora are gathered.
+    fn from((speaker, utterance, features): &'a (String, String, UtteranceFeatures)) -> Self {
+        LabelledClip {
+            speaker,
+            utterance,
+            features,
+        }
+    }
+}
+
 /// Pretrains the LSTM backbone on `clips` (one class per speaker x utterance; clips with fewer
 /// than two frames are skipped), tagging the result with `backbone_sha256` and
 /// `feature_layout`.
@@ -603,37 +614,20 @@ pub fn pretrain(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::features::{l2_normalise, FrameFeatures};
+    use crate::model::synthetic::Speech;
 
     /// A synthetic utterance: identity direction per speaker, mouth trajectory per word.
     fn utt(speaker: u64, word: u64, inst: u64) -> UtteranceFeatures {
-        let mut r = SplitMix64::new(speaker * 1000 + word * 10 + inst);
-        let n = 10 + r.below(6);
-        let mut pid = SplitMix64::new(speaker);
-        let base: Vec<f32> = (0..6).map(|_| pid.normal()).collect();
-        let mut wr = SplitMix64::new(777 + word);
-        let traj: Vec<f32> = (0..4).map(|_| wr.normal()).collect();
-        let frames = (0..n)
-            .map(|f| {
-                let ph = f as f32 / n as f32;
-                let mut identity: Vec<f32> = base.iter().map(|b| b + 0.2 * r.normal()).collect();
-                l2_normalise(&mut identity);
-                let mut mouth: Vec<f32> = traj
-                    .iter()
-                    .enumerate()
-                    .map(|(k, a)| a * (ph * 6.0 + k as f32).sin() + 0.1 * r.normal())
-                    .collect();
-                l2_normalise(&mut mouth);
-                FrameFeatures { identity, mouth }
-            })
-            .collect();
-        UtteranceFeatures {
-            backbone: "t".into(),
+        Speech {
             identity_dim: 6,
             mouth_dim: 4,
-            frames,
-            frames_read: n,
+            min_frames: 10,
+            frame_spread: 6,
+            word_seed: 777,
+            identity_noise: 0.2,
+            speaker_mouth_offset: 0.0,
         }
+        .utterance(speaker, word, inst)
     }
 
     const SHA: &str = "abababababababababababababababababababababababababababababababab";
@@ -656,14 +650,7 @@ mod tests {
                 })
             })
             .collect();
-        let clips: Vec<LabelledClip> = feats
-            .iter()
-            .map(|(s, w, f)| LabelledClip {
-                speaker: s,
-                utterance: w,
-                features: f,
-            })
-            .collect();
+        let clips: Vec<LabelledClip> = feats.iter().map(LabelledClip::from).collect();
         let cfg = PretrainConfig {
             copies: 2,
             train: TrainConfig {

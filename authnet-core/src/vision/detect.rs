@@ -326,16 +326,22 @@ pub fn expand_box(x: f32, y: f32, w: f32, h: f32, margin: f32, fw: u32, fh: u32)
     let side = side.min(fw as f32).min(fh as f32).max(1.0);
     let x0 = (cx - side / 2.0).clamp(0.0, fw as f32 - side);
     let y0 = (cy - side / 2.0).clamp(0.0, fh as f32 - side);
-    FaceBox {
-        x: x0.round() as u32,
-        y: y0.round() as u32,
-        w: side.round() as u32,
-        h: side.round() as u32,
-    }
-    .clamped(fw, fh)
+    FaceBox::rounded([x0, y0, side, side], fw, fh)
 }
 
 impl FaceBox {
+    /// The box `[x, y, w, h]` in fractional pixels (non-negative), rounded to whole pixels and
+    /// [`FaceBox::clamped`] to a `fw`×`fh` frame.
+    pub fn rounded([x, y, w, h]: [f32; 4], fw: u32, fh: u32) -> FaceBox {
+        FaceBox {
+            x: x.round() as u32,
+            y: y.round() as u32,
+            w: w.round() as u32,
+            h: h.round() as u32,
+        }
+        .clamped(fw, fh)
+    }
+
     /// The box intersected with a `fw`×`fh` frame, at least 1×1.
     pub fn clamped(self, fw: u32, fh: u32) -> FaceBox {
         let x = self.x.min(fw.saturating_sub(1));

@@ -127,13 +127,7 @@ impl Mesh {
         let h = (w / 2.0).max(y1 - y0);
         let x = (cx - w / 2.0).max(0.0);
         let y = (cy - h / 2.0).max(0.0);
-        FaceBox {
-            x: x.round() as u32,
-            y: y.round() as u32,
-            w: w.round() as u32,
-            h: h.round() as u32,
-        }
-        .clamped(fw, fh)
+        FaceBox::rounded([x, y, w, h], fw, fh)
     }
 }
 

@@ -275,41 +275,21 @@ impl PasswordModel {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::features::{l2_normalise, FrameFeatures};
     use crate::model::bank::{BankEntry, ImpostorBank};
-    use crate::rng::SplitMix64;
+    use crate::model::synthetic::Speech;
 
     /// A synthetic utterance: identity direction per person, mouth trajectory per word.
-    fn utt(person: u64, word: u64, inst: u64, frozen: bool) -> UtteranceFeatures {
-        let mut r = SplitMix64::new(person * 1000 + word * 10 + inst);
-        let n = 12 + r.below(5);
-        let mut pid = SplitMix64::new(person);
-        let base: Vec<f32> = (0..16).map(|_| pid.normal()).collect();
-        let mut wr = SplitMix64::new(9999 + word);
-        let traj: Vec<f32> = (0..8).map(|_| wr.normal()).collect();
-        let frames = (0..n)
-            .map(|f| {
-                let ph = if frozen { 0.5 } else { f as f32 / n as f32 };
-                let mut identity: Vec<f32> = base.iter().map(|b| b + 0.15 * r.normal()).collect();
-                l2_normalise(&mut identity);
-                let mut mouth: Vec<f32> = traj
-                    .iter()
-                    .enumerate()
-                    .map(|(k, a)| {
-                        (a * (ph * 6.0 + k as f32).sin()) + 0.1 * r.normal() + (person as f32 * 0.1)
-                    })
-                    .collect();
-                l2_normalise(&mut mouth);
-                FrameFeatures { identity, mouth }
-            })
-            .collect();
-        UtteranceFeatures {
-            backbone: "t".into(),
+    fn utt(person: u64, word: u64, inst: u64) -> UtteranceFeatures {
+        Speech {
             identity_dim: 16,
             mouth_dim: 8,
-            frames,
-            frames_read: n,
+            min_frames: 12,
+            frame_spread: 5,
+            word_seed: 9999,
+            identity_noise: 0.15,
+            speaker_mouth_offset: 0.1,
         }
+        .utterance(person, word, inst)
     }
 
     fn small_cfg() -> EnrollConfig {
@@ -321,9 +301,9 @@ mod tests {
 
     #[test]
     fn enrol_separates_word_person_and_photo() {
-        let pos: Vec<_> = (0..7).map(|i| utt(1, 1, i, false)).collect();
+        let pos: Vec<_> = (0..7).map(|i| utt(1, 1, i)).collect();
         let other: Vec<_> = (2..6)
-            .flat_map(|w| (0..3).map(move |i| utt(1, w, i, false)))
+            .flat_map(|w| (0..3).map(move |i| utt(1, w, i)))
             .collect();
         let mut bank = ImpostorBank::new("t", &"0".repeat(64), 16, 8);
         for p in 10..14 {
@@ -332,7 +312,7 @@ mod tests {
                     speaker: format!("P{p}"),
                     word: format!("{w}"),
                     instance: "1".into(),
-                    features: utt(p, w, 0, false),
+                    features: utt(p, w, 0),
                 });
             }
         }
@@ -346,20 +326,18 @@ mod tests {
         assert!(calls > 0);
         assert!(rep.validation_eer < 0.2, "{rep:?}");
         let pol = ThresholdPolicy::Eer;
-        let genuine: Vec<_> = (20..24)
-            .map(|i| m.score(&utt(1, 1, i, false)).unwrap())
-            .collect();
+        let genuine: Vec<_> = (20..24).map(|i| m.score(&utt(1, 1, i)).unwrap()).collect();
         let accepted = genuine.iter().filter(|s| m.accepts(s, pol)).count();
         assert!(accepted >= 3, "{genuine:?} thr {}", m.threshold(pol));
-        let frozen = m.score(&utt(1, 1, 20, false).frozen()).unwrap();
+        let frozen = m.score(&utt(1, 1, 20).frozen()).unwrap();
         assert!(matches!(frozen.veto, Some(Veto::NoMotion { .. })) && !m.accepts(&frozen, pol));
-        let d = m.decide(&utt(1, 1, 20, false).frozen(), pol).unwrap();
+        let d = m.decide(&utt(1, 1, 20).frozen(), pol).unwrap();
         assert!(
             matches!(d.verdict, Verdict::Vetoed(Veto::NoMotion { .. })),
             "{d:?}"
         );
         assert!(!d.accepted());
-        let other_person = m.score(&utt(50, 1, 1, false)).unwrap();
+        let other_person = m.score(&utt(50, 1, 1)).unwrap();
         assert!(!m.accepts(&other_person, pol), "{other_person:?}");
         // Round trip through the file format.
         let d = tempfile::tempdir().unwrap();
@@ -378,7 +356,7 @@ mod tests {
             },
         )
         .unwrap();
-        let probe = utt(1, 1, 30, false);
+        let probe = utt(1, 1, 30);
         assert_eq!(back.score(&probe).unwrap(), m.score(&probe).unwrap());
         assert!(PasswordModel::load(
             &p,
@@ -394,8 +372,8 @@ mod tests {
 
     #[test]
     fn refuses_too_few_positives_and_bad_probes() {
-        let pos: Vec<_> = (0..2).map(|i| utt(1, 1, i, false)).collect();
-        let other: Vec<_> = (0..3).map(|i| utt(1, 2, i, false)).collect();
+        let pos: Vec<_> = (0..2).map(|i| utt(1, 1, i)).collect();
+        let other: Vec<_> = (0..3).map(|i| utt(1, 2, i)).collect();
         let input = EnrollInput {
             positives: &pos,
             other_words: &other,
@@ -409,8 +387,8 @@ mod tests {
 
     #[test]
     fn enrol_is_deterministic() {
-        let pos: Vec<_> = (0..5).map(|i| utt(3, 1, i, false)).collect();
-        let other: Vec<_> = (0..6).map(|i| utt(3, 2 + i % 3, i, false)).collect();
+        let pos: Vec<_> = (0..5).map(|i| utt(3, 1, i)).collect();
+        let other: Vec<_> = (0..6).map(|i| utt(3, 2 + i % 3, i)).collect();
         let input = EnrollInput {
             positives: &pos,
             other_words: &other,
@@ -418,14 +396,14 @@ mod tests {
         };
         let (a, _) = enroll(&input, &small_cfg(), &mut |_, _, _| {}).unwrap();
         let (b, _) = enroll(&input, &small_cfg(), &mut |_, _, _| {}).unwrap();
-        let p = utt(3, 1, 40, false);
+        let p = utt(3, 1, 40);
         assert_eq!(a.score(&p).unwrap(), b.score(&p).unwrap());
         assert_eq!(a.meta().thresholds, b.meta().thresholds);
     }
 
     #[test]
     fn motion_energy_of_frozen_is_zero() {
-        let u = utt(1, 1, 1, false);
+        let u = utt(1, 1, 1);
         assert!(motion_energy(&u) > 0.0);
         assert_eq!(motion_energy(&u.frozen()), 0.0);
     }
