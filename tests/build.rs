@@ -3,6 +3,7 @@
 //! is missing, so such a test shows as *ignored* instead of passing without running; with
 //! `AUTHNET_REQUIRE_TOOLS=1` (what `.ci/run` sets) it is never set, and the test runs and fails
 //! on the missing tool.
+#![deny(unsafe_code)]
 
 include!("src/tools.rs");
 

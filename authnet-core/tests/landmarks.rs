@@ -3,6 +3,7 @@
 //! mesh feature layout and its liveness and quality signals, and the landmark model's refusals
 //! (missing, truncated, wrong-hash file).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,7 @@
 //! Tests on the real MIRACL-VC1 frames in `../shared/data` and the real models: detection rate,
 //! identity separation, the embedder's refusals, and enrolment of a real user + password.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 

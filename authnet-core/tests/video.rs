@@ -3,6 +3,7 @@
 //! `VideoSource` and the feature pipeline and compared with the frame folder they came from.
 #![cfg(feature = "video")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 

@@ -2,6 +2,7 @@
 //! errors for unreadable frames, and a reduced `run` whose report is complete, bounded and
 //! deterministic for a seed whatever the thread count.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,6 +1,7 @@
 //! Property tests: arbitrary bytes never panic the decoder, and arbitrary valid messages survive
 //! a trip through the framing. CI runs these with proptest's bounded case count; the `fuzz/`
 //! cargo-fuzz target drives the same harness without a bound.
+#![deny(unsafe_code)]
 
 use authnet_ipc::{
     decode_frame, encode_frame, fuzzing::decode_frame_harness, read_frame, write_frame,

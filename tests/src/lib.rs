@@ -8,6 +8,7 @@
 //! clearly when it is missing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(unsafe_code)]
 
 use std::io::Read;
 use std::os::unix::net::UnixStream;

@@ -10,6 +10,7 @@
 //! embed the whole room as if it were a face, which proves nothing about a different person.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(unsafe_code)]
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;

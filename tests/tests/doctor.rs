@@ -2,6 +2,7 @@
 //! recorded-frames camera and pam.d directory; the table's rows and the exit status.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(unsafe_code)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

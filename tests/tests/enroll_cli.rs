@@ -7,6 +7,7 @@
 //! error (clap's default, which also covers malformed user names).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(unsafe_code)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

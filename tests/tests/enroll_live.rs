@@ -15,6 +15,7 @@
 //! - **Disconnect**: a client that leaves mid-enrolment frees the camera at once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(unsafe_code)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;

@@ -4,6 +4,7 @@
 //! word, another person, and a frozen frame of a genuine clip.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

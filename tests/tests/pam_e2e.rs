@@ -6,6 +6,7 @@
 //! everything else falls through to the password (here: `pam_deny`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(unsafe_code)]
 
 use std::time::{Duration, Instant};
 

@@ -14,6 +14,7 @@
 //! otherwise.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(unsafe_code)]
 
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};

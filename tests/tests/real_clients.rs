@@ -16,6 +16,7 @@
 //!   `/etc/pam.d`); both files are removed when the test ends.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(unsafe_code)]
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 //! "unavailable" ones write none, and retention keeps the newest `snapshot_keep`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(unsafe_code)]
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 //! real MIRACL-VC1 F02 frames at test time, into a temporary directory.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

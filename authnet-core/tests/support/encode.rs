@@ -111,6 +111,7 @@ pub fn encode(frames: &[RgbImage], path: &Path, clip: Clip) {
                 // SAFETY: `ost` is a live stream of `octx` before the header is written;
                 // av_stream_new_side_data returns a buffer of exactly `size` bytes owned by the
                 // stream (or null on allocation failure, checked), and we copy 36 bytes into it.
+                #[allow(unsafe_code)] // The test crate's one FFI call (the safe wrapper lacks it).
                 unsafe {
                     let p = ffmpeg::ffi::av_stream_new_side_data(
                         ost.as_mut_ptr(),

@@ -17,6 +17,7 @@
 //! The camera plays held-out F02 word-01 clips at their recorded 15 fps.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(unsafe_code)]
 
 use std::time::Instant;
 

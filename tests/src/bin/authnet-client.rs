@@ -1,6 +1,7 @@
 //! `authnet-client SOCKET REQUEST_JSON`: a minimal protocol client for the integration tests
 //! (run as another user to test `SO_PEERCRED` rules). Prints every response as one JSON line
 //! and exits 0 after the final one, 2 on a protocol or socket error.
+#![deny(unsafe_code)]
 
 use std::os::unix::net::UnixStream;
 use std::time::Duration;

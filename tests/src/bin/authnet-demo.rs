@@ -9,6 +9,7 @@
 //!   writes the face crops to `DST` (used to turn MIRACL-VC1 full frames into crops).
 //!
 //! Nothing here is a biometric measurement: the synthetic clips only exercise the pipeline.
+#![deny(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 
