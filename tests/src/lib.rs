@@ -784,8 +784,14 @@ pub const REQUIRE_TOOLS: &str = "AUTHNET_REQUIRE_TOOLS";
 /// `AUTHNET_REQUIRE_TOOLS=1`), so outside CI it shows as *ignored* rather than passing without
 /// running. The early return here is only the fallback for a tool outside that list.
 ///
-/// ```ignore
-/// let Some(()) = authnet_tests::require_tool(authnet_tests::pam_tools()) else { return };
+/// ```no_run
+/// #[test]
+/// fn a_test_that_needs_pamtester() {
+///     let Some(()) = authnet_tests::require_tool(authnet_tests::pam_tools()) else {
+///         return;
+///     };
+///     // ... run pamtester ...
+/// }
 /// ```
 pub fn require_tool<T>(check: Result<T, String>) -> Option<T> {
     match check {
