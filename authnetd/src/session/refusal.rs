@@ -1,7 +1,7 @@
 //! The one mapping from a handler's failure to the protocol.
 //!
 //! A handler that refuses a request returns a [`Refusal`]; it never writes an `error` response
-//! itself. [`Daemon::dispatch`] alone turns the refusal into the response (and, for the daemon's
+//! itself. [`super::Daemon::dispatch`] alone turns the refusal into the response (and, for the daemon's
 //! own failures, into a log line with the whole cause chain, each cause once), so what a peer is
 //! told and what the log records are decided in one place: a peer never reads an OS error or a
 //! path, and the log never loses the cause.
