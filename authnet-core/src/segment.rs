@@ -32,6 +32,9 @@ pub struct SegmentConfig {
     /// Absolute motion below which the active level counts as stillness (descriptor units:
     /// the mouth descriptor is two unit vectors, so motion lies in 0–2.83).
     pub min_active: f32,
+    /// The same floor on the mesh layout's aligned lip contour ([`motion_view`]), in units of
+    /// the outer-eye-corner distance.
+    pub min_active_contour: f32,
     /// Frames kept either side of the detected span.
     pub pad: usize,
     /// Fewest frames an utterance may span (before padding).
@@ -53,6 +56,11 @@ impl Default for SegmentConfig {
             // 0.51 (see the real-data test); repeated frames give 0. 0.05 is a tenth of the
             // quietest real utterance.
             min_active: 0.05,
+            // Measured on the mesh lip contour: codec noise on the still frames of an encoded
+            // clip moves it by at most 0.009 (tests/video.rs), the quietest of 40 real F02 face
+            // words has an active level of 0.088 (tests/landmarks.rs). 0.02 sits above twice
+            // the noise and below a quarter of the quietest utterance.
+            min_active_contour: 0.02,
             pad: 1,
             min_frames: 3,
         }
@@ -178,13 +186,48 @@ pub fn find_utterance(mouth: &[Vec<f32>], cfg: &SegmentConfig) -> Result<Span, S
     })
 }
 
+/// The part of each frame's mouth vector whose motion the segmenter measures: in the mesh
+/// layout the aligned lip contour (eye-distance units), otherwise the mouth descriptor. Not the
+/// mesh layout's lip-crop descriptor, which moves with every sub-pixel shift of the landmarks,
+/// nor its lip-point velocities, whose frame-to-frame difference is a second derivative of
+/// that jitter: on a still, re-encoded clip either makes codec noise look like speech
+/// (`tests/video.rs` in authnet-core: the span grew by 4-5 frames either side).
+pub fn motion_view(u: &UtteranceFeatures) -> Vec<Vec<f32>> {
+    use crate::features::{LIP_POINTS, MESH_MOUTH_DIM};
+    use crate::vision::mouth::MOUTH_DIM;
+    u.frames
+        .iter()
+        .map(|f| {
+            if f.mouth.len() == MESH_MOUTH_DIM {
+                f.mouth[MOUTH_DIM..MOUTH_DIM + 2 * LIP_POINTS].to_vec()
+            } else {
+                f.mouth.clone()
+            }
+        })
+        .collect()
+}
+
 /// `u` cut to its utterance span (features of the still frames either side dropped), and the
 /// span. `frames_read` keeps counting every frame read from the source.
+///
+/// The span is found on [`motion_view`] of each frame, with the stillness floor of its units.
 pub fn trim(
     u: &UtteranceFeatures,
     cfg: &SegmentConfig,
 ) -> Result<(UtteranceFeatures, Span), SegmentError> {
-    let span = find_utterance(&u.mouth_seq(), cfg)?;
+    let contour = u
+        .frames
+        .first()
+        .is_some_and(|f| f.mouth.len() == crate::features::MESH_MOUTH_DIM);
+    let cfg = if contour {
+        SegmentConfig {
+            min_active: cfg.min_active_contour,
+            ..*cfg
+        }
+    } else {
+        *cfg
+    };
+    let span = find_utterance(&motion_view(u), &cfg)?;
     let mut out = u.clone();
     out.frames = u.frames[span.start..span.end].to_vec();
     Ok((out, span))

@@ -390,3 +390,55 @@ fn missing_truncated_or_wrong_hash_landmark_model_is_an_error_naming_the_file() 
     let e = FeatureExtractor::from_config(&cfg).unwrap_err();
     assert!(e.to_string().contains("face_landmark.toml"), "{e}");
 }
+
+/// The segmenter on the mesh layout's lip contour ([`authnet_core::segment::motion_view`]):
+/// real F02 face utterances padded with still copies of their first and last frames are cut
+/// back within 2 frames, and the quietest real utterance moves well above the stillness floor.
+#[test]
+fn the_segmenter_finds_real_utterances_on_the_mesh_lip_contour() {
+    use authnet_core::segment::{find_utterance, motion_view, mouth_motion, SegmentConfig};
+    let cfg = SegmentConfig::default();
+    // The shared faces are face crops of varying size, as the faces evaluation reads them.
+    let mut ex = FeatureExtractor::from_config(&testdata::repo_pipeline(CropMode::None)).unwrap();
+    ex.set_layout(FeatureLayout::Mesh).unwrap();
+    let (mut worst, mut quietest) = (0usize, f32::INFINITY);
+    for word in 1..=10 {
+        for inst in [1, 4, 7, 10] {
+            let dir = testdata::utterance("faces", "F02", word, inst).unwrap();
+            let frames = DirSource::open(&dir)
+                .unwrap()
+                .allow_mixed_sizes()
+                .read_all()
+                .unwrap();
+            let (u, _) = ex.extract(&frames).unwrap();
+            let m = motion_view(&u);
+            assert!(m
+                .iter()
+                .all(|v| v.len() == 2 * authnet_core::features::LIP_POINTS));
+            let mut d = mouth_motion(&m);
+            d.sort_by(f32::total_cmp);
+            let active = d[((d.len() - 1) as f32 * cfg.active_percentile).round() as usize];
+            quietest = quietest.min(active);
+            let (before, after) = (8 + (word as usize % 3) * 5, 6 + (inst as usize % 4) * 4);
+            let mut p = vec![m[0].clone(); before];
+            p.extend(m.iter().cloned());
+            p.extend(std::iter::repeat_n(m[m.len() - 1].clone(), after));
+            let span = find_utterance(&p, &cfg).unwrap();
+            let err = span
+                .start
+                .abs_diff(before)
+                .max(span.end.abs_diff(before + m.len()));
+            worst = worst.max(err);
+            assert!(
+                err <= 2,
+                "word {word:02}/{inst:02}: {} frames padded {before}+{after}: got {span:?}",
+                m.len()
+            );
+        }
+    }
+    eprintln!("MEASURED 40 F02 face words, mesh lip contour: worst span error {worst} frames; lowest active motion {quietest:.3}");
+    assert!(
+        quietest > 4.0 * cfg.min_active_contour,
+        "floor too close: {quietest}"
+    );
+}

@@ -309,7 +309,22 @@ fn segmentation_trims_still_frames_around_an_encoded_utterance() {
     let (u, _) = extractor().extract_path(&path, None).unwrap();
     assert_eq!(u.frames.len(), padded.len());
     // Codec noise makes the still frames differ slightly; the clip-relative thresholds hold.
-    let (t, span) = trim(&u, &SegmentConfig::default()).unwrap();
+    // Codec noise on the still frames stays under half the stillness floor of the features'
+    // units (the mesh layout's lip contour, or the descriptor).
+    let cfg = SegmentConfig::default();
+    let floor = if u.mouth_dim == authnet_core::features::MESH_MOUTH_DIM {
+        cfg.min_active_contour
+    } else {
+        cfg.min_active
+    };
+    let d = authnet_core::segment::mouth_motion(&authnet_core::segment::motion_view(&u));
+    let still = d[..before - 1].iter().chain(&d[d.len() + 1 - after..]);
+    let noise = still.copied().fold(0.0f32, f32::max);
+    assert!(
+        noise < floor / 2.0,
+        "still-frame motion {noise}, floor {floor}"
+    );
+    let (t, span) = trim(&u, &cfg).unwrap();
     let want = before..before + frames.len();
     assert!(
         span.start.abs_diff(want.start) <= 2 && span.end.abs_diff(want.end) <= 2,
