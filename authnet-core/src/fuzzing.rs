@@ -158,6 +158,7 @@ fn check_model(bytes: &[u8]) {
         backbone: BACKBONE,
         backbone_sha256: SHA,
         identity_dim: IDENTITY_DIM,
+        mouth_dim: None,
         owner: None,
     };
     let Ok((meta, tensors)) = model_from_bytes(bytes, &expect) else {
@@ -185,6 +186,7 @@ mod tests {
             backbone: BACKBONE,
             backbone_sha256: SHA,
             identity_dim: IDENTITY_DIM,
+            mouth_dim: None,
             owner: None,
         };
         let (_, tensors) = model_from_bytes(&sample_model_bytes(), &expect).unwrap();

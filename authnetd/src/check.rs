@@ -511,11 +511,12 @@ fn check_pam(dir: &Path, rows: &mut Vec<Row>) {
     }
 }
 
-fn expect(e: &Embedder) -> Expect<'_> {
+fn expect(e: &Embedder, layout: authnet_core::features::FeatureLayout) -> Expect<'_> {
     Expect {
         backbone: &e.manifest().name,
         backbone_sha256: &e.manifest().sha256,
         identity_dim: e.dim(),
+        mouth_dim: Some(layout.mouth_dim()),
         owner: None,
     }
 }
@@ -708,7 +709,7 @@ fn check_state(cfg: &Config, user: Option<&str>, embedder: Option<&Embedder>, ro
     let owner = crate::session::Daemon::owner_of(&acct);
     let bound = Expect {
         owner: Some(&owner),
-        ..expect(e)
+        ..expect(e, cfg.feature_layout)
     };
     let r = match store.load_model(user, &bound) {
         Ok(m) => {
@@ -740,7 +741,7 @@ fn check_state(cfg: &Config, user: Option<&str>, embedder: Option<&Embedder>, ro
             name,
             Status::Fail,
             format!("{}: {err}", model.display()),
-            "enrol again: `authnet-enroll add` (the model is of another backbone, damaged, or another account's)",
+            "enrol again: `authnet-enroll add` (the model is of another backbone or feature layout, damaged, or another account's)",
         ),
     };
     rows.push(r);

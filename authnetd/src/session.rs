@@ -56,6 +56,8 @@ pub struct Daemon {
     backbone: String,
     backbone_sha256: String,
     identity_dim: usize,
+    /// Mouth-vector length of the feature layout, to refuse models of the other layout.
+    mouth_dim: usize,
     /// Impostor bank for enrolment.
     bank: Option<ImpostorBank>,
     /// Pretrained word-model backbone that enrolment fine-tunes from.
@@ -92,6 +94,7 @@ impl Daemon {
         let m = pipeline.embedder().manifest();
         let (backbone, backbone_sha256) = (m.name.clone(), m.sha256.clone());
         let identity_dim = pipeline.embedder().dim();
+        let mouth_dim = pipeline.mouth_dim();
         Self {
             cfg,
             log,
@@ -101,6 +104,7 @@ impl Daemon {
             backbone,
             backbone_sha256,
             identity_dim,
+            mouth_dim,
             bank,
             pretrained: None,
             throttle_lock: Mutex::new(()),
@@ -114,6 +118,7 @@ impl Daemon {
             backbone: &self.backbone,
             backbone_sha256: &self.backbone_sha256,
             identity_dim: self.identity_dim,
+            mouth_dim: Some(self.mouth_dim),
             owner,
         }
     }

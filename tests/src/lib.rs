@@ -165,6 +165,7 @@ pub fn model_for(user: &str) -> Vec<u8> {
         backbone: "mobilefacenet",
         backbone_sha256: &manifest.sha256,
         identity_dim: manifest.output_dim,
+        mouth_dim: None,
         owner: None,
     };
     let mut model = password::PasswordModel::load(&p, &expect).expect("trained model loads");

@@ -591,6 +591,7 @@ fn socket_and_model_modes() {
         backbone: "mobilefacenet",
         backbone_sha256: &manifest.sha256,
         identity_dim: manifest.output_dim,
+        mouth_dim: None,
         owner: None,
     };
     let model = authnet_core::model::password::PasswordModel::load(&src, &expect).unwrap();

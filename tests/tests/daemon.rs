@@ -179,6 +179,30 @@ fn corrupt_model_is_unavailable_and_logged() {
 }
 
 #[test]
+fn a_model_of_the_other_feature_layout_is_refused_at_load_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(tmp.path(), &DaemonConfig::default());
+    // A model enrolled in the default (mesh) layout.
+    d.enrol(USER);
+    d.camera.play(&data::word("F02", 1, 8));
+    assert_eq!(d.authenticate(USER), Outcome::Accept);
+    // The admin switches the daemon to the box layout without re-enrolling.
+    let mut cfg = std::fs::read_to_string(&d.config).unwrap();
+    assert!(!cfg.contains("feature_layout"));
+    cfg.insert_str(0, "feature_layout = \"box\"\n");
+    std::fs::write(&d.config, cfg).unwrap();
+    d.restart();
+    assert_eq!(d.authenticate(USER), unavailable(U::ModelError));
+    let log = d.log_text();
+    assert!(
+        log.lines().any(|l| l.contains("user=nobody model")
+            && l.contains("(mesh feature layout)")
+            && l.contains("enrol again")),
+        "{log}"
+    );
+}
+
+#[test]
 fn non_root_peers_may_only_ask_about_themselves() {
     let tmp = tempfile::tempdir().unwrap();
     // nobody must be able to reach the socket; access control is SO_PEERCRED, not the path.

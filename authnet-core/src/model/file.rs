@@ -104,6 +104,19 @@ pub enum ModelFileError {
         /// The model's.
         found: String,
     },
+    /// The model was enrolled under another feature layout than the pipeline in use.
+    #[error(
+        "model has mouth_dim {found} ({} feature layout), the pipeline makes {expected} ({}): it \
+         was enrolled under another feature_layout; enrol again",
+        layout_name(*found),
+        layout_name(*expected)
+    )]
+    LayoutMismatch {
+        /// The pipeline's mouth-vector length.
+        expected: usize,
+        /// The model's.
+        found: usize,
+    },
     /// The model's identity dimension differs from the backbone in use.
     #[error("model has identity_dim {found}, expected {expected}")]
     DimMismatch {
@@ -305,6 +318,11 @@ impl ModelMeta {
     }
 }
 
+/// The feature layout whose mouth vectors are `dim` long, for messages.
+fn layout_name(dim: usize) -> &'static str {
+    crate::features::FeatureLayout::of_mouth_dim(dim).map_or("an unknown", |l| l.name())
+}
+
 /// What the caller's pipeline produces; a model trained on anything else is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expect<'a> {
@@ -314,6 +332,10 @@ pub struct Expect<'a> {
     pub backbone_sha256: &'a str,
     /// Its identity embedding length.
     pub identity_dim: usize,
+    /// The mouth-vector length the pipeline in use makes (its feature layout), or `None` to
+    /// accept any (evaluation tools). A model enrolled under another `feature_layout` is refused
+    /// here, at load, rather than failing on every probe.
+    pub mouth_dim: Option<usize>,
     /// The account the model must belong to, or `None` to accept any (evaluation tools). The
     /// daemon always passes the requesting user's name and current uid.
     pub owner: Option<&'a Owner>,
@@ -489,6 +511,12 @@ pub fn model_from_bytes(
             found: meta.identity_dim,
         });
     }
+    if let Some(expected) = expect.mouth_dim.filter(|&d| d != meta.mouth_dim) {
+        return Err(ModelFileError::LayoutMismatch {
+            expected,
+            found: meta.mouth_dim,
+        });
+    }
     let mut tensors = Vec::with_capacity(st.len());
     for (name, view) in st.iter() {
         if view.dtype() != Dtype::F32 {
@@ -612,6 +640,7 @@ mod tests {
             backbone: "mobilefacenet",
             backbone_sha256: SHA,
             identity_dim: 128,
+            mouth_dim: None,
             owner: None,
         }
     }
@@ -765,6 +794,38 @@ mod tests {
             model_from_bytes(&bytes, &e),
             Err(ModelFileError::BackboneSha256Mismatch { .. })
         ));
+        // A model of another feature layout (meta: mouth_dim 64, no layout's length).
+        assert!(model_from_bytes(
+            &bytes,
+            &Expect {
+                mouth_dim: Some(64),
+                ..expect()
+            }
+        )
+        .is_ok());
+        let mesh = crate::features::FeatureLayout::Mesh.mouth_dim();
+        match model_from_bytes(
+            &bytes,
+            &Expect {
+                mouth_dim: Some(mesh),
+                ..expect()
+            },
+        ) {
+            Err(
+                e @ ModelFileError::LayoutMismatch {
+                    expected,
+                    found: 64,
+                },
+            ) => {
+                assert_eq!(expected, mesh);
+                let text = e.to_string();
+                assert!(
+                    text.contains("(mesh)") && text.contains("enrol again"),
+                    "{text}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
         let e = Expect {
             identity_dim: 512,
             ..expect()

@@ -352,6 +352,7 @@ mod tests {
                 backbone: "t",
                 backbone_sha256: &sha,
                 identity_dim: 16,
+                mouth_dim: None,
                 owner: None,
             },
         )
@@ -364,6 +365,7 @@ mod tests {
                 backbone: "other",
                 backbone_sha256: &sha,
                 identity_dim: 16,
+                mouth_dim: None,
                 owner: None,
             }
         )

@@ -307,6 +307,7 @@ mod tests {
                 backbone: "t",
                 backbone_sha256: &sha,
                 identity_dim: 16,
+                mouth_dim: None,
                 owner: None,
             },
         )
