@@ -138,7 +138,7 @@ mod tests {
         assert_eq!("mesh".parse::<FeatureLayout>(), Ok(FeatureLayout::Mesh));
         assert_eq!("box".parse::<FeatureLayout>(), Ok(FeatureLayout::Box));
         assert!("lips".parse::<FeatureLayout>().is_err());
-        assert_eq!(FeatureLayout::default(), FeatureLayout::Box);
+        assert_eq!(FeatureLayout::default(), FeatureLayout::Mesh);
         assert_eq!(FeatureLayout::Box.mouth_dim(), mouth::MOUTH_DIM);
         assert_eq!(FeatureLayout::Mesh.mouth_dim(), mouth::MOUTH_DIM + 160);
         assert_ne!(FeatureLayout::Box.tag(), FeatureLayout::Mesh.tag());
@@ -244,9 +244,10 @@ pub const MESH_MOUTH_WIDTH: f32 = 1.6;
 #[serde(rename_all = "snake_case")]
 pub enum FeatureLayout {
     /// Detector box on every frame; mouth descriptor of a fixed band of the box.
-    #[default]
     Box,
-    /// Tracked face mesh; lip-placed mouth crop plus aligned lip contour and velocities.
+    /// Tracked face mesh; lip-placed mouth crop plus aligned lip contour and velocities. The
+    /// default: better than `Box` on every face run measured (README, seeds 0-2, both splits).
+    #[default]
     Mesh,
 }
 

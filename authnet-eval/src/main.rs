@@ -35,7 +35,7 @@ struct Cli {
     backbone: String,
     /// Feature layout: box (detector box on every frame) or mesh (tracked face mesh, lip
     /// landmarks); must match the daemon's `feature_layout` for banks.
-    #[arg(long, global = true, default_value = "box")]
+    #[arg(long, global = true, default_value = "mesh")]
     layout: FeatureLayout,
     #[command(subcommand)]
     cmd: Cmd,

@@ -247,7 +247,7 @@ fn pretrain_writes_a_model_that_loads_for_its_pipeline_only() {
     let expect = Expect {
         backbone: "mobilefacenet",
         backbone_sha256: &sha,
-        feature_layout: FeatureLayout::Box,
+        feature_layout: FeatureLayout::Mesh, // authnet-eval's default layout
         identity_dim: m.identity_dim,
         mouth_dim: m.mouth_dim,
     };

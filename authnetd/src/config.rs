@@ -591,7 +591,7 @@ mod tests {
         assert_eq!(c.socket, Path::new(DEFAULT_SOCKET));
         assert_eq!(c.state_dir, Path::new(DEFAULT_STATE_DIR));
         assert_eq!(c.crop, CropMode::Detect);
-        assert_eq!(c.feature_layout, FeatureLayout::Box);
+        assert_eq!(c.feature_layout, FeatureLayout::Mesh);
         assert_eq!(c.threshold_policy, Policy::Fmr);
         assert_eq!(c.camera.source, CameraSource::V4l2("/dev/video0".into()));
         assert_eq!(c.throttle.failures_before_delay, 5);
