@@ -92,6 +92,11 @@ pub struct RunArgs {
         default_values_t = [MeshBlock::Descriptor, MeshBlock::Shape, MeshBlock::Velocity]
     )]
     pub mesh_blocks: Vec<MeshBlock>,
+    /// Mesh layout only: factors applied to the lip-contour and velocity blocks on top of the
+    /// built-in gains (`LIP_SHAPE_GAIN`, `LIP_VELOCITY_GAIN`), as `SHAPE,VELOCITY`. Like
+    /// `--mesh-blocks`, for choosing the gains by the enrolment-side validation EER.
+    #[arg(long, value_delimiter = ',', default_values_t = [1.0f32, 1.0])]
+    pub mesh_gain_scale: Vec<f32>,
     /// JSON report.
     #[arg(long)]
     pub report: PathBuf,
@@ -168,8 +173,9 @@ impl std::fmt::Display for MeshBlock {
     }
 }
 
-/// Zeroes the blocks of mesh-layout mouth vectors not in `keep` (other layouts untouched).
-fn keep_mesh_blocks(u: &mut UtteranceFeatures, keep: &[MeshBlock]) {
+/// Zeroes the blocks of mesh-layout mouth vectors not in `keep` and scales the contour and
+/// velocity blocks by `scale` (other layouts untouched).
+fn keep_mesh_blocks(u: &mut UtteranceFeatures, keep: &[MeshBlock], scale: &[f32]) {
     use authnet_core::features::{LIP_POINTS, MESH_MOUTH_DIM};
     use authnet_core::vision::mouth::MOUTH_DIM;
     if u.mouth_dim != MESH_MOUTH_DIM {
@@ -184,9 +190,17 @@ fn keep_mesh_blocks(u: &mut UtteranceFeatures, keep: &[MeshBlock]) {
         ),
     ];
     for (b, range) in blocks {
-        if !keep.contains(&b) {
+        let k = match (keep.contains(&b), b) {
+            (false, _) => 0.0,
+            (true, MeshBlock::Descriptor) => 1.0,
+            (true, MeshBlock::Shape) => scale.first().copied().unwrap_or(1.0),
+            (true, MeshBlock::Velocity) => scale.get(1).copied().unwrap_or(1.0),
+        };
+        if k != 1.0 {
             for f in &mut u.frames {
-                f.mouth[range.clone()].iter_mut().for_each(|v| *v = 0.0);
+                f.mouth[range.clone()]
+                    .iter_mut()
+                    .for_each(|v| *v = if k == 0.0 { 0.0 } else { *v * k });
             }
         }
     }
@@ -248,6 +262,7 @@ pub struct Report {
     backbone: String,
     layout: FeatureLayout,
     mesh_blocks: Vec<MeshBlock>,
+    mesh_gain_scale: Vec<f32>,
     seed: u64,
     modality: Modality,
     paper_split: bool,
@@ -378,7 +393,7 @@ fn extract_all(
         let (mut f, _) = ex
             .extract_path(&r.dir, Some(&cache))
             .with_context(|| format!("features of {}", r.dir.display()))?;
-        keep_mesh_blocks(&mut f, &args.mesh_blocks);
+        keep_mesh_blocks(&mut f, &args.mesh_blocks, &args.mesh_gain_scale);
         out.insert((r.speaker.clone(), r.word.clone(), r.instance.clone()), f);
         pb.inc(1);
     }
@@ -395,6 +410,15 @@ fn pick<T: Clone>(v: &[T], n: usize, rng: &mut SplitMix64) -> Vec<T> {
 
 /// Runs the protocol and writes the reports.
 pub fn run(args: &RunArgs, mut cfg: PipelineConfig) -> anyhow::Result<Report> {
+    anyhow::ensure!(
+        args.mesh_gain_scale.len() == 2
+            && args
+                .mesh_gain_scale
+                .iter()
+                .all(|g| g.is_finite() && *g >= 0.0),
+        "--mesh-gain-scale takes two factors >= 0, SHAPE,VELOCITY (got {:?})",
+        args.mesh_gain_scale
+    );
     let refs = walk_utterances(&args.dataset)?;
     let mut speakers: Vec<String> = refs.iter().map(|r| r.speaker.clone()).collect();
     speakers.dedup();
@@ -926,6 +950,7 @@ fn summarise(
         backbone: backbone.to_string(),
         layout,
         mesh_blocks: args.mesh_blocks.clone(),
+        mesh_gain_scale: args.mesh_gain_scale.clone(),
         seed: args.seed,
         modality: args.modality,
         paper_split: args.paper_split,

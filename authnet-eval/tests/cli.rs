@@ -263,3 +263,27 @@ fn pretrain_writes_a_model_that_loads_for_its_pipeline_only() {
         Err(PretrainedError::Mismatch { .. })
     ));
 }
+
+#[test]
+fn a_mesh_gain_scale_needs_two_non_negative_factors() {
+    let d = tempfile::tempdir().unwrap();
+    let report = d.path().join("r.json");
+    let faces = data("faces");
+    for bad in ["1", "1,2,3", "-1,1", "nan,1"] {
+        let arg = format!("--mesh-gain-scale={bad}");
+        let out = eval(&[
+            "run",
+            "--dataset",
+            faces.to_str().unwrap(),
+            "--modality",
+            "face",
+            &arg,
+            "--report",
+            report.to_str().unwrap(),
+        ]);
+        assert!(!out.status.success(), "{bad} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--mesh-gain-scale"), "{bad}: {err}");
+        assert!(!report.exists(), "{bad}: a report was written");
+    }
+}
