@@ -154,13 +154,7 @@ fn check_bank(bytes: &[u8]) {
 
 #[allow(clippy::panic)] // As above.
 fn check_model(bytes: &[u8]) {
-    let expect = Expect {
-        backbone: BACKBONE,
-        backbone_sha256: SHA,
-        identity_dim: IDENTITY_DIM,
-        mouth_dim: None,
-        owner: None,
-    };
+    let expect = Expect::backbone(BACKBONE, SHA, IDENTITY_DIM);
     let Ok((meta, tensors)) = model_from_bytes(bytes, &expect) else {
         return;
     };
@@ -182,13 +176,7 @@ mod tests {
     fn samples_are_valid_files() {
         let bank = ImpostorBank::from_bytes(&sample_bank_bytes(), BACKBONE, IDENTITY_DIM).unwrap();
         assert_eq!(bank.entries.len(), 3);
-        let expect = Expect {
-            backbone: BACKBONE,
-            backbone_sha256: SHA,
-            identity_dim: IDENTITY_DIM,
-            mouth_dim: None,
-            owner: None,
-        };
+        let expect = Expect::backbone(BACKBONE, SHA, IDENTITY_DIM);
         let (_, tensors) = model_from_bytes(&sample_model_bytes(), &expect).unwrap();
         assert_eq!(tensors.len(), 1);
     }

@@ -272,12 +272,7 @@ mod tests {
             for inst in 1..=10 {
                 let m = f02_mouth(word, inst);
                 let (before, after) = (8 + (word as usize % 3) * 5, 6 + (inst as usize % 4) * 4);
-                let p = padded(&m, before, after);
-                let span = find_utterance(&p, &cfg).unwrap();
-                let err = span
-                    .start
-                    .abs_diff(before)
-                    .max(span.end.abs_diff(before + m.len()));
+                let (span, err) = testdata::trim_padded(&m, before, after, &cfg).unwrap();
                 worst = worst.max(err);
                 min_active = min_active.min(quantile(&mouth_motion(&m), cfg.active_percentile));
                 assert!(

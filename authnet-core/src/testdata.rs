@@ -63,3 +63,24 @@ pub fn repo_pipeline(crop: CropMode) -> PipelineConfig {
         layout: Default::default(),
     }
 }
+
+/// `m` (one mouth vector per frame) padded with `before` still copies of its first frame and
+/// `after` of its last, as a clip recorded before and after the utterance; the span
+/// [`crate::segment::find_utterance`] finds in it, and by how many frames that span's ends miss
+/// the utterance's.
+pub fn trim_padded(
+    m: &[Vec<f32>],
+    before: usize,
+    after: usize,
+    cfg: &crate::segment::SegmentConfig,
+) -> Result<(crate::segment::Span, usize), crate::segment::SegmentError> {
+    let mut p = vec![m[0].clone(); before];
+    p.extend(m.iter().cloned());
+    p.extend(std::iter::repeat_n(m[m.len() - 1].clone(), after));
+    let span = crate::segment::find_utterance(&p, cfg)?;
+    let err = span
+        .start
+        .abs_diff(before)
+        .max(span.end.abs_diff(before + m.len()));
+    Ok((span, err))
+}

@@ -396,7 +396,7 @@ fn missing_truncated_or_wrong_hash_landmark_model_is_an_error_naming_the_file() 
 /// back within 2 frames, and the quietest real utterance moves well above the stillness floor.
 #[test]
 fn the_segmenter_finds_real_utterances_on_the_mesh_lip_contour() {
-    use authnet_core::segment::{find_utterance, motion_view, mouth_motion, SegmentConfig};
+    use authnet_core::segment::{motion_view, mouth_motion, SegmentConfig};
     let cfg = SegmentConfig::default();
     // The shared faces are face crops of varying size, as the faces evaluation reads them.
     let mut ex = FeatureExtractor::from_config(&testdata::repo_pipeline(CropMode::None)).unwrap();
@@ -420,14 +420,7 @@ fn the_segmenter_finds_real_utterances_on_the_mesh_lip_contour() {
             let active = d[((d.len() - 1) as f32 * cfg.active_percentile).round() as usize];
             quietest = quietest.min(active);
             let (before, after) = (8 + (word as usize % 3) * 5, 6 + (inst as usize % 4) * 4);
-            let mut p = vec![m[0].clone(); before];
-            p.extend(m.iter().cloned());
-            p.extend(std::iter::repeat_n(m[m.len() - 1].clone(), after));
-            let span = find_utterance(&p, &cfg).unwrap();
-            let err = span
-                .start
-                .abs_diff(before)
-                .max(span.end.abs_diff(before + m.len()));
+            let (span, err) = testdata::trim_padded(&m, before, after, &cfg).unwrap();
             worst = worst.max(err);
             assert!(
                 err <= 2,

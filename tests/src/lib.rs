@@ -161,13 +161,11 @@ pub fn model_for(user: &str) -> Vec<u8> {
     std::fs::write(&p, trained_model()).unwrap();
     let manifest =
         authnet_core::vision::Manifest::load(&models_dir(), "mobilefacenet").expect("manifest");
-    let expect = authnet_core::model::file::Expect {
-        backbone: "mobilefacenet",
-        backbone_sha256: &manifest.sha256,
-        identity_dim: manifest.output_dim,
-        mouth_dim: None,
-        owner: None,
-    };
+    let expect = authnet_core::model::file::Expect::backbone(
+        "mobilefacenet",
+        &manifest.sha256,
+        manifest.output_dim,
+    );
     let mut model = password::PasswordModel::load(&p, &expect).expect("trained model loads");
     model.set_owner(authnet_core::model::file::Owner {
         user: user.into(),

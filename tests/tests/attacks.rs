@@ -587,13 +587,11 @@ fn socket_and_model_modes() {
     let manifest =
         authnet_core::vision::Manifest::load(&authnet_tests::models_dir(), "mobilefacenet")
             .unwrap();
-    let expect = authnet_core::model::file::Expect {
-        backbone: "mobilefacenet",
-        backbone_sha256: &manifest.sha256,
-        identity_dim: manifest.output_dim,
-        mouth_dim: None,
-        owner: None,
-    };
+    let expect = authnet_core::model::file::Expect::backbone(
+        "mobilefacenet",
+        &manifest.sha256,
+        manifest.output_dim,
+    );
     let model = authnet_core::model::password::PasswordModel::load(&src, &expect).unwrap();
     let out = tmp.path().join("out.safetensors");
     model.save(&out).unwrap();

@@ -341,6 +341,20 @@ pub struct Expect<'a> {
     pub owner: Option<&'a Owner>,
 }
 
+impl<'a> Expect<'a> {
+    /// A backbone (name, sha256, embedding length), any feature layout and any owner: what
+    /// evaluation tools and tests load with. The daemon sets `mouth_dim` and `owner` too.
+    pub fn backbone(name: &'a str, sha256: &'a str, identity_dim: usize) -> Self {
+        Self {
+            backbone: name,
+            backbone_sha256: sha256,
+            identity_dim,
+            mouth_dim: None,
+            owner: None,
+        }
+    }
+}
+
 /// The content digest stored under [`DIGEST_KEY`]: sha256 over the metadata JSON and, for
 /// every tensor in name order, its name, shape and little-endian data, each length-prefixed so
 /// that no two different contents hash the same input.
@@ -636,13 +650,7 @@ mod tests {
     }
 
     fn expect() -> Expect<'static> {
-        Expect {
-            backbone: "mobilefacenet",
-            backbone_sha256: SHA,
-            identity_dim: 128,
-            mouth_dim: None,
-            owner: None,
-        }
+        Expect::backbone("mobilefacenet", SHA, 128)
     }
 
     fn sorted(mut t: Vec<NamedTensor>) -> Vec<NamedTensor> {

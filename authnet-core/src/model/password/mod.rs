@@ -346,30 +346,10 @@ mod tests {
         m.set_backbone_sha256(&"a".repeat(64));
         m.save(&p).unwrap();
         let sha = "a".repeat(64);
-        let back = PasswordModel::load(
-            &p,
-            &Expect {
-                backbone: "t",
-                backbone_sha256: &sha,
-                identity_dim: 16,
-                mouth_dim: None,
-                owner: None,
-            },
-        )
-        .unwrap();
+        let back = PasswordModel::load(&p, &Expect::backbone("t", &sha, 16)).unwrap();
         let probe = utt(1, 1, 30);
         assert_eq!(back.score(&probe).unwrap(), m.score(&probe).unwrap());
-        assert!(PasswordModel::load(
-            &p,
-            &Expect {
-                backbone: "other",
-                backbone_sha256: &sha,
-                identity_dim: 16,
-                mouth_dim: None,
-                owner: None,
-            }
-        )
-        .is_err());
+        assert!(PasswordModel::load(&p, &Expect::backbone("other", &sha, 16)).is_err());
     }
 
     #[test]

@@ -301,17 +301,8 @@ mod tests {
         let sha = "a".repeat(64);
         m.set_backbone_sha256(&sha);
         m.save(&p).unwrap();
-        let back = PasswordModel::load(
-            &p,
-            &crate::model::file::Expect {
-                backbone: "t",
-                backbone_sha256: &sha,
-                identity_dim: 16,
-                mouth_dim: None,
-                owner: None,
-            },
-        )
-        .unwrap();
+        let back =
+            PasswordModel::load(&p, &crate::model::file::Expect::backbone("t", &sha, 16)).unwrap();
         assert_eq!(back.stored_config().lip_opening_floor, Some(floor));
         assert_eq!(back.score(&photo).unwrap(), m.score(&photo).unwrap());
     }
