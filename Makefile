@@ -66,13 +66,13 @@ regen-models:
 ## (real MIRACL-VC1 frames if DATA=<path> or ../shared/data/miracl-vc1 exists, else synthetic;
 ## SYNTH=1 forces synthetic). See scripts/demo.sh.
 ## bench-budget: fails when the mesh-layout feature extraction (detect + landmarks + embed, as
-## an attempt runs it) of a 640x480 frame takes more than 15 ms, mean, with 2 ORT threads. It times the dev build `make test` already made (its
-## dependencies are built at opt-level 3). .ci/run runs it. Full figures:
+## an attempt runs it) of a 640x480 frame takes more than 15 ms (mean, fastest of 3 rounds),
+## with 2 ORT threads, in the release build that ships. .ci/run runs it. Full figures:
 ## `target/release/authnet-eval bench`.
 .PHONY: bench-budget
 bench-budget:
-	$(CARGO) build --workspace
-	cd $(REPO) && target/debug/authnet-eval bench --no-training --threads 2 --max-frame-ms 15
+	$(CARGO) build --release -p authnet-eval
+	cd $(REPO) && target/release/authnet-eval bench --no-training --threads 2 --max-frame-ms 15
 
 ## fuzz: every cargo-fuzz target for FUZZ_SECONDS each (default 60); fails on a crash
 .PHONY: fuzz
