@@ -69,10 +69,12 @@ regen-models:
 ## an attempt runs it) of a 640x480 frame takes more than 15 ms (mean, fastest of 3 rounds),
 ## with 2 ORT threads, in the release build that ships. .ci/run runs it. Full figures:
 ## `target/release/authnet-eval bench`.
+## BENCH_MAX_MS sets the limit (the goal, 15, by default).
 .PHONY: bench-budget
+BENCH_MAX_MS ?= 15
 bench-budget:
 	$(CARGO) build --release -p authnet-eval
-	cd $(REPO) && target/release/authnet-eval bench --no-training --threads 2 --max-frame-ms 15
+	cd $(REPO) && target/release/authnet-eval bench --no-training --threads 2 --max-frame-ms $(BENCH_MAX_MS)
 
 ## fuzz: every cargo-fuzz target for FUZZ_SECONDS each (default 60); fails on a crash
 .PHONY: fuzz
