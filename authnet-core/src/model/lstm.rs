@@ -605,10 +605,7 @@ impl SeqClassifier {
             } else {
                 0
             };
-            let vars: Vec<Var> = self.blocks[first_trained..]
-                .iter()
-                .map(|b| b.var.clone())
-                .collect();
+            let vars = self.block_vars(first_trained..self.blocks.len());
             let this = &*self;
             let run = train_epochs(
                 &vars,
@@ -650,6 +647,11 @@ impl SeqClassifier {
                 seconds: start.elapsed().as_secs_f64(),
             })
         })
+    }
+
+    /// The trainable variables of the blocks in `r` (backbone blocks first, then the head).
+    fn block_vars(&self, r: std::ops::Range<usize>) -> Vec<Var> {
+        self.blocks[r].iter().map(|b| b.var.clone()).collect()
     }
 
     /// The generator of a training run's shuffling and dropout: `tc.seed` mixed with the
@@ -804,10 +806,7 @@ impl SeqClassifier {
                 .collect();
             w.extend(std::iter::repeat_n(0.0, classes));
             let softmax = Var::from_tensor(&Tensor::from_vec(w, (width + 1, classes), &CPU)?)?;
-            let mut vars: Vec<Var> = self.blocks[..self.cfg.backbone_blocks()]
-                .iter()
-                .map(|b| b.var.clone())
-                .collect();
+            let mut vars = self.block_vars(0..self.cfg.backbone_blocks());
             vars.push(softmax.clone());
             let this = &*self;
             let run = train_epochs(
