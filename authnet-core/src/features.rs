@@ -145,6 +145,29 @@ mod tests {
     }
 
     #[test]
+    fn tags_name_their_layout_and_untagged_files_read_as_the_last_untagged_version() {
+        for l in [FeatureLayout::Box, FeatureLayout::Mesh] {
+            assert_eq!(FeatureLayout::of_tag(l.tag()), Some(l));
+        }
+        assert_eq!(FeatureLayout::of_tag("mesh-v3"), Some(FeatureLayout::Mesh));
+        assert_eq!(FeatureLayout::of_tag("lips-v1"), None);
+        assert_eq!(FeatureLayout::of_tag("mesh"), None);
+        assert_eq!(FeatureLayout::untagged(MESH_MOUTH_DIM), Some("mesh-v3"));
+        assert_eq!(FeatureLayout::untagged(mouth::MOUTH_DIM), Some("box-v2"));
+        assert_eq!(FeatureLayout::untagged(7), None);
+        // The box layout's meaning is unchanged since tags were recorded, the mesh layout's
+        // lip gains are not: an untagged mesh model must be refused, an untagged box one not.
+        assert_eq!(
+            FeatureLayout::untagged(mouth::MOUTH_DIM),
+            Some(FeatureLayout::Box.tag())
+        );
+        assert_ne!(
+            FeatureLayout::untagged(MESH_MOUTH_DIM),
+            Some(FeatureLayout::Mesh.tag())
+        );
+    }
+
+    #[test]
     fn layouts_are_named_by_their_mouth_length() {
         assert_eq!(
             FeatureLayout::of_mouth_dim(mouth::MOUTH_DIM),
@@ -232,10 +255,13 @@ pub const LIP_POINTS: usize = OUTER_LIP.len() + INNER_LIP.len();
 pub const MESH_MOUTH_DIM: usize = mouth::MOUTH_DIM + 4 * LIP_POINTS;
 /// Weight of the aligned lip points in the mesh layout's mouth vector. The points are in units
 /// of the outer-eye-corner distance (a closed mouth spans about 0.8 of it), so a gain of 1 puts
-/// the shape block on the scale of the descriptor's two unit-norm halves.
-pub const LIP_SHAPE_GAIN: f32 = 1.0;
+/// the shape block on the scale of the descriptor's two unit-norm halves. 2 (with
+/// [`LIP_VELOCITY_GAIN`] 2) since `mesh-v4`: of the nine weightings tried, the one with the
+/// lowest validation EER inside the enrolments (README, "The weights of the contour and
+/// velocity blocks"; the version before was 1 and 4).
+pub const LIP_SHAPE_GAIN: f32 = 2.0;
 /// Weight of the lip-point velocities (per frame at 15–30 fps they are a tenth of the shape).
-pub const LIP_VELOCITY_GAIN: f32 = 4.0;
+pub const LIP_VELOCITY_GAIN: f32 = 2.0;
 /// The mesh layout's mouth crop is this many times the lip corner-to-corner width wide.
 pub const MESH_MOUTH_WIDTH: f32 = 1.6;
 
@@ -252,12 +278,29 @@ pub enum FeatureLayout {
 }
 
 impl FeatureLayout {
-    /// The tag hashed into cache keys: the layout and the version of its meaning.
+    /// The layout and the version of its meaning: hashed into cache keys, and recorded in
+    /// models, impostor banks and pretrained files, which are refused under another tag ("enrol
+    /// again", "rebuild the bank"). Bump the version whenever the values a layout produces
+    /// change meaning (`mesh-v4`: the lip contour and velocity gains).
     pub fn tag(self) -> &'static str {
         match self {
             Self::Box => "box-v2",
-            Self::Mesh => "mesh-v3",
+            Self::Mesh => "mesh-v4",
         }
+    }
+
+    /// The layout a tag ([`Self::tag`], any version) names.
+    pub fn of_tag(tag: &str) -> Option<Self> {
+        tag.split_once('-')?.0.parse().ok()
+    }
+
+    /// The tag of files written before models, banks and pretrained files recorded one: the
+    /// last untagged version of the layout whose mouth vectors are `mouth_dim` long.
+    pub fn untagged(mouth_dim: usize) -> Option<&'static str> {
+        Self::of_mouth_dim(mouth_dim).map(|l| match l {
+            Self::Box => "box-v2",
+            Self::Mesh => "mesh-v3",
+        })
     }
 
     /// Length of the mouth vector this layout produces.
@@ -506,13 +549,19 @@ impl FeatureExtractor {
         self.layout == FeatureLayout::Mesh && self.crop != CropMode::Mouth
     }
 
+    /// The layout of the features produced in the current layout and crop mode: mouth crops
+    /// give box features in either layout.
+    pub fn produced_layout(&self) -> FeatureLayout {
+        if self.meshing() {
+            FeatureLayout::Mesh
+        } else {
+            FeatureLayout::Box
+        }
+    }
+
     /// Length of the mouth vectors produced in the current layout and crop mode.
     pub fn mouth_dim(&self) -> usize {
-        if self.meshing() {
-            MESH_MOUTH_DIM
-        } else {
-            mouth::MOUTH_DIM
-        }
+        self.produced_layout().mouth_dim()
     }
 
     /// Runs the face mesh on one frame: tracked, with the detector when needed, on full

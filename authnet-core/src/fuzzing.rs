@@ -89,6 +89,8 @@ pub fn sample_model_bytes() -> Vec<u8> {
             user: "alice".into(),
             uid: 1000,
         }),
+        // Tagged, so the fuzzer mutates a tag too.
+        features: Some("mesh-v4".into()),
     };
     let tensors = [NamedTensor::new("w", vec![2, 2], vec![1.0, -2.0, 0.5, 0.0])];
     // Valid by construction, as for the bank sample above.

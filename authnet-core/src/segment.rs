@@ -193,13 +193,16 @@ pub fn find_utterance(mouth: &[Vec<f32>], cfg: &SegmentConfig) -> Result<Span, S
 /// that jitter: on a still, re-encoded clip either makes codec noise look like speech
 /// (`tests/video.rs` in authnet-core: the span grew by 4-5 frames either side).
 pub fn motion_view(u: &UtteranceFeatures) -> Vec<Vec<f32>> {
-    use crate::features::{LIP_POINTS, MESH_MOUTH_DIM};
+    use crate::features::{LIP_POINTS, LIP_SHAPE_GAIN, MESH_MOUTH_DIM};
     use crate::vision::mouth::MOUTH_DIM;
     u.frames
         .iter()
         .map(|f| {
             if f.mouth.len() == MESH_MOUTH_DIM {
-                f.mouth[MOUTH_DIM..MOUTH_DIM + 2 * LIP_POINTS].to_vec()
+                f.mouth[MOUTH_DIM..MOUTH_DIM + 2 * LIP_POINTS]
+                    .iter()
+                    .map(|v| v / LIP_SHAPE_GAIN)
+                    .collect()
             } else {
                 f.mouth.clone()
             }

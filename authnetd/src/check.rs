@@ -516,7 +516,7 @@ fn expect(e: &Embedder, layout: authnet_core::features::FeatureLayout) -> Expect
         backbone: &e.manifest().name,
         backbone_sha256: &e.manifest().sha256,
         identity_dim: e.dim(),
-        mouth_dim: Some(layout.mouth_dim()),
+        layout: Some(layout),
         owner: None,
     }
 }
@@ -741,7 +741,7 @@ fn check_state(cfg: &Config, user: Option<&str>, embedder: Option<&Embedder>, ro
             name,
             Status::Fail,
             format!("{}: {err}", model.display()),
-            "enrol again: `authnet-enroll add` (the model is of another backbone or feature layout, damaged, or another account's)",
+            "enrol again: `authnet-enroll add` (the model is of another backbone, feature layout or feature version, damaged, or another account's)",
         ),
     };
     rows.push(r);

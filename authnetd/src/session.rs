@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use authnet_core::attempt::{AttemptError, SourceKind, Utterance};
-use authnet_core::features::{ExtractReport, FeatureExtractor, UtteranceFeatures};
+use authnet_core::features::{ExtractReport, FeatureExtractor, FeatureLayout, UtteranceFeatures};
 use authnet_core::model::bank::ImpostorBank;
 use authnet_core::model::file::{Expect, Owner};
 use authnet_core::model::password::{self, PasswordModel, Scores, ThresholdPolicy};
@@ -56,8 +56,8 @@ pub struct Daemon {
     backbone: String,
     backbone_sha256: String,
     identity_dim: usize,
-    /// Mouth-vector length of the feature layout, to refuse models of the other layout.
-    mouth_dim: usize,
+    /// The layout of the pipeline's features, to refuse models of another layout or version.
+    layout: FeatureLayout,
     /// Impostor bank for enrolment.
     bank: Option<ImpostorBank>,
     /// Pretrained word-model backbone that enrolment fine-tunes from.
@@ -94,7 +94,7 @@ impl Daemon {
         let m = pipeline.embedder().manifest();
         let (backbone, backbone_sha256) = (m.name.clone(), m.sha256.clone());
         let identity_dim = pipeline.embedder().dim();
-        let mouth_dim = pipeline.mouth_dim();
+        let layout = pipeline.produced_layout();
         Self {
             cfg,
             log,
@@ -104,7 +104,7 @@ impl Daemon {
             backbone,
             backbone_sha256,
             identity_dim,
-            mouth_dim,
+            layout,
             bank,
             pretrained: None,
             throttle_lock: Mutex::new(()),
@@ -118,7 +118,7 @@ impl Daemon {
             backbone: &self.backbone,
             backbone_sha256: &self.backbone_sha256,
             identity_dim: self.identity_dim,
-            mouth_dim: Some(self.mouth_dim),
+            layout: Some(self.layout),
             owner,
         }
     }

@@ -144,6 +144,19 @@ pub enum BankError {
         /// The bank's mouth length.
         mouth_dim: usize,
     },
+    /// Same layout, but its features changed meaning since the bank was built (another
+    /// version of [`FeatureLayout::tag`]).
+    #[error(
+        "impostor bank holds {found} features, the daemon makes {}; rebuild the bank with \
+         `authnet-eval --layout {layout} bank --dataset DIR --crop MODE --out FILE`",
+        layout.tag()
+    )]
+    FeaturesOutdated {
+        /// The caller's layout.
+        layout: FeatureLayout,
+        /// The bank's tag ([`ImpostorBank::features_tag`]).
+        found: String,
+    },
     /// The bank's identity dimension differs from the caller's.
     #[error("impostor bank has identity_dim {found}, expected {expected}")]
     DimMismatch {
@@ -279,6 +292,9 @@ pub struct ImpostorBank {
     pub mouth_dim: usize,
     /// When the bank was built (RFC 3339, UTC).
     pub created: String,
+    /// The features the bank holds ([`FeatureLayout::tag`]); `None` in banks built before it
+    /// was recorded (see [`ImpostorBank::features_tag`]).
+    pub features: Option<String>,
     /// The utterances, in the walker's order.
     pub entries: Vec<BankEntry>,
 }
@@ -294,6 +310,8 @@ struct BankHeader {
     entries: usize,
     body_bytes: u64,
     created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    features: Option<String>,
 }
 
 /// Bytes of a record with no labels and no frames: three u16 lengths and two u32 counts.
@@ -318,8 +336,18 @@ impl ImpostorBank {
             identity_dim,
             mouth_dim,
             created: rfc3339_utc(std::time::SystemTime::now()),
+            // The layout is named by the mouth length; the version is this build's.
+            features: FeatureLayout::of_mouth_dim(mouth_dim).map(|l| l.tag().to_owned()),
             entries: Vec::new(),
         }
+    }
+
+    /// The tag of the bank's features: the recorded one, else the last untagged version of the
+    /// layout its `mouth_dim` names ([`FeatureLayout::untagged`]).
+    pub fn features_tag(&self) -> Option<&str> {
+        self.features
+            .as_deref()
+            .or_else(|| FeatureLayout::untagged(self.mouth_dim))
     }
 
     /// The feature layout the bank's features were made in (its mouth length names it); `None`
@@ -328,17 +356,23 @@ impl ImpostorBank {
         FeatureLayout::of_mouth_dim(self.mouth_dim)
     }
 
-    /// Refuses a bank of another feature layout than `expected`, with the command that
-    /// rebuilds it.
+    /// Refuses a bank of another feature layout than `expected`, or of an older version of it,
+    /// with the command that rebuilds it.
     pub fn check_layout(&self, expected: FeatureLayout) -> Result<(), BankError> {
-        if self.mouth_dim == expected.mouth_dim() {
-            return Ok(());
+        if self.mouth_dim != expected.mouth_dim() {
+            return Err(BankError::LayoutMismatch {
+                expected,
+                found: self.layout(),
+                mouth_dim: self.mouth_dim,
+            });
         }
-        Err(BankError::LayoutMismatch {
-            expected,
-            found: self.layout(),
-            mouth_dim: self.mouth_dim,
-        })
+        if self.features_tag() != Some(expected.tag()) {
+            return Err(BankError::FeaturesOutdated {
+                layout: expected,
+                found: self.features_tag().unwrap_or("untagged").to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// Entries whose speaker is not `speaker`: the negatives for that user.
@@ -448,6 +482,7 @@ impl ImpostorBank {
             entries: self.entries.len(),
             body_bytes: body.len() as u64,
             created: self.created.clone(),
+            features: self.features.clone(),
         };
         let header = serde_json::to_vec(&header).map_err(BankError::Header)?;
         let mut out = Vec::with_capacity(PREFIX_BYTES as usize + header.len() + body.len());
@@ -583,6 +618,7 @@ impl ImpostorBank {
             identity_dim: header.identity_dim,
             mouth_dim: header.mouth_dim,
             created: header.created,
+            features: header.features,
             entries,
         })
     }
@@ -863,6 +899,43 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("no known feature layout"), "{msg}");
+    }
+
+    #[test]
+    fn a_bank_of_an_older_version_of_the_layout_is_refused_and_the_tag_survives_a_round_trip() {
+        use crate::features::FeatureLayout;
+        let mesh = FeatureLayout::Mesh;
+        let b = ImpostorBank::new("mobilefacenet", SHA, 3, mesh.mouth_dim());
+        assert_eq!(b.features.as_deref(), Some(mesh.tag()));
+        let back = ImpostorBank::from_bytes(&b.to_bytes().unwrap(), "mobilefacenet", 3).unwrap();
+        assert_eq!(back.features_tag(), Some(mesh.tag()));
+        assert!(back.check_layout(mesh).is_ok());
+        // Built before the tag was recorded (no "features" key in the header), or tagged with
+        // an older version: refused, with the command that rebuilds it.
+        for old in [None, Some("mesh-v3".to_owned())] {
+            let b = ImpostorBank {
+                features: old,
+                ..b.clone()
+            };
+            let back =
+                ImpostorBank::from_bytes(&b.to_bytes().unwrap(), "mobilefacenet", 3).unwrap();
+            let e = back.check_layout(mesh).unwrap_err();
+            assert!(matches!(e, BankError::FeaturesOutdated { .. }), "{e:?}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains("mesh-v3")
+                    && msg.contains(mesh.tag())
+                    && msg.contains("authnet-eval --layout mesh bank"),
+                "{msg}"
+            );
+        }
+        // Box features have not changed since: an untagged box bank is still accepted.
+        let boxl = FeatureLayout::Box;
+        let b = ImpostorBank {
+            features: None,
+            ..ImpostorBank::new("mobilefacenet", SHA, 3, boxl.mouth_dim())
+        };
+        assert!(b.check_layout(boxl).is_ok());
     }
 
     #[test]

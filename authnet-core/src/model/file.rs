@@ -33,6 +33,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, View};
 use serde::{Deserialize, Serialize};
 
+use crate::features::FeatureLayout;
 use crate::sequence::PadPolicy;
 
 /// The only `format_version` this code reads and writes. Version 2 added the owner binding
@@ -116,6 +117,18 @@ pub enum ModelFileError {
         expected: usize,
         /// The model's.
         found: usize,
+    },
+    /// Same layout, but its features changed meaning since the model was enrolled (another
+    /// version of [`FeatureLayout::tag`]).
+    #[error(
+        "model was enrolled on {found} features, the pipeline makes {expected}: the features \
+         changed since enrolment and the model would misread them; enrol again"
+    )]
+    FeaturesOutdated {
+        /// The pipeline's tag.
+        expected: &'static str,
+        /// The model's ([`ModelMeta::features_tag`]).
+        found: String,
     },
     /// The model's identity dimension differs from the backbone in use.
     #[error("model has identity_dim {found}, expected {expected}")]
@@ -275,9 +288,21 @@ pub struct ModelMeta {
     /// (evaluation runs). See [`Expect::owner`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<Owner>,
+    /// The features the model was trained on ([`FeatureLayout::tag`]); absent in models
+    /// written before it was recorded (see [`ModelMeta::features_tag`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<String>,
 }
 
 impl ModelMeta {
+    /// The tag of the features the model was trained on: the recorded one, else the last
+    /// untagged version of the layout its `mouth_dim` names ([`FeatureLayout::untagged`]).
+    pub fn features_tag(&self) -> Option<&str> {
+        self.features
+            .as_deref()
+            .or_else(|| FeatureLayout::untagged(self.mouth_dim))
+    }
+
     /// Checks what does not depend on the caller's backbone: version, timesteps, thresholds
     /// and the finiteness of every statistic.
     pub fn validate(&self) -> Result<(), ModelFileError> {
@@ -320,7 +345,7 @@ impl ModelMeta {
 
 /// The feature layout whose mouth vectors are `dim` long, for messages.
 fn layout_name(dim: usize) -> &'static str {
-    crate::features::FeatureLayout::of_mouth_dim(dim).map_or("an unknown", |l| l.name())
+    FeatureLayout::of_mouth_dim(dim).map_or("an unknown", |l| l.name())
 }
 
 /// What the caller's pipeline produces; a model trained on anything else is refused.
@@ -332,10 +357,10 @@ pub struct Expect<'a> {
     pub backbone_sha256: &'a str,
     /// Its identity embedding length.
     pub identity_dim: usize,
-    /// The mouth-vector length the pipeline in use makes (its feature layout), or `None` to
-    /// accept any (evaluation tools). A model enrolled under another `feature_layout` is refused
-    /// here, at load, rather than failing on every probe.
-    pub mouth_dim: Option<usize>,
+    /// The feature layout of the pipeline in use, or `None` to accept any (evaluation tools).
+    /// A model enrolled under another `feature_layout`, or under an older version of this one
+    /// ([`FeatureLayout::tag`]), is refused here, at load, rather than misreading every probe.
+    pub layout: Option<FeatureLayout>,
     /// The account the model must belong to, or `None` to accept any (evaluation tools). The
     /// daemon always passes the requesting user's name and current uid.
     pub owner: Option<&'a Owner>,
@@ -343,13 +368,13 @@ pub struct Expect<'a> {
 
 impl<'a> Expect<'a> {
     /// A backbone (name, sha256, embedding length), any feature layout and any owner: what
-    /// evaluation tools and tests load with. The daemon sets `mouth_dim` and `owner` too.
+    /// evaluation tools and tests load with. The daemon sets `layout` and `owner` too.
     pub fn backbone(name: &'a str, sha256: &'a str, identity_dim: usize) -> Self {
         Self {
             backbone: name,
             backbone_sha256: sha256,
             identity_dim,
-            mouth_dim: None,
+            layout: None,
             owner: None,
         }
     }
@@ -525,11 +550,19 @@ pub fn model_from_bytes(
             found: meta.identity_dim,
         });
     }
-    if let Some(expected) = expect.mouth_dim.filter(|&d| d != meta.mouth_dim) {
-        return Err(ModelFileError::LayoutMismatch {
-            expected,
-            found: meta.mouth_dim,
-        });
+    if let Some(layout) = expect.layout {
+        if meta.mouth_dim != layout.mouth_dim() {
+            return Err(ModelFileError::LayoutMismatch {
+                expected: layout.mouth_dim(),
+                found: meta.mouth_dim,
+            });
+        }
+        if meta.features_tag() != Some(layout.tag()) {
+            return Err(ModelFileError::FeaturesOutdated {
+                expected: layout.tag(),
+                found: meta.features_tag().unwrap_or("untagged").to_owned(),
+            });
+        }
     }
     let mut tensors = Vec::with_capacity(st.len());
     for (name, view) in st.iter() {
@@ -634,6 +667,7 @@ mod tests {
             created: "2025-03-01T12:00:00Z".into(),
             config: serde_json::json!({"hidden": 32, "layers": 1, "fusion": "concat"}),
             owner: None,
+            features: None,
         }
     }
 
@@ -803,19 +837,11 @@ mod tests {
             Err(ModelFileError::BackboneSha256Mismatch { .. })
         ));
         // A model of another feature layout (meta: mouth_dim 64, no layout's length).
-        assert!(model_from_bytes(
-            &bytes,
-            &Expect {
-                mouth_dim: Some(64),
-                ..expect()
-            }
-        )
-        .is_ok());
-        let mesh = crate::features::FeatureLayout::Mesh.mouth_dim();
+        let mesh = FeatureLayout::Mesh.mouth_dim();
         match model_from_bytes(
             &bytes,
             &Expect {
-                mouth_dim: Some(mesh),
+                layout: Some(FeatureLayout::Mesh),
                 ..expect()
             },
         ) {
@@ -847,6 +873,44 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn a_model_of_an_older_version_of_the_layout_is_refused_and_an_untagged_box_one_is_not() {
+        let bytes_of = |layout: FeatureLayout, features: Option<&str>| {
+            let m = ModelMeta {
+                mouth_dim: layout.mouth_dim(),
+                features: features.map(str::to_owned),
+                ..meta()
+            };
+            model_to_bytes(&m, &tensors()).unwrap()
+        };
+        let under = |layout| Expect {
+            layout: Some(layout),
+            ..expect()
+        };
+        let mesh = FeatureLayout::Mesh;
+        // Enrolled now: loads.
+        assert!(model_from_bytes(&bytes_of(mesh, Some(mesh.tag())), &under(mesh)).is_ok());
+        // Enrolled before the tag was recorded, when mesh features had other gains.
+        for old in [None, Some("mesh-v3")] {
+            match model_from_bytes(&bytes_of(mesh, old), &under(mesh)) {
+                Err(e @ ModelFileError::FeaturesOutdated { .. }) => {
+                    let text = e.to_string();
+                    assert!(
+                        text.contains("mesh-v3")
+                            && text.contains(mesh.tag())
+                            && text.contains("enrol again"),
+                        "{text}"
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // Box features have not changed since: an untagged box model still loads.
+        let boxl = FeatureLayout::Box;
+        assert!(model_from_bytes(&bytes_of(boxl, None), &under(boxl)).is_ok());
+        // Evaluation tools accept any.
+        assert!(model_from_bytes(&bytes_of(mesh, None), &expect()).is_ok());
+    }
     #[test]
     fn unusable_thresholds_and_timesteps_are_refused() {
         // JSON has no NaN: serde_json writes it as null, which is refused as malformed.

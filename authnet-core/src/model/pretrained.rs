@@ -11,16 +11,16 @@
 //! clips per class, and converges in tens of epochs on 2 cores; metric learning (triplets,
 //! contrastive pairs) would need mining and many more steps for the same corpus.
 //!
-//! # File format (version 1)
+//! # File format (version 2)
 //!
 //! Mirrors the impostor bank's ([`super::bank`]). All integers little-endian.
 //!
 //! ```text
 //! offset  size  field
 //! 0       12    magic  b"AUTHNETPRET\0"
-//! 12      4     u32    format version (1)
+//! 12      4     u32    format version (2; version 1 recorded the layout, not its version)
 //! 16      8     u64    H = header length in bytes (<= MAX_HEADER_BYTES)
-//! 24      H     JSON   PretrainedHeader { backbone, backbone_sha256, feature_layout,
+//! 24      H     JSON   PretrainedHeader { backbone, backbone_sha256, features,
 //!                      input_layout, identity_dim, mouth_dim, timesteps, pad, lstm,
 //!                      tensors: [{name, shape}], body_bytes, created, training }
 //! 24+H    B     body   every tensor's f32 values, in header order; B = body_bytes = exactly
@@ -53,7 +53,7 @@ use crate::sequence::{PadPolicy, DEFAULT_TIMESTEPS};
 /// The first bytes of every pretrained-model file.
 pub const MAGIC: &[u8; 12] = b"AUTHNETPRET\0";
 /// The only format version this code reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Cap on the JSON header (a few strings, the configuration and the tensor list: a few KiB).
 pub const MAX_HEADER_BYTES: u64 = 1 << 20;
 /// Cap on a whole file. The paper's stack on 512 + 608 inputs is under 0.5 MiB of f32, the
@@ -197,7 +197,8 @@ struct TensorInfo {
 struct PretrainedHeader {
     backbone: String,
     backbone_sha256: String,
-    feature_layout: FeatureLayout,
+    /// [`FeatureLayout::tag`]: the layout and the version of its features.
+    features: String,
     input_layout: String,
     identity_dim: usize,
     mouth_dim: usize,
@@ -305,7 +306,7 @@ impl PretrainedLstm {
         let header = PretrainedHeader {
             backbone: self.backbone.clone(),
             backbone_sha256: self.backbone_sha256.clone(),
-            feature_layout: self.feature_layout,
+            features: self.feature_layout.tag().to_string(),
             input_layout: INPUT_LAYOUT.to_string(),
             identity_dim: self.identity_dim,
             mouth_dim: self.mouth_dim,
@@ -392,6 +393,20 @@ impl PretrainedLstm {
         }
         // Validates every width against the MAX_* caps before any shape is multiplied out.
         h.lstm.validate()?;
+        // A layout this build makes, at this build's version of its features.
+        let Some(feature_layout) =
+            FeatureLayout::of_tag(&h.features).filter(|l| l.tag() == h.features)
+        else {
+            return Err(PretrainedError::Mismatch {
+                what: "features",
+                expected: format!(
+                    "{} or {}",
+                    FeatureLayout::Box.tag(),
+                    FeatureLayout::Mesh.tag()
+                ),
+                found: h.features,
+            });
+        };
         if h.lstm.input_dim != h.identity_dim + h.mouth_dim {
             return Err(PretrainedError::Mismatch {
                 what: "LSTM input width",
@@ -437,7 +452,7 @@ impl PretrainedLstm {
         Ok(Self {
             backbone: h.backbone,
             backbone_sha256: h.backbone_sha256,
-            feature_layout: h.feature_layout,
+            feature_layout,
             identity_dim: h.identity_dim,
             mouth_dim: h.mouth_dim,
             timesteps: h.timesteps,
@@ -709,14 +724,32 @@ mod tests {
             PretrainedLstm::from_bytes(&extra),
             Err(PretrainedError::BodyLength { .. })
         ));
-        let mut v2 = bytes.clone();
-        v2[12..16].copy_from_slice(&2u32.to_le_bytes());
-        let e = PretrainedLstm::from_bytes(&v2).unwrap_err();
+        let mut v1 = bytes.clone();
+        v1[12..16].copy_from_slice(&1u32.to_le_bytes());
+        let e = PretrainedLstm::from_bytes(&v1).unwrap_err();
         assert!(matches!(
             e,
-            PretrainedError::UnsupportedVersion { found: 2 }
+            PretrainedError::UnsupportedVersion { found: 1 }
         ));
         assert!(e.to_string().contains("authnet-eval pretrain"), "{e}");
+        // Features of an older version of the layout (the tag edited in place, same length).
+        let tag = FeatureLayout::Box.tag();
+        let at = bytes
+            .windows(tag.len())
+            .position(|w| w == tag.as_bytes())
+            .unwrap();
+        let mut old = bytes.clone();
+        old[at..at + tag.len()].copy_from_slice(b"box-v1");
+        match PretrainedLstm::from_bytes(&old) {
+            Err(
+                e @ PretrainedError::Mismatch {
+                    what: "features", ..
+                },
+            ) => {
+                assert!(e.to_string().contains("box-v1"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
         let mut magic = bytes.clone();
         magic[0] = b'X';
         assert!(matches!(

@@ -182,6 +182,8 @@ pub fn enroll_with(
         config: serde_json::to_value(&stored)
             .map_err(|_| PasswordError::Invalid("config not serialisable"))?,
         owner: None,
+        // The layout is named by the mouth length; the version is this build's.
+        features: crate::features::FeatureLayout::of_mouth_dim(m_dim).map(|l| l.tag().to_owned()),
     };
     let report = EnrollReport {
         validation_eer: cal.eer,

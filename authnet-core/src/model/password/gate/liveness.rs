@@ -169,7 +169,8 @@ fn loaded(kind: &'static Floor, floor: f64) -> Result<Option<Box<dyn Gate>>, Pas
 #[cfg(test)]
 mod tests {
     use crate::features::{
-        l2_normalise, lip_opening_range, FrameFeatures, UtteranceFeatures, MESH_MOUTH_DIM,
+        l2_normalise, lip_opening_range, FrameFeatures, UtteranceFeatures, LIP_SHAPE_GAIN,
+        LIP_VELOCITY_GAIN, MESH_MOUTH_DIM,
     };
     use crate::model::password::{
         enroll, EnrollConfig, EnrollInput, PasswordModel, ThresholdPolicy, Veto,
@@ -226,13 +227,18 @@ mod tests {
                 lips[2 * upper + 1] = 0.8 - open / 2.0;
                 lips[2 * lower] = 0.0;
                 lips[2 * lower + 1] = 0.8 + open / 2.0;
+                // In eye distances; the mouth vector holds them with the layout's gains.
                 let vel: Vec<f32> = match &prev {
-                    Some(p) => lips.iter().zip(p).map(|(a, b)| 4.0 * (a - b)).collect(),
+                    Some(p) => lips
+                        .iter()
+                        .zip(p)
+                        .map(|(a, b)| LIP_VELOCITY_GAIN * (a - b))
+                        .collect(),
                     None => vec![0.0; lips.len()],
                 };
                 prev = Some(lips.clone());
                 let mut mouth = desc;
-                mouth.extend(lips);
+                mouth.extend(lips.iter().map(|v| v * LIP_SHAPE_GAIN));
                 mouth.extend(vel);
                 FrameFeatures { identity, mouth }
             })
