@@ -123,6 +123,8 @@ pub enum WordModelArg {
     Pretrained,
     /// Ridge + fine-tuned LSTM.
     PretrainedEnsemble,
+    /// Ridge on the frozen pretrained backbone's encoding (the head fine-tuned in closed form).
+    PretrainedHead,
 }
 
 impl WordModelArg {
@@ -132,12 +134,16 @@ impl WordModelArg {
             Self::Linear => WordModelKind::Linear,
             Self::Lstm | Self::Pretrained => WordModelKind::Lstm,
             Self::Ensemble | Self::PretrainedEnsemble => WordModelKind::Ensemble,
+            Self::PretrainedHead => WordModelKind::Encoded,
         }
     }
 
     /// Whether the LSTM is pretrained.
     fn pretrained(self) -> bool {
-        matches!(self, Self::Pretrained | Self::PretrainedEnsemble)
+        matches!(
+            self,
+            Self::Pretrained | Self::PretrainedEnsemble | Self::PretrainedHead
+        )
     }
 }
 

@@ -550,6 +550,20 @@ impl SeqClassifier {
         out
     }
 
+    /// The backbone's output per sequence, the top LSTM state `h_T`
+    /// ([`LstmConfig::backbone_width`] values). No dropout.
+    pub fn encode(&self, x: &[Sequence]) -> Result<Vec<Vec<f32>>, LstmError> {
+        let steps = check_sequences(x, self.cfg.input_dim)?;
+        let mut out = Vec::with_capacity(x.len());
+        let idx: Vec<usize> = (0..x.len()).collect();
+        for chunk in idx.chunks(EVAL_CHUNK) {
+            let xb = batch_tensor(x, chunk, steps, self.cfg.input_dim)?;
+            let h = self.forward_backbone(&xb, steps, chunk.len(), None)?;
+            out.extend(h.to_vec2::<f32>()?);
+        }
+        Ok(out)
+    }
+
     /// One logit per sequence (`sigmoid(logit)` is the score). No dropout.
     ///
     /// Input: `x.len()` sequences of equal length `T`, frames of `input_dim` features.

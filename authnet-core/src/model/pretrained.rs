@@ -861,6 +861,50 @@ mod tests {
     }
 
     #[test]
+    fn the_encoded_word_model_reads_the_frozen_backbone_and_round_trips() {
+        use crate::model::file::Expect;
+        use crate::model::password::{
+            enroll, enroll_with, EnrollConfig, EnrollInput, PasswordError, PasswordModel,
+            WordModelKind,
+        };
+        let m = small();
+        let pos: Vec<_> = (10..16).map(|i| utt(1, 1, i)).collect();
+        let other: Vec<_> = (2..4)
+            .flat_map(|w| (10..13).map(move |i| utt(1, w, i)))
+            .collect();
+        let input = EnrollInput {
+            positives: &pos,
+            other_words: &other,
+            bank: None,
+        };
+        let cfg = EnrollConfig {
+            oversample_to: 30,
+            word_model: WordModelKind::Encoded,
+            ..Default::default()
+        };
+        // Without a pretrained backbone there is nothing to encode with.
+        assert!(matches!(
+            enroll(&input, &cfg, &mut |_, _, _| {}),
+            Err(PasswordError::Invalid(_))
+        ));
+        let (model, _) = enroll_with(&input, Some(&m), &cfg, &mut |_, _, _| {}).unwrap();
+        assert_eq!(model.stored_config().word_model, WordModelKind::Encoded);
+        assert_eq!(model.stored_config().lstm.as_ref(), Some(&m.lstm));
+        // The ridge reads h_T: one weight per backbone output.
+        let bytes = model.to_bytes().unwrap();
+        let back = PasswordModel::from_bytes(&bytes, &Expect::backbone("t", "", 6)).unwrap();
+        let probe = utt(1, 1, 30);
+        let (a, b) = (model.score(&probe).unwrap(), back.score(&probe).unwrap());
+        assert!(a.word.is_finite());
+        assert_eq!(
+            a.word, b.word,
+            "the stored backbone scores as the trained one"
+        );
+        // The word score follows the word: the password scores above another word.
+        assert!(a.word > model.score(&utt(1, 3, 30)).unwrap().word);
+    }
+
+    #[test]
     fn refuses_too_few_classes_and_mixed_features() {
         let a = utt(1, 1, 0);
         let one = [LabelledClip {

@@ -51,6 +51,10 @@ pub enum WordModelKind {
     Lstm,
     /// The mean of both.
     Ensemble,
+    /// Weighted ridge classifier on the top LSTM state `h_T` of a pretrained backbone, kept
+    /// frozen: the backbone's head fine-tuned in closed form. Needs a pretrained LSTM
+    /// ([`super::enroll_with`]); the backbone is stored in the user's model.
+    Encoded,
 }
 
 impl std::str::FromStr for WordModelKind {
@@ -60,8 +64,9 @@ impl std::str::FromStr for WordModelKind {
             "linear" => Ok(Self::Linear),
             "lstm" => Ok(Self::Lstm),
             "ensemble" => Ok(Self::Ensemble),
+            "encoded" => Ok(Self::Encoded),
             o => Err(format!(
-                "unknown word model {o:?} (expected linear, lstm or ensemble)"
+                "unknown word model {o:?} (expected linear, lstm, ensemble or encoded)"
             )),
         }
     }

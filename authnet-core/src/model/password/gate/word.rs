@@ -2,7 +2,8 @@
 //! `T` timesteps), trained on the user's clips against same-person other words, the impostor
 //! bank, and negatives derived from the user's own clips (frozen, reversed, shuffled). Either a
 //! weighted ridge classifier on the flattened sequence ([`WordModelKind::Linear`]), the stacked
-//! LSTM ([`WordModelKind::Lstm`], the paper's model), or both averaged.
+//! LSTM ([`WordModelKind::Lstm`], the paper's model), both averaged, or a ridge classifier on
+//! the frozen encoding of a pretrained LSTM backbone ([`WordModelKind::Encoded`]).
 
 use super::{Calibration, Gate, GateStats, Registration, Role, Stored, Trainer};
 use crate::features::UtteranceFeatures;
@@ -38,7 +39,25 @@ pub struct WordGate {
     ridge_lambda: Option<f64>,
     lstm: Option<SeqClassifier>,
     lstm_config: Option<LstmConfig>,
+    /// The frozen pretrained backbone whose `h_T` the ridge reads ([`WordModelKind::Encoded`]).
+    encoder: Option<SeqClassifier>,
     stats: GateStats,
+}
+
+/// The ridge's input for `probe`: the flattened mouth sequence, or the encoder's `h_T`.
+fn ridge_input(
+    encoder: Option<&SeqClassifier>,
+    probe: &UtteranceFeatures,
+    t: usize,
+    pad: PadPolicy,
+) -> Result<Vec<f32>, PasswordError> {
+    match encoder {
+        Some(e) => e
+            .encode(&[lstm_input(probe, t, pad)])?
+            .pop()
+            .ok_or(PasswordError::Invalid("the encoder returned nothing")),
+        None => Ok(word_input(probe, t, pad)),
+    }
 }
 
 impl Gate for WordGate {
@@ -50,10 +69,10 @@ impl Gate for WordGate {
     }
     fn score(&self, probe: &UtteranceFeatures) -> Result<f64, PasswordError> {
         let (t, pad) = (self.timesteps, self.pad);
-        let r = self
-            .ridge
-            .as_ref()
-            .map(|r| r.score(&word_input(probe, t, pad)));
+        let r = match &self.ridge {
+            Some(r) => Some(r.score(&ridge_input(self.encoder.as_ref(), probe, t, pad)?)),
+            None => None,
+        };
         let l = match &self.lstm {
             Some(m) => Some(lstm_word(m.logits(&[lstm_input(probe, t, pad)])?[0])),
             None => None,
@@ -75,6 +94,11 @@ impl Gate for WordGate {
         if let Some(m) = &self.lstm {
             for (name, shape, data) in m.tensors() {
                 v.push(NamedTensor::new(format!("lstm/{name}"), shape, data));
+            }
+        }
+        if let Some(e) = &self.encoder {
+            for (name, shape, data) in e.backbone_tensors() {
+                v.push(NamedTensor::new(format!("enc/{name}"), shape, data));
             }
         }
         v
@@ -106,11 +130,23 @@ impl<'d> WordTrainer<'d> {
         let cfg = d.cfg;
         let (t, pad) = (cfg.timesteps, cfg.pad);
         let use_ridge = cfg.word_model != WordModelKind::Lstm;
-        let use_lstm = cfg.word_model != WordModelKind::Linear;
-        let xw: Vec<Vec<f32>> = if use_ridge {
-            d.set.feats.iter().map(|u| word_input(u, t, pad)).collect()
-        } else {
-            Vec::new()
+        let use_lstm = matches!(
+            cfg.word_model,
+            WordModelKind::Lstm | WordModelKind::Ensemble
+        );
+        let xw: Vec<Vec<f32>> = match cfg.word_model {
+            WordModelKind::Lstm => Vec::new(),
+            WordModelKind::Encoded => {
+                let p = d.pretrained.ok_or(PasswordError::Invalid(
+                    "the encoded word model needs a pretrained LSTM",
+                ))?;
+                let seqs: Vec<Sequence> =
+                    d.set.feats.iter().map(|u| lstm_input(u, t, pad)).collect();
+                p.start(0)?.encode(&seqs)?
+            }
+            WordModelKind::Linear | WordModelKind::Ensemble => {
+                d.set.feats.iter().map(|u| word_input(u, t, pad)).collect()
+            }
         };
         let xl: Vec<Sequence> = if use_lstm {
             d.set.feats.iter().map(|u| lstm_input(u, t, pad)).collect()
@@ -159,6 +195,9 @@ impl<'d> WordTrainer<'d> {
 
     fn lstm_config(&self, d: &TrainData) -> Option<LstmConfig> {
         let first = d.positives.first()?;
+        if self.cfg.word_model == WordModelKind::Encoded {
+            return d.pretrained.map(|p| p.lstm.clone());
+        }
         self.use_lstm.then(|| match d.pretrained {
             Some(p) => p.lstm.clone(),
             None => self.cfg.lstm.config(first.mouth_dim + first.identity_dim),
@@ -215,6 +254,11 @@ impl Trainer for WordTrainer<'_> {
         } else {
             None
         };
+        // The same backbone `new` encoded the training set with (its head is unused).
+        let encoder = match (self.cfg.word_model, d.pretrained) {
+            (WordModelKind::Encoded, Some(p)) => Some(p.start(0)?),
+            _ => None,
+        };
         Ok(Box::new(WordGate {
             kind: self.cfg.word_model,
             timesteps: self.cfg.timesteps,
@@ -223,6 +267,7 @@ impl Trainer for WordTrainer<'_> {
             ridge_lambda: self.lambda,
             lstm,
             lstm_config: self.lstm_config(d),
+            encoder,
             stats: GateStats::default(),
         }))
     }
@@ -230,6 +275,37 @@ impl Trainer for WordTrainer<'_> {
 
 fn load(s: &Stored) -> Result<Option<Box<dyn Gate>>, PasswordError> {
     let (cfg, meta) = (s.cfg, s.meta);
+    let prefixed = |prefix: &str| -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        s.tensors
+            .iter()
+            .filter_map(|t| {
+                t.name
+                    .strip_prefix(prefix)
+                    .map(|n| (n.to_string(), t.shape.clone(), t.data.clone()))
+            })
+            .collect()
+    };
+    let lstm_config = || -> Result<LstmConfig, PasswordError> {
+        let lc = cfg
+            .lstm
+            .clone()
+            .ok_or(PasswordError::Invalid("no LSTM configuration"))?;
+        if lc.input_dim != meta.identity_dim + meta.mouth_dim {
+            return Err(PasswordError::Invalid(
+                "LSTM input_dim differs from the feature dims",
+            ));
+        }
+        Ok(lc)
+    };
+    let encoder = if cfg.word_model == WordModelKind::Encoded {
+        Some(SeqClassifier::from_backbone(
+            lstm_config()?,
+            &prefixed("enc/"),
+            0,
+        )?)
+    } else {
+        None
+    };
     let ridge = if cfg.word_model != WordModelKind::Lstm {
         let w = s
             .get("ridge.w")
@@ -240,35 +316,27 @@ fn load(s: &Stored) -> Result<Option<Box<dyn Gate>>, PasswordError> {
             .get("ridge.b")
             .and_then(|t| t.data.first().copied())
             .ok_or(PasswordError::Invalid("no ridge.b tensor"))?;
-        if w.len() != meta.timesteps * meta.mouth_dim {
+        let expected = match &encoder {
+            Some(e) => e.config().backbone_width(),
+            None => meta.timesteps * meta.mouth_dim,
+        };
+        if w.len() != expected {
             return Err(PasswordError::Invalid(
-                "ridge.w length differs from timesteps x mouth_dim",
+                "ridge.w length differs from its input (timesteps x mouth_dim, or the encoder's width)",
             ));
         }
         Some(Ridge { w, b })
     } else {
         None
     };
-    let lstm = if cfg.word_model != WordModelKind::Linear {
-        let lc = cfg
-            .lstm
-            .clone()
-            .ok_or(PasswordError::Invalid("no LSTM configuration"))?;
-        if lc.input_dim != meta.identity_dim + meta.mouth_dim {
-            return Err(PasswordError::Invalid(
-                "LSTM input_dim differs from the feature dims",
-            ));
-        }
-        let ts: Vec<(String, Vec<usize>, Vec<f32>)> = s
-            .tensors
-            .iter()
-            .filter_map(|t| {
-                t.name
-                    .strip_prefix("lstm/")
-                    .map(|n| (n.to_string(), t.shape.clone(), t.data.clone()))
-            })
-            .collect();
-        Some(SeqClassifier::from_tensors(lc, &ts)?)
+    let lstm = if matches!(
+        cfg.word_model,
+        WordModelKind::Lstm | WordModelKind::Ensemble
+    ) {
+        Some(SeqClassifier::from_tensors(
+            lstm_config()?,
+            &prefixed("lstm/"),
+        )?)
     } else {
         None
     };
@@ -281,6 +349,7 @@ fn load(s: &Stored) -> Result<Option<Box<dyn Gate>>, PasswordError> {
         ridge_lambda: cfg.ridge_lambda,
         lstm,
         lstm_config: cfg.lstm.clone(),
+        encoder,
         stats: cfg.word,
     })))
 }
