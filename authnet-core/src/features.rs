@@ -303,6 +303,11 @@ impl FeatureLayout {
         })
     }
 
+    /// The tag of a file's features: the one it records, else [`Self::untagged`].
+    pub fn tag_of_file(recorded: Option<&str>, mouth_dim: usize) -> Option<&str> {
+        recorded.or_else(|| Self::untagged(mouth_dim))
+    }
+
     /// Length of the mouth vector this layout produces.
     pub fn mouth_dim(self) -> usize {
         match self {

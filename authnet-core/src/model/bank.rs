@@ -345,9 +345,7 @@ impl ImpostorBank {
     /// The tag of the bank's features: the recorded one, else the last untagged version of the
     /// layout its `mouth_dim` names ([`FeatureLayout::untagged`]).
     pub fn features_tag(&self) -> Option<&str> {
-        self.features
-            .as_deref()
-            .or_else(|| FeatureLayout::untagged(self.mouth_dim))
+        FeatureLayout::tag_of_file(self.features.as_deref(), self.mouth_dim)
     }
 
     /// The feature layout the bank's features were made in (its mouth length names it); `None`

@@ -298,9 +298,7 @@ impl ModelMeta {
     /// The tag of the features the model was trained on: the recorded one, else the last
     /// untagged version of the layout its `mouth_dim` names ([`FeatureLayout::untagged`]).
     pub fn features_tag(&self) -> Option<&str> {
-        self.features
-            .as_deref()
-            .or_else(|| FeatureLayout::untagged(self.mouth_dim))
+        FeatureLayout::tag_of_file(self.features.as_deref(), self.mouth_dim)
     }
 
     /// Checks what does not depend on the caller's backbone: version, timesteps, thresholds
