@@ -803,6 +803,7 @@ mod tests {
         let input = EnrollInput {
             positives: &pos,
             other_words: &other,
+            other_word_labels: &[],
             bank: None,
         };
         let cfg = EnrollConfig {
