@@ -1130,3 +1130,22 @@ impl Report {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::per_target_oracle;
+
+    #[test]
+    fn per_target_oracle_spends_the_false_matches_where_they_save_most() {
+        // Target a: passing its top impostor (0.9) saves two genuine clips; target b: passing
+        // its top impostor saves one.
+        let a = (vec![0.5, 0.6, 1.0], vec![0.9, 0.1]);
+        let b = (vec![0.5, 1.0], vec![0.8, 0.2]);
+        let t = [(&a.0[..], &a.1[..]), (&b.0[..], &b.1[..])];
+        assert_eq!(per_target_oracle(&t, 0), (3, 0));
+        assert_eq!(per_target_oracle(&t, 1), (1, 1));
+        assert_eq!(per_target_oracle(&t, 2), (0, 2));
+        // More budget than needed: no more false matches than it takes.
+        assert_eq!(per_target_oracle(&t, 9), (0, 2));
+    }
+}
