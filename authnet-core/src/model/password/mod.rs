@@ -279,7 +279,7 @@ mod tests {
     use crate::model::synthetic::Speech;
 
     /// A synthetic utterance: identity direction per person, mouth trajectory per word.
-    fn utt(person: u64, word: u64, inst: u64) -> UtteranceFeatures {
+    pub(super) fn utt(person: u64, word: u64, inst: u64) -> UtteranceFeatures {
         Speech {
             identity_dim: 16,
             mouth_dim: 8,

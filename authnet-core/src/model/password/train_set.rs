@@ -259,20 +259,7 @@ impl<'a> TrainData<'a> {
 mod tests {
     use super::*;
     use crate::model::bank::BankEntry;
-    use crate::model::synthetic::Speech;
-
-    fn utt(person: u64, word: u64, inst: u64) -> UtteranceFeatures {
-        Speech {
-            identity_dim: 16,
-            mouth_dim: 8,
-            min_frames: 12,
-            frame_spread: 5,
-            word_seed: 7,
-            identity_noise: 0.15,
-            speaker_mouth_offset: 0.1,
-        }
-        .utterance(person, word, inst)
-    }
+    use crate::model::password::tests::utt;
 
     /// Folds of the non-derived negatives, by (kind, label): other words first, then the bank.
     fn folds_by_label(cfg: &EnrollConfig, labelled: bool) -> Vec<(String, usize)> {
