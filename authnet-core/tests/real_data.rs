@@ -229,6 +229,7 @@ fn enrols_f02_word01_and_rejects_others_and_photos() {
     let input = EnrollInput {
         positives: &positives,
         other_words: &other_train,
+        other_word_labels: &[],
         bank: Some(&bank),
     };
     let (model, report) = enroll(&input, &EnrollConfig::default(), &mut |_, _, _| {}).unwrap();

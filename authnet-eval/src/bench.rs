@@ -215,6 +215,7 @@ fn training(cfg: &PipelineConfig) -> anyhow::Result<()> {
         let input = EnrollInput {
             positives: &pos,
             other_words: &neg,
+            other_word_labels: &[],
             bank: None,
         };
         let t = Instant::now();
@@ -255,6 +256,7 @@ fn training(cfg: &PipelineConfig) -> anyhow::Result<()> {
     let input = EnrollInput {
         positives: &pos,
         other_words: &neg,
+        other_word_labels: &[],
         bank: None,
     };
     let ecfg = EnrollConfig {

@@ -97,6 +97,14 @@ pub struct RunArgs {
     /// `--mesh-blocks`, for choosing the gains by the enrolment-side validation EER.
     #[arg(long, value_delimiter = ',', default_values_t = [1.0f32, 1.0])]
     pub mesh_gain_scale: Vec<f32>,
+    /// Cross-validation inside each enrolment holds out a whole other word and a whole bank
+    /// speaker together (`true`), or each of their clips alone (`false`, the old folds).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub group_folds: bool,
+    /// When a target's out-of-fold scores are separated, its EER threshold (the floor of the
+    /// FMR threshold) is the middle of the gap, not the lowest genuine score.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub gap_midpoint: bool,
     /// JSON report.
     #[arg(long)]
     pub report: PathBuf,
@@ -274,6 +282,8 @@ pub struct Report {
     paper_split: bool,
     pad: authnet_core::sequence::PadPolicy,
     word_model: WordModelKind,
+    group_folds: bool,
+    gap_midpoint: bool,
     speakers: Vec<String>,
     unseen_speakers: Vec<String>,
     heldout_words: BTreeMap<String, Vec<String>>,
@@ -290,6 +300,53 @@ pub struct Report {
     at_deployed_threshold: PolicyRates,
     /// Per target: validation EER (inside the enrolment) beside test EER and rates.
     per_target: Vec<TargetSummary>,
+    /// Diagnostic, not deployable (it reads the test scores): the best pooled test FNMR at
+    /// pooled test FMR <= 1/1000 with one offset added to every target's deployed threshold.
+    oracle_not_deployable: Oracle,
+}
+
+/// What an oracle threshold (chosen on the test scores themselves) could reach.
+#[derive(Debug, Serialize)]
+struct Oracle {
+    /// The pooled FMR the oracle keeps to.
+    target_fmr: f64,
+    /// One offset on every target's FMR-policy threshold: the offset and the test rates there.
+    offset_on_fmr_thresholds: f64,
+    at_offset: Rates,
+    /// Each target's own threshold, chosen jointly so that the pooled FMR holds and the
+    /// fewest genuine clips are missed: the best any per-target threshold rule could do on
+    /// these scores.
+    per_target_thresholds: Rates,
+}
+
+/// The fewest genuine clips missed over all targets, and the false matches spent, when every
+/// target `(genuine, impostor)` gets its own threshold and at most `budget` impostors may be
+/// accepted in total (a knapsack over targets, exact).
+fn per_target_oracle(targets: &[(&[f64], &[f64])], budget: usize) -> (usize, usize) {
+    const NONE: usize = usize::MAX;
+    // best[b]: fewest misses with at most b false matches so far, and those false matches.
+    let mut best: Vec<(usize, usize)> = vec![(0, 0); budget + 1];
+    for (g, i) in targets {
+        let mut desc = i.to_vec();
+        desc.sort_by(|a, b| b.total_cmp(a));
+        // Misses when c impostors may pass: genuine not above the (c+1)-th highest impostor.
+        let misses = |c: usize| match desc.get(c) {
+            Some(&s) => g.iter().filter(|x| **x <= s).count(),
+            None => 0,
+        };
+        let m: Vec<usize> = (0..=budget.min(desc.len())).map(misses).collect();
+        let mut next = vec![(NONE, 0); budget + 1];
+        for b in 0..=budget {
+            for (c, mc) in m.iter().enumerate().take(b + 1) {
+                let (pm, pf) = best[b - c];
+                if pm != NONE && pm + mc < next[b].0 {
+                    next[b] = (pm + mc, pf + c);
+                }
+            }
+        }
+        best = next;
+    }
+    best[budget]
 }
 
 /// FMR / FNMR at the deployed thresholds of both policies.
@@ -735,15 +792,20 @@ fn run_target<'a>(
         word_model: args.word_model.kind(),
         lstm,
         pad: args.pad,
+        group_folds: args.group_folds,
+        gap_midpoint: args.gap_midpoint,
         ..Default::default()
     };
     let (train_pos, test_pos) = target_split(args, ti, clips(s, w), &mut cfg);
-    let other_words: Vec<UtteranceFeatures> = words_of(s)
+    let (other_words, other_word_labels): (Vec<UtteranceFeatures>, Vec<String>) = words_of(s)
         .into_iter()
         .filter(|x| x != w && !heldout[s].contains(x))
-        .flat_map(|x| clips(s, &x))
-        .cloned()
-        .collect();
+        .flat_map(|x| {
+            clips(s, &x)
+                .into_iter()
+                .map(move |u| (u.clone(), x.clone()))
+        })
+        .unzip();
     let first = &train_pos[0];
     let mut bank = ImpostorBank::new(
         &first.backbone,
@@ -768,6 +830,7 @@ fn run_target<'a>(
     let input = EnrollInput {
         positives: &train_pos,
         other_words: &other_words,
+        other_word_labels: &other_word_labels,
         bank: Some(&bank),
     };
     let t0 = Instant::now();
@@ -866,6 +929,25 @@ fn summarise(
         eer: rates(&ge, &ie, 0.0),
         fmr: rates(&gf, &if_, 0.0),
     };
+    const ORACLE_FMR: f64 = 1e-3;
+    let offset = metrics::threshold_at_fmr(&gf, &if_, ORACLE_FMR)?;
+    let oracle_not_deployable = Oracle {
+        target_fmr: ORACLE_FMR,
+        offset_on_fmr_thresholds: offset,
+        at_offset: rates(&gf, &if_, offset),
+        per_target_thresholds: {
+            let t: Vec<(&[f64], &[f64])> = results
+                .iter()
+                .map(|r| (r.genuine_ranked.as_slice(), r.impostor_ranked.as_slice()))
+                .collect();
+            let budget = (ORACLE_FMR * if_.len() as f64).floor() as usize;
+            let (missed, passed) = per_target_oracle(&t, budget);
+            Rates {
+                fmr: passed as f64 / if_.len().max(1) as f64,
+                fnmr: missed as f64 / gf.len().max(1) as f64,
+            }
+        },
+    };
     let per_target = results
         .iter()
         .map(|r| {
@@ -962,10 +1044,13 @@ fn summarise(
         paper_split: args.paper_split,
         pad: args.pad,
         word_model: args.word_model.kind(),
+        group_folds: args.group_folds,
+        gap_midpoint: args.gap_midpoint,
         word_model_arg: args.word_model,
         pretraining,
         at_deployed_threshold,
         per_target,
+        oracle_not_deployable,
         speakers: speakers.to_vec(),
         unseen_speakers: unseen.to_vec(),
         heldout_words: heldout,
@@ -1025,7 +1110,7 @@ impl Report {
     /// One-line summary for the terminal.
     pub fn summary(&self) -> String {
         format!(
-            "{} layout | targets {} | EER {:.4} AUC {:.4} | acc {:.4} FAR {:.4} FRR {:.4} | spec same-person/other-word {:?} | photo accept {:.3} | face-only EER {:.4} | motion-only EER {:.4} | validation EER mean {:.4} | train {:.2}s score {:.2}ms | deployed EER policy FMR {:.4} FNMR {:.4} | deployed FMR policy FMR {:.4} FNMR {:.4}",
+            "{} layout | targets {} | EER {:.4} AUC {:.4} | acc {:.4} FAR {:.4} FRR {:.4} | spec same-person/other-word {:?} | photo accept {:.3} | face-only EER {:.4} | motion-only EER {:.4} | validation EER mean {:.4} | train {:.2}s score {:.2}ms | deployed EER policy FMR {:.4} FNMR {:.4} | deployed FMR policy FMR {:.4} FNMR {:.4} | oracle (not deployable) FNMR {:.4} at FMR {:.4}, per-target oracle FNMR {:.4} at FMR {:.4}",
             self.layout,
             self.targets,
             self.eer,
@@ -1043,7 +1128,30 @@ impl Report {
             self.at_deployed_threshold.eer.fmr,
             self.at_deployed_threshold.eer.fnmr,
             self.at_deployed_threshold.fmr.fmr,
-            self.at_deployed_threshold.fmr.fnmr
+            self.at_deployed_threshold.fmr.fnmr,
+            self.oracle_not_deployable.at_offset.fnmr,
+            self.oracle_not_deployable.at_offset.fmr,
+            self.oracle_not_deployable.per_target_thresholds.fnmr,
+            self.oracle_not_deployable.per_target_thresholds.fmr
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::per_target_oracle;
+
+    #[test]
+    fn per_target_oracle_spends_the_false_matches_where_they_save_most() {
+        // Target a: passing its top impostor (0.9) saves two genuine clips; target b: passing
+        // its top impostor saves one.
+        let a = (vec![0.5, 0.6, 1.0], vec![0.9, 0.1]);
+        let b = (vec![0.5, 1.0], vec![0.8, 0.2]);
+        let t = [(&a.0[..], &a.1[..]), (&b.0[..], &b.1[..])];
+        assert_eq!(per_target_oracle(&t, 0), (3, 0));
+        assert_eq!(per_target_oracle(&t, 1), (1, 1));
+        assert_eq!(per_target_oracle(&t, 2), (0, 2));
+        // More budget than needed: no more false matches than it takes.
+        assert_eq!(per_target_oracle(&t, 9), (0, 2));
     }
 }

@@ -600,6 +600,8 @@ pub(crate) fn train_and_commit(
     let input = EnrollInput {
         positives,
         other_words: others,
+        // Recorded other-word clips carry no word label: each is held out alone.
+        other_word_labels: &[],
         bank: d.bank(),
     };
     let mut client_gone = false;

@@ -125,6 +125,7 @@ pub fn trained_model() -> &'static [u8] {
         let input = EnrollInput {
             positives: &positives,
             other_words: &others,
+            other_word_labels: &[],
             bank: None,
         };
         let (mut model, _report) =

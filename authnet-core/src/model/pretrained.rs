@@ -836,6 +836,7 @@ mod tests {
         let input = EnrollInput {
             positives: &pos,
             other_words: &other,
+            other_word_labels: &[],
             bank: None,
         };
         let cfg = EnrollConfig {
@@ -875,6 +876,7 @@ mod tests {
         let input = EnrollInput {
             positives: &pos,
             other_words: &other,
+            other_word_labels: &[],
             bank: None,
         };
         let cfg = EnrollConfig {

@@ -77,11 +77,14 @@ pub(crate) struct Calibrated {
 }
 
 /// Calibrates every gate on its genuine out-of-fold scores, drops each optional gate that does
-/// not lower the out-of-fold EER, and sets the thresholds.
+/// not lower the out-of-fold EER, and sets the thresholds. With `gap_midpoint`, when the
+/// out-of-fold genuine and impostor scores do not overlap, the EER threshold is the middle of
+/// the gap between them instead of the lowest genuine score.
 pub(crate) fn calibrate(
     gates: &mut [Box<dyn Gate>],
     oof: &OutOfFold,
     target_fmr: f64,
+    gap_midpoint: bool,
 ) -> Result<Calibrated, PasswordError> {
     for (k, g) in gates.iter_mut().enumerate() {
         g.calibrate(&oof.genuine_of(k));
@@ -105,7 +108,12 @@ pub(crate) fn calibrate(
     }
     let (g_f, i_f) = oof.fused(gates, &active);
     let i_scores: Vec<f64> = i_f.iter().map(|(s, _)| *s).collect();
-    let eer = metrics::eer(&g_f, &i_scores)?;
+    let mut eer = metrics::eer(&g_f, &i_scores)?;
+    if gap_midpoint {
+        if let Some(mid) = gap_middle(&g_f, &i_scores) {
+            eer.threshold = mid;
+        }
+    }
     let fmr_t = metrics::threshold_at_fmr(&g_f, &i_scores, target_fmr)?;
     let live_imp: Vec<f64> = i_f.iter().filter(|(_, v)| !v).map(|(s, _)| *s).collect();
     Ok(Calibrated {
@@ -120,4 +128,25 @@ pub(crate) fn calibrate(
         genuine_mean: g_f.iter().sum::<f64>() / g_f.len().max(1) as f64,
         impostor_mean: live_imp.iter().sum::<f64>() / live_imp.len().max(1) as f64,
     })
+}
+
+/// The middle of the gap between the highest impostor and the lowest genuine score, when
+/// every genuine score is above every impostor score.
+fn gap_middle(genuine: &[f64], impostor: &[f64]) -> Option<f64> {
+    let lo = genuine.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = impostor.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (lo.is_finite() && hi.is_finite() && hi < lo).then_some((hi + lo) / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gap_middle;
+
+    #[test]
+    fn gap_middle_only_when_separated() {
+        assert_eq!(gap_middle(&[1.0, 2.0], &[-3.0, -1.0]), Some(0.0));
+        assert_eq!(gap_middle(&[1.0, 2.0], &[1.0, -1.0]), None);
+        assert_eq!(gap_middle(&[0.5], &[-3.0, 1.0]), None);
+        assert_eq!(gap_middle(&[], &[-1.0]), None);
+    }
 }

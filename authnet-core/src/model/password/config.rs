@@ -143,6 +143,15 @@ pub struct EnrollConfig {
     pub max_bank_negatives: usize,
     /// Average a DTW template score (distance to the enrolled clips) into the word gate.
     pub dtw: bool,
+    /// Cross-validation holds out every clip of one other word (when labelled) and every bank
+    /// clip of one speaker together, so the out-of-fold impostor scores, and the thresholds
+    /// set on them, come from words and people the fold's model never saw, as at test time.
+    /// Off: each such clip is held out alone.
+    pub group_folds: bool,
+    /// When the out-of-fold genuine and impostor scores are separated, put the EER threshold
+    /// (and so the floor of the FMR threshold) in the middle of the gap instead of at the
+    /// lowest genuine score, which rejects about one in `positives + 1` new genuine clips.
+    pub gap_midpoint: bool,
 }
 
 impl Default for EnrollConfig {
@@ -162,6 +171,8 @@ impl Default for EnrollConfig {
             liveness_fraction: 0.25,
             max_bank_negatives: 400,
             dtw: true,
+            group_folds: true,
+            gap_midpoint: false,
         }
     }
 }

@@ -95,13 +95,30 @@ pub fn enroll_with(
         check_pretrained(p, first, cfg)?;
     }
     let (backbone, id_dim, m_dim) = (first.backbone.clone(), first.identity_dim, first.mouth_dim);
-    let others: Vec<UtteranceFeatures> = input.other_words.iter().filter(usable).cloned().collect();
+    let labels = input.other_word_labels;
+    if !labels.is_empty() && labels.len() != input.other_words.len() {
+        return Err(PasswordError::Invalid(
+            "other_word_labels must label every other-word clip or none",
+        ));
+    }
+    let (others, other_labels): (Vec<UtteranceFeatures>, Vec<String>) = input
+        .other_words
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| usable(u))
+        .map(|(k, u)| (u.clone(), labels.get(k).cloned().unwrap_or_default()))
+        .unzip();
     if others.is_empty() && input.bank.is_none() {
         return Err(PasswordError::NoNegatives);
     }
     let filtered = EnrollInput {
         positives: &positives,
         other_words: &others,
+        other_word_labels: if labels.is_empty() {
+            &[]
+        } else {
+            &other_labels
+        },
         bank: input.bank,
     };
     let mut rng = SplitMix64::new(cfg.seed ^ 0xA17E_0001);
@@ -146,7 +163,7 @@ pub fn enroll_with(
         .iter()
         .map(|t| t.fit(&data))
         .collect::<Result<Vec<_>, _>>()?;
-    let cal = calibrate(&mut gates, &oof, cfg.target_fmr)?;
+    let cal = calibrate(&mut gates, &oof, cfg.target_fmr, cfg.gap_midpoint)?;
     let gates: Vec<_> = gates
         .into_iter()
         .zip(&cal.active)

@@ -279,7 +279,7 @@ mod tests {
     use crate::model::synthetic::Speech;
 
     /// A synthetic utterance: identity direction per person, mouth trajectory per word.
-    fn utt(person: u64, word: u64, inst: u64) -> UtteranceFeatures {
+    pub(super) fn utt(person: u64, word: u64, inst: u64) -> UtteranceFeatures {
         Speech {
             identity_dim: 16,
             mouth_dim: 8,
@@ -319,6 +319,7 @@ mod tests {
         let input = EnrollInput {
             positives: &pos,
             other_words: &other,
+            other_word_labels: &[],
             bank: Some(&bank),
         };
         let mut calls = 0;
@@ -359,6 +360,7 @@ mod tests {
         let input = EnrollInput {
             positives: &pos,
             other_words: &other,
+            other_word_labels: &[],
             bank: None,
         };
         assert!(matches!(
@@ -368,12 +370,61 @@ mod tests {
     }
 
     #[test]
+    fn refuses_other_word_labels_of_another_length() {
+        let pos: Vec<_> = (0..5).map(|i| utt(3, 1, i)).collect();
+        let other: Vec<_> = (0..6).map(|i| utt(3, 2 + i % 3, i)).collect();
+        let labels = vec!["2".to_string(); 5];
+        let input = EnrollInput {
+            positives: &pos,
+            other_words: &other,
+            other_word_labels: &labels,
+            bank: None,
+        };
+        assert!(matches!(
+            enroll(&input, &small_cfg(), &mut |_, _, _| {}),
+            Err(PasswordError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn gap_midpoint_lowers_a_separated_threshold_not_below_the_impostors() {
+        let pos: Vec<_> = (0..7).map(|i| utt(1, 1, i)).collect();
+        let other: Vec<_> = (2..6)
+            .flat_map(|w| (0..3).map(move |i| utt(1, w, i)))
+            .collect();
+        let labels: Vec<String> = (2..6)
+            .flat_map(|w| (0..3).map(move |_| format!("{w}")))
+            .collect();
+        let input = EnrollInput {
+            positives: &pos,
+            other_words: &other,
+            other_word_labels: &labels,
+            bank: None,
+        };
+        let (lowest, rep) = enroll(&input, &small_cfg(), &mut |_, _, _| {}).unwrap();
+        assert_eq!(rep.validation_eer, 0.0, "the synthetic words separate");
+        let cfg = EnrollConfig {
+            gap_midpoint: true,
+            ..small_cfg()
+        };
+        let (mid, _) = enroll(&input, &cfg, &mut |_, _, _| {}).unwrap();
+        let (lo, md) = (lowest.meta().thresholds, mid.meta().thresholds);
+        assert!(md.eer < lo.eer, "{lo:?} {md:?}");
+        assert!(md.fmr < lo.fmr && md.fmr >= md.eer, "{lo:?} {md:?}");
+        // Every other-word clip the model was trained on stays rejected.
+        for u in &other {
+            assert!(!mid.accepts(&mid.score(u).unwrap(), ThresholdPolicy::Fmr));
+        }
+    }
+
+    #[test]
     fn enrol_is_deterministic() {
         let pos: Vec<_> = (0..5).map(|i| utt(3, 1, i)).collect();
         let other: Vec<_> = (0..6).map(|i| utt(3, 2 + i % 3, i)).collect();
         let input = EnrollInput {
             positives: &pos,
             other_words: &other,
+            other_word_labels: &[],
             bank: None,
         };
         let (a, _) = enroll(&input, &small_cfg(), &mut |_, _, _| {}).unwrap();

@@ -10,12 +10,17 @@ use crate::model::pretrained::PretrainedLstm;
 use crate::rng::SplitMix64;
 
 /// The clips an enrolment learns from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct EnrollInput<'a> {
     /// The user mouthing the password.
     pub positives: &'a [UtteranceFeatures],
     /// The user mouthing other words.
     pub other_words: &'a [UtteranceFeatures],
+    /// Which word each of `other_words` is (any label; clips of one word share it), or empty
+    /// when unknown. With [`EnrollConfig::group_folds`], cross-validation holds out all clips
+    /// of a word together, as a word the model never saw is at test time; unlabelled clips
+    /// are held out one by one.
+    pub other_word_labels: &'a [String],
     /// Other people (optional).
     pub bank: Option<&'a ImpostorBank>,
 }
@@ -72,15 +77,19 @@ pub(crate) fn build_train_set(
             feats.push(d);
         }
     }
-    let mut g = 0;
-    for u in input.other_words {
+    let mut groups = Groups::default();
+    let labels = input.other_word_labels;
+    for (k, u) in input.other_words.iter().enumerate() {
+        let label = labels
+            .get(k)
+            .map(String::as_str)
+            .filter(|l| cfg.group_folds && !l.is_empty());
         items.push(Item::Neg {
             from_clip: None,
-            group: g,
+            group: groups.of(label, "word"),
             calibrate: true,
         });
         feats.push(u.clone());
-        g += 1;
     }
     if let Some(bank) = input.bank {
         let mut idx: Vec<usize> = (0..bank.entries.len()).collect();
@@ -88,18 +97,40 @@ pub(crate) fn build_train_set(
         idx.truncate(cfg.max_bank_negatives);
         idx.sort_unstable();
         for i in idx {
-            if bank.entries[i].features.frames.len() >= MIN_FRAMES {
+            let e = &bank.entries[i];
+            if e.features.frames.len() >= MIN_FRAMES {
+                let speaker = Some(e.speaker.as_str()).filter(|s| cfg.group_folds && !s.is_empty());
                 items.push(Item::Neg {
                     from_clip: None,
-                    group: g,
+                    group: groups.of(speaker, "speaker"),
                     calibrate: true,
                 });
-                feats.push(bank.entries[i].features.clone());
-                g += 1;
+                feats.push(e.features.clone());
             }
         }
     }
     TrainSet { items, feats }
+}
+
+/// Group ids of the negatives not derived from a positive: one per distinct `(kind, label)`
+/// in order of first appearance, and a fresh one for each unlabelled item.
+#[derive(Default)]
+struct Groups {
+    next: usize,
+    seen: Vec<(&'static str, String, usize)>,
+}
+
+impl Groups {
+    fn of(&mut self, label: Option<&str>, kind: &'static str) -> usize {
+        if let Some(l) = label {
+            if let Some((_, _, g)) = self.seen.iter().find(|(k, s, _)| *k == kind && s == l) {
+                return *g;
+            }
+            self.seen.push((kind, l.to_string(), self.next));
+        }
+        self.next += 1;
+        self.next - 1
+    }
 }
 
 /// Everything a gate's trainer reads: the training set, its labels and class weights, the
@@ -220,5 +251,104 @@ impl<'a> TrainData<'a> {
             .filter(|&c| self.clip_fold[c] != f)
             .map(|c| &positives[c])
             .collect()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::model::bank::BankEntry;
+    use crate::model::password::tests::utt;
+
+    /// Folds of the non-derived negatives, by (kind, label): other words first, then the bank.
+    fn folds_by_label(cfg: &EnrollConfig, labelled: bool) -> Vec<(String, usize)> {
+        let pos: Vec<_> = (0..7).map(|i| utt(1, 1, i)).collect();
+        let mut other = Vec::new();
+        let mut labels = Vec::new();
+        for w in 2..5 {
+            for i in 0..4 {
+                other.push(utt(1, w, i));
+                labels.push(format!("w{w}"));
+            }
+        }
+        let mut bank = ImpostorBank::new("t", &"0".repeat(64), 16, 8);
+        for p in 10..13 {
+            for w in 1..4 {
+                bank.entries.push(BankEntry {
+                    speaker: format!("P{p}"),
+                    word: format!("{w}"),
+                    instance: "1".into(),
+                    features: utt(p, w, 0),
+                });
+            }
+        }
+        let input = EnrollInput {
+            positives: &pos,
+            other_words: &other,
+            other_word_labels: if labelled { &labels } else { &[] },
+            bank: Some(&bank),
+        };
+        let mut rng = SplitMix64::new(1);
+        let set = build_train_set(&input, cfg, &mut rng);
+        let data = TrainData::new(set, &pos, cfg, &mut rng);
+        let names: Vec<String> = labels
+            .iter()
+            .cloned()
+            .chain(bank.entries.iter().map(|e| e.speaker.clone()))
+            .collect();
+        (0..data.len())
+            .filter(|&i| {
+                matches!(
+                    data.set.items[i],
+                    Item::Neg {
+                        from_clip: None,
+                        ..
+                    }
+                )
+            })
+            .zip(names)
+            .map(|(i, n)| (n, data.fold_of(i)))
+            .collect()
+    }
+
+    fn folds_of(v: &[(String, usize)], name: &str) -> Vec<usize> {
+        let mut f: Vec<usize> = v.iter().filter(|x| x.0 == name).map(|x| x.1).collect();
+        f.dedup();
+        f
+    }
+
+    #[test]
+    fn grouped_folds_hold_out_a_whole_word_and_a_whole_speaker() {
+        let cfg = EnrollConfig::default();
+        assert!(cfg.group_folds);
+        let v = folds_by_label(&cfg, true);
+        assert_eq!(v.len(), 12 + 9);
+        for name in ["w2", "w3", "w4", "P10", "P11", "P12"] {
+            assert_eq!(folds_of(&v, name).len(), 1, "{name}: {v:?}");
+        }
+        // Different words (and speakers) go to different folds while folds remain.
+        let mut words: Vec<usize> = ["w2", "w3", "w4"]
+            .iter()
+            .map(|n| folds_of(&v, n)[0])
+            .collect();
+        words.dedup();
+        assert_eq!(words.len(), 3, "{v:?}");
+    }
+
+    #[test]
+    fn unlabelled_or_ungrouped_clips_are_held_out_one_by_one() {
+        // Without labels the other words spread over the folds, the bank still by speaker.
+        let v = folds_by_label(&EnrollConfig::default(), false);
+        assert!(folds_of(&v, "w2").len() > 1, "{v:?}");
+        assert_eq!(folds_of(&v, "P10").len(), 1, "{v:?}");
+        // With grouping off, neither is grouped (the old folds).
+        let cfg = EnrollConfig {
+            group_folds: false,
+            ..Default::default()
+        };
+        let v = folds_by_label(&cfg, true);
+        assert!(folds_of(&v, "w2").len() > 1, "{v:?}");
+        assert!(folds_of(&v, "P10").len() > 1, "{v:?}");
     }
 }

@@ -260,6 +260,7 @@ mod tests {
         let input = EnrollInput {
             positives: pos,
             other_words: other,
+            other_word_labels: &[],
             bank: None,
         };
         enroll(&input, &cfg, &mut |_, _, _| {}).unwrap().0
