@@ -825,14 +825,20 @@ mod tests {
         ));
     }
 
+    /// Six clips of word 1 and three of words 2 and 3 each, of speaker 1, none pretrained on.
+    fn enrolment_clips() -> (Vec<UtteranceFeatures>, Vec<UtteranceFeatures>) {
+        let pos = (10..16).map(|i| utt(1, 1, i)).collect();
+        let other = (2..4)
+            .flat_map(|w| (10..13).map(move |i| utt(1, w, i)))
+            .collect();
+        (pos, other)
+    }
+
     #[test]
     fn enrolment_fine_tunes_from_the_pretrained_backbone() {
         use crate::model::password::{enroll_with, EnrollConfig, EnrollInput, WordModelKind};
         let m = small();
-        let pos: Vec<_> = (10..16).map(|i| utt(1, 1, i)).collect();
-        let other: Vec<_> = (2..4)
-            .flat_map(|w| (10..13).map(move |i| utt(1, w, i)))
-            .collect();
+        let (pos, other) = enrolment_clips();
         let input = EnrollInput {
             positives: &pos,
             other_words: &other,
@@ -869,10 +875,7 @@ mod tests {
             WordModelKind,
         };
         let m = small();
-        let pos: Vec<_> = (10..16).map(|i| utt(1, 1, i)).collect();
-        let other: Vec<_> = (2..4)
-            .flat_map(|w| (10..13).map(move |i| utt(1, w, i)))
-            .collect();
+        let (pos, other) = enrolment_clips();
         let input = EnrollInput {
             positives: &pos,
             other_words: &other,

@@ -279,6 +279,22 @@ mod tests {
     use crate::model::synthetic::Speech;
 
     /// A synthetic utterance: identity direction per person, mouth trajectory per word.
+    /// A bank of `people` (speakers `P<n>`), words 1 to 3 each, one clip per word.
+    pub(super) fn bank_of(people: std::ops::Range<u64>) -> ImpostorBank {
+        let mut bank = ImpostorBank::new("t", &"0".repeat(64), 16, 8);
+        for p in people {
+            for w in 1..4 {
+                bank.entries.push(BankEntry {
+                    speaker: format!("P{p}"),
+                    word: format!("{w}"),
+                    instance: "1".into(),
+                    features: utt(p, w, 0),
+                });
+            }
+        }
+        bank
+    }
+
     pub(super) fn utt(person: u64, word: u64, inst: u64) -> UtteranceFeatures {
         Speech {
             identity_dim: 16,
@@ -305,17 +321,7 @@ mod tests {
         let other: Vec<_> = (2..6)
             .flat_map(|w| (0..3).map(move |i| utt(1, w, i)))
             .collect();
-        let mut bank = ImpostorBank::new("t", &"0".repeat(64), 16, 8);
-        for p in 10..14 {
-            for w in 1..4 {
-                bank.entries.push(BankEntry {
-                    speaker: format!("P{p}"),
-                    word: format!("{w}"),
-                    instance: "1".into(),
-                    features: utt(p, w, 0),
-                });
-            }
-        }
+        let bank = bank_of(10..14);
         let input = EnrollInput {
             positives: &pos,
             other_words: &other,

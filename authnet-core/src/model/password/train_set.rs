@@ -258,8 +258,7 @@ impl<'a> TrainData<'a> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::model::bank::BankEntry;
-    use crate::model::password::tests::utt;
+    use crate::model::password::tests::{bank_of, utt};
 
     /// Folds of the non-derived negatives, by (kind, label): other words first, then the bank.
     fn folds_by_label(cfg: &EnrollConfig, labelled: bool) -> Vec<(String, usize)> {
@@ -272,17 +271,7 @@ mod tests {
                 labels.push(format!("w{w}"));
             }
         }
-        let mut bank = ImpostorBank::new("t", &"0".repeat(64), 16, 8);
-        for p in 10..13 {
-            for w in 1..4 {
-                bank.entries.push(BankEntry {
-                    speaker: format!("P{p}"),
-                    word: format!("{w}"),
-                    instance: "1".into(),
-                    features: utt(p, w, 0),
-                });
-            }
-        }
+        let bank = bank_of(10..13);
         let input = EnrollInput {
             positives: &pos,
             other_words: &other,
