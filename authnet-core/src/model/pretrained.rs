@@ -842,8 +842,7 @@ mod tests {
         let input = EnrollInput {
             positives: &pos,
             other_words: &other,
-            other_word_labels: &[],
-            bank: None,
+            ..Default::default()
         };
         let cfg = EnrollConfig {
             oversample_to: 30,
@@ -879,8 +878,7 @@ mod tests {
         let input = EnrollInput {
             positives: &pos,
             other_words: &other,
-            other_word_labels: &[],
-            bank: None,
+            ..Default::default()
         };
         let cfg = EnrollConfig {
             oversample_to: 30,
