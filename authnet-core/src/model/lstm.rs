@@ -553,28 +553,34 @@ impl SeqClassifier {
     /// The backbone's output per sequence, the top LSTM state `h_T`
     /// ([`LstmConfig::backbone_width`] values). No dropout.
     pub fn encode(&self, x: &[Sequence]) -> Result<Vec<Vec<f32>>, LstmError> {
-        let steps = check_sequences(x, self.cfg.input_dim)?;
-        let mut out = Vec::with_capacity(x.len());
-        let idx: Vec<usize> = (0..x.len()).collect();
-        for chunk in idx.chunks(EVAL_CHUNK) {
-            let xb = batch_tensor(x, chunk, steps, self.cfg.input_dim)?;
-            let h = self.forward_backbone(&xb, steps, chunk.len(), None)?;
-            out.extend(h.to_vec2::<f32>()?);
-        }
-        Ok(out)
+        self.per_chunk(x, |h| h.to_vec2::<f32>())
     }
 
     /// One logit per sequence (`sigmoid(logit)` is the score). No dropout.
     ///
     /// Input: `x.len()` sequences of equal length `T`, frames of `input_dim` features.
     pub fn logits(&self, x: &[Sequence]) -> Result<Vec<f32>, LstmError> {
+        self.per_chunk(x, |h| self.forward_head(h, false)?.to_vec1::<f32>())
+    }
+
+    /// Runs the backbone (no dropout) over `x` in chunks of [`EVAL_CHUNK`] sequences and
+    /// collects what `then` makes of each chunk's top state `[B, H_L]`, in order.
+    fn per_chunk<T>(
+        &self,
+        x: &[Sequence],
+        then: impl Fn(Tensor) -> candle_core::Result<Vec<T>>,
+    ) -> Result<Vec<T>, LstmError> {
         let steps = check_sequences(x, self.cfg.input_dim)?;
         let mut out = Vec::with_capacity(x.len());
         let idx: Vec<usize> = (0..x.len()).collect();
         for chunk in idx.chunks(EVAL_CHUNK) {
             let xb = batch_tensor(x, chunk, steps, self.cfg.input_dim)?;
-            let z = self.forward(&xb, steps, chunk.len(), None)?;
-            out.extend(z.to_vec1::<f32>()?);
+            out.extend(then(self.forward_backbone(
+                &xb,
+                steps,
+                chunk.len(),
+                None,
+            )?)?);
         }
         Ok(out)
     }
