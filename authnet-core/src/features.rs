@@ -265,6 +265,15 @@ pub const LIP_VELOCITY_GAIN: f32 = 2.0;
 /// The mesh layout's mouth crop is this many times the lip corner-to-corner width wide.
 pub const MESH_MOUTH_WIDTH: f32 = 1.6;
 
+/// Why a file's features do not fit a pipeline's layout ([`FeatureLayout::check_file`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileMismatch {
+    /// Mouth vectors of another length: another layout.
+    OtherLayout,
+    /// The same layout at another version; the file's tag.
+    Outdated(String),
+}
+
 /// Which per-frame features an extractor produces (see the module doc).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -306,6 +315,24 @@ impl FeatureLayout {
     /// The tag of a file's features: the one it records, else [`Self::untagged`].
     pub fn tag_of_file(recorded: Option<&str>, mouth_dim: usize) -> Option<&str> {
         recorded.or_else(|| Self::untagged(mouth_dim))
+    }
+
+    /// The tag a file written now records for features whose mouth vectors are `mouth_dim`
+    /// long (the layout that length names, at this build's version).
+    pub fn current_tag(mouth_dim: usize) -> Option<&'static str> {
+        Self::of_mouth_dim(mouth_dim).map(Self::tag)
+    }
+
+    /// Whether a file's features — its mouth length and recorded tag — are this layout's at
+    /// this build's version: the rule models and banks are both loaded under.
+    pub fn check_file(self, mouth_dim: usize, recorded: Option<&str>) -> Result<(), FileMismatch> {
+        if mouth_dim != self.mouth_dim() {
+            return Err(FileMismatch::OtherLayout);
+        }
+        match Self::tag_of_file(recorded, mouth_dim) {
+            Some(t) if t == self.tag() => Ok(()),
+            t => Err(FileMismatch::Outdated(t.unwrap_or("untagged").to_owned())),
+        }
     }
 
     /// Length of the mouth vector this layout produces.

@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::file::rfc3339_utc;
-use crate::features::{FeatureLayout, FrameFeatures, UtteranceFeatures};
+use crate::features::{FeatureLayout, FileMismatch, FrameFeatures, UtteranceFeatures};
 use crate::fsutil::Reader;
 
 /// The first bytes of every bank file.
@@ -154,7 +154,7 @@ pub enum BankError {
     FeaturesOutdated {
         /// The caller's layout.
         layout: FeatureLayout,
-        /// The bank's tag ([`ImpostorBank::features_tag`]).
+        /// The bank's tag ([`FeatureLayout::tag_of_file`]).
         found: String,
     },
     /// The bank's identity dimension differs from the caller's.
@@ -293,7 +293,7 @@ pub struct ImpostorBank {
     /// When the bank was built (RFC 3339, UTC).
     pub created: String,
     /// The features the bank holds ([`FeatureLayout::tag`]); `None` in banks built before it
-    /// was recorded (see [`ImpostorBank::features_tag`]).
+    /// was recorded (see [`FeatureLayout::tag_of_file`]).
     pub features: Option<String>,
     /// The utterances, in the walker's order.
     pub entries: Vec<BankEntry>,
@@ -337,15 +337,9 @@ impl ImpostorBank {
             mouth_dim,
             created: rfc3339_utc(std::time::SystemTime::now()),
             // The layout is named by the mouth length; the version is this build's.
-            features: FeatureLayout::of_mouth_dim(mouth_dim).map(|l| l.tag().to_owned()),
+            features: FeatureLayout::current_tag(mouth_dim).map(str::to_owned),
             entries: Vec::new(),
         }
-    }
-
-    /// The tag of the bank's features: the recorded one, else the last untagged version of the
-    /// layout its `mouth_dim` names ([`FeatureLayout::untagged`]).
-    pub fn features_tag(&self) -> Option<&str> {
-        FeatureLayout::tag_of_file(self.features.as_deref(), self.mouth_dim)
     }
 
     /// The feature layout the bank's features were made in (its mouth length names it); `None`
@@ -357,20 +351,19 @@ impl ImpostorBank {
     /// Refuses a bank of another feature layout than `expected`, or of an older version of it,
     /// with the command that rebuilds it.
     pub fn check_layout(&self, expected: FeatureLayout) -> Result<(), BankError> {
-        if self.mouth_dim != expected.mouth_dim() {
-            return Err(BankError::LayoutMismatch {
-                expected,
-                found: self.layout(),
-                mouth_dim: self.mouth_dim,
-            });
-        }
-        if self.features_tag() != Some(expected.tag()) {
-            return Err(BankError::FeaturesOutdated {
-                layout: expected,
-                found: self.features_tag().unwrap_or("untagged").to_owned(),
-            });
-        }
-        Ok(())
+        expected
+            .check_file(self.mouth_dim, self.features.as_deref())
+            .map_err(|m| match m {
+                FileMismatch::OtherLayout => BankError::LayoutMismatch {
+                    expected,
+                    found: self.layout(),
+                    mouth_dim: self.mouth_dim,
+                },
+                FileMismatch::Outdated(found) => BankError::FeaturesOutdated {
+                    layout: expected,
+                    found,
+                },
+            })
     }
 
     /// Entries whose speaker is not `speaker`: the negatives for that user.
@@ -906,7 +899,7 @@ mod tests {
         let b = ImpostorBank::new("mobilefacenet", SHA, 3, mesh.mouth_dim());
         assert_eq!(b.features.as_deref(), Some(mesh.tag()));
         let back = ImpostorBank::from_bytes(&b.to_bytes().unwrap(), "mobilefacenet", 3).unwrap();
-        assert_eq!(back.features_tag(), Some(mesh.tag()));
+        assert_eq!(back.features.as_deref(), Some(mesh.tag()));
         assert!(back.check_layout(mesh).is_ok());
         // Built before the tag was recorded (no "features" key in the header), or tagged with
         // an older version: refused, with the command that rebuilds it.

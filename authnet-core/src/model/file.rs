@@ -33,7 +33,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, View};
 use serde::{Deserialize, Serialize};
 
-use crate::features::FeatureLayout;
+use crate::features::{FeatureLayout, FileMismatch};
 use crate::sequence::PadPolicy;
 
 /// The only `format_version` this code reads and writes. Version 2 added the owner binding
@@ -127,7 +127,7 @@ pub enum ModelFileError {
     FeaturesOutdated {
         /// The pipeline's tag.
         expected: &'static str,
-        /// The model's ([`ModelMeta::features_tag`]).
+        /// The model's ([`FeatureLayout::tag_of_file`]).
         found: String,
     },
     /// The model's identity dimension differs from the backbone in use.
@@ -289,18 +289,12 @@ pub struct ModelMeta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<Owner>,
     /// The features the model was trained on ([`FeatureLayout::tag`]); absent in models
-    /// written before it was recorded (see [`ModelMeta::features_tag`]).
+    /// written before it was recorded (see [`FeatureLayout::tag_of_file`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub features: Option<String>,
 }
 
 impl ModelMeta {
-    /// The tag of the features the model was trained on: the recorded one, else the last
-    /// untagged version of the layout its `mouth_dim` names ([`FeatureLayout::untagged`]).
-    pub fn features_tag(&self) -> Option<&str> {
-        FeatureLayout::tag_of_file(self.features.as_deref(), self.mouth_dim)
-    }
-
     /// Checks what does not depend on the caller's backbone: version, timesteps, thresholds
     /// and the finiteness of every statistic.
     pub fn validate(&self) -> Result<(), ModelFileError> {
@@ -549,18 +543,18 @@ pub fn model_from_bytes(
         });
     }
     if let Some(layout) = expect.layout {
-        if meta.mouth_dim != layout.mouth_dim() {
-            return Err(ModelFileError::LayoutMismatch {
-                expected: layout.mouth_dim(),
-                found: meta.mouth_dim,
-            });
-        }
-        if meta.features_tag() != Some(layout.tag()) {
-            return Err(ModelFileError::FeaturesOutdated {
-                expected: layout.tag(),
-                found: meta.features_tag().unwrap_or("untagged").to_owned(),
-            });
-        }
+        layout
+            .check_file(meta.mouth_dim, meta.features.as_deref())
+            .map_err(|m| match m {
+                FileMismatch::OtherLayout => ModelFileError::LayoutMismatch {
+                    expected: layout.mouth_dim(),
+                    found: meta.mouth_dim,
+                },
+                FileMismatch::Outdated(found) => ModelFileError::FeaturesOutdated {
+                    expected: layout.tag(),
+                    found,
+                },
+            })?;
     }
     let mut tensors = Vec::with_capacity(st.len());
     for (name, view) in st.iter() {

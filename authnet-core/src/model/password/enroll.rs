@@ -200,7 +200,7 @@ pub fn enroll_with(
             .map_err(|_| PasswordError::Invalid("config not serialisable"))?,
         owner: None,
         // The layout is named by the mouth length; the version is this build's.
-        features: crate::features::FeatureLayout::of_mouth_dim(m_dim).map(|l| l.tag().to_owned()),
+        features: crate::features::FeatureLayout::current_tag(m_dim).map(str::to_owned),
     };
     let report = EnrollReport {
         validation_eer: cal.eer,
