@@ -26,7 +26,7 @@ use authnet_core::features::{
 use authnet_core::metrics::{self, ImpostorKind};
 use authnet_core::model::bank::{walk_utterances, BankEntry, ImpostorBank};
 use authnet_core::model::password::{
-    enroll_with, EnrollConfig, EnrollInput, LstmPreset, ThresholdPolicy, WordModelKind,
+    enroll_traced, EnrollConfig, EnrollInput, LstmPreset, OofScores, ThresholdPolicy, WordModelKind,
 };
 use authnet_core::model::pretrained::{pretrain, LabelledClip, PretrainConfig, PretrainedLstm};
 use authnet_core::rng::SplitMix64;
@@ -108,6 +108,11 @@ pub struct RunArgs {
     /// JSON report.
     #[arg(long)]
     pub report: PathBuf,
+    /// Also write every target's scores as JSON: the fused out-of-fold scores its thresholds
+    /// were placed on (by negative source), its deployed thresholds, and its ranked test
+    /// scores (by impostor kind). For studying threshold rules offline.
+    #[arg(long)]
+    pub dump_scores: Option<PathBuf>,
     /// Markdown report (the paper's tables with our figures beside them).
     #[arg(long)]
     pub markdown: Option<PathBuf>,
@@ -249,8 +254,45 @@ struct TargetResult {
     /// non-photo impostors, and the model's deployed thresholds.
     genuine_ranked: Vec<f64>,
     impostor_ranked: Vec<f64>,
+    /// The kind of each of `impostor_ranked`.
+    impostor_kinds: Vec<ImpostorKind>,
     threshold_eer: f64,
     threshold_fmr: f64,
+    /// The fused out-of-fold scores the thresholds were placed on.
+    oof: OofScores,
+}
+
+/// One target in `--dump-scores`.
+#[derive(Serialize)]
+struct DumpedTarget<'a> {
+    speaker: &'a str,
+    word: &'a str,
+    threshold_eer: f64,
+    threshold_fmr: f64,
+    oof: &'a OofScores,
+    test_genuine: &'a [f64],
+    test_impostor: Vec<(f64, ImpostorKind)>,
+}
+
+fn dump_scores(path: &Path, results: &[TargetResult]) -> anyhow::Result<()> {
+    let rows: Vec<DumpedTarget> = results
+        .iter()
+        .map(|r| DumpedTarget {
+            speaker: &r.speaker,
+            word: &r.word,
+            threshold_eer: r.threshold_eer,
+            threshold_fmr: r.threshold_fmr,
+            oof: &r.oof,
+            test_genuine: &r.genuine_ranked,
+            test_impostor: r
+                .impostor_ranked
+                .iter()
+                .copied()
+                .zip(r.impostor_kinds.iter().copied())
+                .collect(),
+        })
+        .collect();
+    write_json(path, &rows)
 }
 
 /// The JSON report.
@@ -620,6 +662,9 @@ pub fn run(args: &RunArgs, mut cfg: PipelineConfig) -> anyhow::Result<Report> {
     });
     pb.finish_and_clear();
     let results: Vec<TargetResult> = results.into_iter().collect::<anyhow::Result<_>>()?;
+    if let Some(p) = &args.dump_scores {
+        dump_scores(p, &results)?;
+    }
     if let Some(dir) = &args.plots {
         crate::report::heatmap(dir, &heat_rows(&feats))?;
     }
@@ -834,7 +879,7 @@ fn run_target<'a>(
         bank: Some(&bank),
     };
     let t0 = Instant::now();
-    let (model, rep) = enroll_with(&input, pretrained, &cfg, &mut |_, _, _| {})?;
+    let (model, rep, oof) = enroll_traced(&input, pretrained, &cfg, &mut |_, _, _| {})?;
     let train_seconds = t0.elapsed().as_secs_f64();
     let st = model.stored_config().clone();
     let mut out = TargetResult {
@@ -844,6 +889,7 @@ fn run_target<'a>(
         word: w.to_string(),
         threshold_eer: model.threshold(ThresholdPolicy::Eer),
         threshold_fmr: model.threshold(ThresholdPolicy::Fmr),
+        oof,
         ..Default::default()
     };
     let (mut g_ranked, mut i_ranked) = (Vec::new(), Vec::new());
@@ -873,6 +919,8 @@ fn run_target<'a>(
             let x = score(u)?;
             impostor.push((x.0, x.1, x.2, ImpostorKind::SamePersonDifferentWord));
             i_ranked.push(x.3);
+            out.impostor_kinds
+                .push(ImpostorKind::SamePersonDifferentWord);
         }
     }
     for us in unseen {
@@ -886,6 +934,7 @@ fn run_target<'a>(
                 let x = score(u)?;
                 impostor.push((x.0, x.1, x.2, kind));
                 i_ranked.push(x.3);
+                out.impostor_kinds.push(kind);
             }
         }
     }
@@ -1075,7 +1124,7 @@ fn summarise(
     Ok(report)
 }
 
-fn write_json(path: &Path, r: &Report) -> anyhow::Result<()> {
+fn write_json(path: &Path, r: &impl Serialize) -> anyhow::Result<()> {
     if let Some(p) = path.parent() {
         if !p.as_os_str().is_empty() {
             std::fs::create_dir_all(p)?;

@@ -4,15 +4,27 @@
 
 use super::decision::{fuse, VETO_RANK_OFFSET};
 use super::gate::{Gate, REGISTRY};
+use super::train_set::NegSource;
 use super::PasswordError;
 use crate::metrics;
 use crate::model::file::Thresholds;
 
 /// Out-of-fold raw scores: `raw[gate][item]`, `None` for items never held out (jittered
-/// copies, training-only negatives); `genuine[item]` says which items are genuine.
+/// copies, training-only negatives); `negative[item]` says where a negative came from, `None`
+/// for the genuine items.
 pub(crate) struct OutOfFold {
     pub(crate) raw: Vec<Vec<Option<f64>>>,
-    pub(crate) genuine: Vec<bool>,
+    pub(crate) negative: Vec<Option<NegSource>>,
+}
+
+/// The fused out-of-fold scores calibration placed the thresholds on, ranked as
+/// [`Scores::ranked`](super::Scores::ranked) ranks a probe (vetoes last).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct OofScores {
+    /// The user's held-out password clips.
+    pub genuine: Vec<f64>,
+    /// The held-out negatives and where each came from.
+    pub impostor: Vec<(f64, NegSource)>,
 }
 
 impl OutOfFold {
@@ -20,17 +32,21 @@ impl OutOfFold {
     pub(crate) fn genuine_of(&self, g: usize) -> Vec<f64> {
         self.raw[g]
             .iter()
-            .zip(&self.genuine)
-            .filter(|(_, gen)| **gen)
+            .zip(&self.negative)
+            .filter(|(_, neg)| neg.is_none())
             .filter_map(|(s, _)| *s)
             .collect()
     }
 
     /// The ranked fused scores (vetoes ranked last) of the `active` gates: `(genuine,
     /// impostor, impostor vetoed?)`.
-    fn fused(&self, gates: &[Box<dyn Gate>], active: &[bool]) -> (Vec<f64>, Vec<(f64, bool)>) {
+    fn fused(
+        &self,
+        gates: &[Box<dyn Gate>],
+        active: &[bool],
+    ) -> (Vec<f64>, Vec<(f64, bool, NegSource)>) {
         let (mut g, mut i) = (Vec::new(), Vec::new());
-        for item in 0..self.genuine.len() {
+        for item in 0..self.negative.len() {
             let Some(raws) = self
                 .raw
                 .iter()
@@ -52,10 +68,9 @@ impl OutOfFold {
             } else {
                 fused
             };
-            if self.genuine[item] {
-                g.push(ranked)
-            } else {
-                i.push((ranked, veto.is_some()))
+            match self.negative[item] {
+                None => g.push(ranked),
+                Some(src) => i.push((ranked, veto.is_some(), src)),
             }
         }
         (g, i)
@@ -74,6 +89,8 @@ pub(crate) struct Calibrated {
     pub(crate) genuine_mean: f64,
     /// Mean fused out-of-fold score of impostor clips, vetoes excluded.
     pub(crate) impostor_mean: f64,
+    /// The fused out-of-fold scores.
+    pub(crate) oof: OofScores,
 }
 
 /// Calibrates every gate on its genuine out-of-fold scores, drops each optional gate that does
@@ -91,7 +108,7 @@ pub(crate) fn calibrate(
     }
     let eer_of = |active: &[bool]| -> Result<f64, PasswordError> {
         let (g, i) = oof.fused(gates, active);
-        let i: Vec<f64> = i.into_iter().map(|(s, _)| s).collect();
+        let i: Vec<f64> = i.into_iter().map(|(s, ..)| s).collect();
         Ok(metrics::eer(&g, &i)?.eer)
     };
     // Whether an optional gate helps is decided per user on the out-of-fold data.
@@ -107,7 +124,7 @@ pub(crate) fn calibrate(
         }
     }
     let (g_f, i_f) = oof.fused(gates, &active);
-    let i_scores: Vec<f64> = i_f.iter().map(|(s, _)| *s).collect();
+    let i_scores: Vec<f64> = i_f.iter().map(|(s, ..)| *s).collect();
     let mut eer = metrics::eer(&g_f, &i_scores)?;
     if gap_midpoint {
         if let Some(mid) = gap_middle(&g_f, &i_scores) {
@@ -115,7 +132,11 @@ pub(crate) fn calibrate(
         }
     }
     let fmr_t = metrics::threshold_at_fmr(&g_f, &i_scores, target_fmr)?;
-    let live_imp: Vec<f64> = i_f.iter().filter(|(_, v)| !v).map(|(s, _)| *s).collect();
+    let live_imp: Vec<f64> = i_f
+        .iter()
+        .filter(|(_, v, _)| !v)
+        .map(|(s, ..)| *s)
+        .collect();
     Ok(Calibrated {
         active,
         // The FMR threshold must not be laxer than the EER one.
@@ -127,6 +148,10 @@ pub(crate) fn calibrate(
         eer: eer.eer,
         genuine_mean: g_f.iter().sum::<f64>() / g_f.len().max(1) as f64,
         impostor_mean: live_imp.iter().sum::<f64>() / live_imp.len().max(1) as f64,
+        oof: OofScores {
+            impostor: i_f.iter().map(|(s, _, src)| (*s, *src)).collect(),
+            genuine: g_f,
+        },
     })
 }
 

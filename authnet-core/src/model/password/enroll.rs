@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use super::calibrate::{calibrate, OutOfFold};
+use super::calibrate::{calibrate, OofScores, OutOfFold};
 use super::config::{EnrollConfig, EnrollReport, StoredConfig};
 use super::gate::{Trainer, REGISTRY};
 use super::train_set::{build_train_set, EnrollInput, Item, TrainData};
@@ -82,6 +82,17 @@ pub fn enroll_with(
     cfg: &EnrollConfig,
     progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<(PasswordModel, EnrollReport), PasswordError> {
+    enroll_traced(input, pretrained, cfg, progress).map(|(m, r, _)| (m, r))
+}
+
+/// [`enroll_with()`], also returning the fused out-of-fold scores the thresholds were placed
+/// on, for evaluations that study the operating point.
+pub fn enroll_traced(
+    input: &EnrollInput,
+    pretrained: Option<&PretrainedLstm>,
+    cfg: &EnrollConfig,
+    progress: &mut dyn FnMut(&str, usize, usize),
+) -> Result<(PasswordModel, EnrollReport, OofScores), PasswordError> {
     let started = Instant::now();
     let usable = |u: &&UtteranceFeatures| u.frames.len() >= MIN_FRAMES;
     let positives: Vec<UtteranceFeatures> =
@@ -140,11 +151,14 @@ pub fn enroll_with(
     let folds = data.folds;
     let mut oof = OutOfFold {
         raw: vec![vec![None; n]; trainers.len()],
-        genuine: data
+        negative: data
             .set
             .items
             .iter()
-            .map(|i| matches!(i, Item::Pos { .. }))
+            .map(|i| match i {
+                Item::Pos { .. } => None,
+                Item::Neg { source, .. } => Some(*source),
+            })
             .collect(),
     };
     for f in 0..folds {
@@ -216,5 +230,6 @@ pub fn enroll_with(
             gates,
         },
         report,
+        cal.oof,
     ))
 }

@@ -30,14 +30,15 @@ pub mod views;
 
 use std::path::Path;
 
+pub use calibrate::OofScores;
 pub use config::{
     EnrollConfig, EnrollReport, LstmPreset, StoredConfig, ThresholdPolicy, WordModelKind,
     PRETRAINED_WORD_MODEL,
 };
 pub use decision::{Decision, GateScore, Scores, Verdict, Veto, VETO_RANK_OFFSET};
-pub use enroll::{enroll, enroll_with};
+pub use enroll::{enroll, enroll_traced, enroll_with};
 pub use gate::{Gate, GateStats};
-pub use train_set::EnrollInput;
+pub use train_set::{EnrollInput, NegSource};
 pub use views::{jitter_copy, motion_energy};
 
 use super::file::{self, Expect, ModelFileError, ModelMeta, NamedTensor};

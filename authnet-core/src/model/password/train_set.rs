@@ -37,7 +37,20 @@ pub(crate) enum Item {
         from_clip: Option<usize>,
         group: usize,
         calibrate: bool,
+        source: NegSource,
     },
+}
+
+/// Where a negative came from: what kind of impostor its out-of-fold score stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NegSource {
+    /// Made from one of the user's password clips (a frozen frame, reversed, shuffled).
+    Derived,
+    /// The user saying another word.
+    OtherWord,
+    /// Another person, from the impostor bank.
+    Bank,
 }
 
 pub(crate) struct TrainSet {
@@ -73,6 +86,7 @@ pub(crate) fn build_train_set(
                 from_clip: Some(clip),
                 group: 0,
                 calibrate,
+                source: NegSource::Derived,
             });
             feats.push(d);
         }
@@ -88,6 +102,7 @@ pub(crate) fn build_train_set(
             from_clip: None,
             group: groups.of(label, "word"),
             calibrate: true,
+            source: NegSource::OtherWord,
         });
         feats.push(u.clone());
     }
@@ -104,6 +119,7 @@ pub(crate) fn build_train_set(
                     from_clip: None,
                     group: groups.of(speaker, "speaker"),
                     calibrate: true,
+                    source: NegSource::Bank,
                 });
                 feats.push(e.features.clone());
             }

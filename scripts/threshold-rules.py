@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Threshold rules studied offline on `authnet-eval run --dump-scores` files.
+
+    scripts/threshold-rules.py select  DUMP...   # rank the rules on leave-one-speaker-out dumps
+    scripts/threshold-rules.py apply RULE DUMP...  # one rule's figures on other dumps
+
+Each dump holds, per target, the fused out-of-fold (OOF) scores enrolment placed its thresholds
+on (genuine; negatives by source: other_word, bank, derived) and the ranked test scores. A rule
+maps a target's OOF scores to a threshold; it never reads test scores. FMR is pooled over the
+targets, with the two impostor groups weighted as in the evaluation protocol (`--own-share`,
+default 30/530: 3 held-out words x 10 clips of the user against 5 unseen speakers x 100 clips),
+so that leave-one-speaker-out runs, which have one unseen speaker, are judged on the same mix."""
+import json, math, statistics, sys
+
+OWN = "same_person_different_word"
+
+
+def stats(v):
+    m = statistics.fmean(v)
+    s = statistics.pstdev(v) if len(v) > 1 else 0.0
+    return m, max(s, 1e-6)
+
+
+def rule_fns():
+    rules = {"deployed": lambda t: t["threshold_fmr"]}
+
+    def gap(alpha):
+        def f(t):
+            lo = min(t["oof"]["genuine"])
+            hi = max(x for x, _ in t["oof"]["impostor"])
+            return hi + alpha * (lo - hi) if hi < lo else t["threshold_fmr"]
+        return f
+
+    def own_z(k):
+        def f(t):
+            own = [x for x, s in t["oof"]["impostor"] if s == "other_word"]
+            if len(own) < 2:
+                own = [x for x, s in t["oof"]["impostor"] if s != "derived"]
+            m, s = stats(own)
+            return m + k * s
+        return f
+
+    def gen_z(k):
+        def f(t):
+            m, s = stats(t["oof"]["genuine"])
+            return m - k * s
+        return f
+
+    def meet(w):
+        # Between the genuine and own-word Gaussians: w=0.5 is where the z-distances are equal.
+        def f(t):
+            own = [x for x, s in t["oof"]["impostor"] if s == "other_word"] or [
+                x for x, s in t["oof"]["impostor"] if s != "derived"]
+            mi, si = stats(own)
+            mg, sg = stats(t["oof"]["genuine"])
+            z = (mg - mi) / (si + sg)
+            return mi + si * z * 2 * w if w <= 0.5 else mg - sg * z * 2 * (1 - w)
+        return f
+
+    for a in [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]:
+        rules[f"gap{a:.1f}"] = gap(a)
+    for k in [1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0]:
+        rules[f"ownz{k:.1f}"] = own_z(k)
+    for k in [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]:
+        rules[f"genz{k:.1f}"] = gen_z(k)
+    for w in [0.3, 0.4, 0.5, 0.6, 0.7]:
+        rules[f"meet{w:.1f}"] = meet(w)
+    return rules
+
+
+def eer(g, i):
+    """Equal error rate of genuine scores `g` against impostor scores `i` (accept >= t)."""
+    best = 1.0
+    for t in sorted(set(g) | set(i)):
+        fnmr = sum(x < t for x in g) / len(g)
+        fmr = sum(x >= t for x in i) / len(i)
+        best = min(best, max(fnmr, fmr))
+    return best
+
+
+def judge(f, dumps, own_share):
+    fa_own = n_own = fa_oth = n_oth = fr = ng = 0
+    pooled_g, pooled_i = [], []
+    for path in dumps:
+        for t in json.load(open(path)):
+            thr = f(t)
+            pooled_g += [x - thr for x in t["test_genuine"]]
+            pooled_i += [x - thr for x, _ in t["test_impostor"]]
+            ng += len(t["test_genuine"])
+            fr += sum(x < thr for x in t["test_genuine"])
+            for x, k in t["test_impostor"]:
+                if k == OWN:
+                    n_own += 1; fa_own += x >= thr
+                else:
+                    n_oth += 1; fa_oth += x >= thr
+    fmr = own_share * fa_own / max(n_own, 1) + (1 - own_share) * fa_oth / max(n_oth, 1)
+    fnmr = fr / max(ng, 1)
+    return dict(fmr=fmr, fnmr=fnmr, ratio=max(fmr / 1e-3, fnmr / 0.05), eer=eer(pooled_g, pooled_i),
+                fa_own=fa_own, n_own=n_own, fa_other=fa_oth, n_other=n_oth, fr=fr, genuine=ng)
+
+
+def show(name, r):
+    print(f"{name:10s} FMR {r['fmr']:.4f} FNMR {r['fnmr']:.3f} ratio {r['ratio']:6.2f} | "
+          f"own {r['fa_own']}/{r['n_own']} other {r['fa_other']}/{r['n_other']} "
+          f"missed {r['fr']}/{r['genuine']} | pooled EER {r['eer']:.4f}")
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    share = 30 / 530
+    if "--own-share" in args:
+        i = args.index("--own-share"); share = float(args[i + 1]); del args[i:i + 2]
+    rules = rule_fns()
+    if args[0] == "select":
+        res = sorted(((judge(f, args[1:], share), n) for n, f in rules.items()),
+                     key=lambda x: x[0]["ratio"])
+        for r, n in res:
+            show(n, r)
+    else:
+        show(args[1], judge(rules[args[1]], args[2:], share))
