@@ -215,11 +215,13 @@ fn keep_mesh_blocks(u: &mut UtteranceFeatures, keep: &[MeshBlock], scale: &[f32]
             (true, MeshBlock::Shape) => scale.first().copied().unwrap_or(1.0),
             (true, MeshBlock::Velocity) => scale.get(1).copied().unwrap_or(1.0),
         };
-        if k != 1.0 {
-            for f in &mut u.frames {
-                f.mouth[range.clone()]
-                    .iter_mut()
-                    .for_each(|v| *v = if k == 0.0 { 0.0 } else { *v * k });
+        for f in &mut u.frames {
+            let block = &mut f.mouth[range.clone()];
+            // Zeroed, not multiplied by 0: +0.0 whatever the sign (or finiteness) of a value.
+            if k == 0.0 {
+                block.fill(0.0);
+            } else if k != 1.0 {
+                block.iter_mut().for_each(|v| *v *= k);
             }
         }
     }

@@ -319,6 +319,15 @@ impl Daemon {
         d
     }
 
+    /// A [`pam_service`] in the daemon's directory whose module asks this daemon, waiting up
+    /// to `timeout` seconds.
+    pub fn pam_service(&self, timeout: u64) -> PathBuf {
+        pam_service(
+            &self.dir,
+            &format!("socket={} timeout={timeout}", self.socket.display()),
+        )
+    }
+
     /// Starts (again) on the same config, state and socket.
     pub fn restart(&mut self) {
         self.kill();

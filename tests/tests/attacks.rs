@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use authnet_ipc::{read_frame, ErrorKind, Outcome, Request, Response, Secret, UnavailableReason};
 use authnet_tests::{
     auth_request, binary, client_as, data, hold_connections, last_response, pam_authenticated,
-    pam_matrix, pam_matrix_env, pam_service, pam_tools, require_tool, run_in_session,
-    run_pamtester, Client, Daemon, DaemonConfig,
+    pam_matrix, pam_matrix_env, pam_tools, require_tool, run_in_session, run_pamtester, Client,
+    Daemon, DaemonConfig,
 };
 
 const NOBODY: u32 = 65534;
@@ -185,10 +185,7 @@ fn the_real_module_in_a_remote_session_falls_through() {
     let d = Daemon::start(tmp.path(), &cfg(100, &line));
     d.enrol("nobody");
     d.camera.play(&genuine());
-    let services = pam_service(
-        tmp.path(),
-        &format!("socket={} timeout=20", d.socket.display()),
-    );
+    let services = d.pam_service(20);
     let envs = vec![
         ("LD_PRELOAD".to_string(), "libpam_wrapper.so".to_string()),
         ("PAM_WRAPPER".into(), "1".into()),
@@ -828,10 +825,7 @@ fn the_module_returns_within_its_timeout_under_every_denial_of_service() {
     d.enrol("nobody");
     d.enrol("root");
     d.camera.play(&genuine());
-    let services = pam_service(
-        tmp.path(),
-        &format!("socket={} timeout={TIMEOUT}", d.socket.display()),
-    );
+    let services = d.pam_service(TIMEOUT);
     let mut figures = Vec::new();
 
     // Baseline: the module and daemon work, so the bounds below are not trivially met by a
@@ -892,10 +886,7 @@ fn the_module_returns_within_its_timeout_under_every_denial_of_service() {
     slow.enrol("nobody");
     slow.enrol("root");
     slow.camera.play(&genuine());
-    let services2 = pam_service(
-        tmp2.path(),
-        &format!("socket={} timeout={TIMEOUT}", slow.socket.display()),
-    );
+    let services2 = slow.pam_service(TIMEOUT);
     let mut holder = Client::connect(&slow.socket);
     holder.send(&auth_request("root"));
     assert!(matches!(holder.recv(), Response::Info { text } if text == PROMPT));

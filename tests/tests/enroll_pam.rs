@@ -72,10 +72,7 @@ fn enrolled_with_the_cli_then_pam_accepts_the_user_and_refuses_impostors() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let services = authnet_tests::pam_service(
-        tmp.path(),
-        &format!("socket={} timeout=20", d.socket.display()),
-    );
+    let services = d.pam_service(20);
     let attempt = |clip: &Path| -> bool {
         d.camera.play(clip);
         authnet_tests::run_pamtester(&services, USER)

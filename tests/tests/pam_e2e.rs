@@ -27,10 +27,7 @@ fn genuine_passes_and_an_impostor_falls_through() {
     let tmp = tempfile::tempdir().unwrap();
     let d = Daemon::start(tmp.path(), &DaemonConfig::default());
     d.enrol(USER);
-    let services = pam_service(
-        tmp.path(),
-        &format!("socket={} timeout=20", d.socket.display()),
-    );
+    let services = d.pam_service(20);
 
     d.camera.play(&data::word("F02", 1, 9));
     let out = run_pamtester(&services, USER);
@@ -88,10 +85,7 @@ fn daemon_killed_mid_attempt_falls_through() {
     );
     d.enrol(USER);
     d.camera.play(&data::word("F02", 1, 9));
-    let services = pam_service(
-        tmp.path(),
-        &format!("socket={} timeout=30", d.socket.display()),
-    );
+    let services = d.pam_service(30);
     let child = pamtester(&services, USER).spawn().unwrap();
     let t = Instant::now();
     while !d.log_text().contains("ready") {

@@ -284,7 +284,16 @@ impl Drop for Pty {
 
 /// A daemon on `tmp` with `user` enrolled (the F02 word-01 model), playing `clip`.
 fn daemon(tmp: &Path, user: &str, clip: &Path) -> Daemon {
-    let d = Daemon::start(tmp, &DaemonConfig::default());
+    daemon_at(tmp, DaemonConfig::default().fps, user, clip)
+}
+
+/// [`daemon`] with a camera playing at `fps` frames a second.
+fn daemon_at(tmp: &Path, fps: u32, user: &str, clip: &Path) -> Daemon {
+    let c = DaemonConfig {
+        fps,
+        ..DaemonConfig::default()
+    };
+    let d = Daemon::start(tmp, &c);
     d.enrol(user);
     d.camera.play(clip);
     d
@@ -463,15 +472,7 @@ fn sudo_concurrent_prompt_is_ended_by_the_face() {
     let user = TestUser::create("anrc-sudo-conc", "/usr/sbin/nologin");
     let tmp = tempfile::tempdir().unwrap();
     // 10 fps: the clip takes about 3 s, so the prompt is up long before the verdict.
-    let d = Daemon::start(
-        tmp.path(),
-        &DaemonConfig {
-            fps: 10,
-            ..DaemonConfig::default()
-        },
-    );
-    d.enrol(&user.name);
-    d.camera.play(&data::word("F02", 1, 9));
+    let d = daemon_at(tmp.path(), 10, &user.name, &data::word("F02", 1, 9));
     let _etc = sudo_setup(&user.name, &stack(&module_args(&d, "prompt=concurrent")));
     let pty = sudo_as(&user.name);
     let prompt_at = pty.expect_prompt(1, Duration::from_secs(10));
@@ -495,15 +496,7 @@ fn sudo_concurrent_typed_password_goes_to_pam_unix() {
     let user = TestUser::create("anrc-sudo-type", "/usr/sbin/nologin");
     let tmp = tempfile::tempdir().unwrap();
     // 2 fps: the scan would take seconds; the password is typed at once.
-    let d = Daemon::start(
-        tmp.path(),
-        &DaemonConfig {
-            fps: 2,
-            ..DaemonConfig::default()
-        },
-    );
-    d.enrol(&user.name);
-    d.camera.play(&data::word("F02", 5, 9));
+    let d = daemon_at(tmp.path(), 2, &user.name, &data::word("F02", 5, 9));
     let _etc = sudo_setup(&user.name, &stack(&module_args(&d, "prompt=concurrent")));
     let mut pty = sudo_as(&user.name);
     pty.expect_prompt(1, Duration::from_secs(10));

@@ -572,17 +572,28 @@ impl SeqClassifier {
     ) -> Result<Vec<T>, LstmError> {
         let steps = check_sequences(x, self.cfg.input_dim)?;
         let mut out = Vec::with_capacity(x.len());
+        self.backbone_chunks(x, steps, |_, h| {
+            out.extend(then(h)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The loop of [`Self::per_chunk`] and of the validation losses: the backbone (no dropout)
+    /// over `x` (sequences of `steps` frames, already checked) in chunks of [`EVAL_CHUNK`],
+    /// handing `each` the chunk's indices into `x` and its top state `[B, H_L]`, in order.
+    fn backbone_chunks(
+        &self,
+        x: &[Sequence],
+        steps: usize,
+        mut each: impl FnMut(&[usize], Tensor) -> Result<(), LstmError>,
+    ) -> Result<(), LstmError> {
         let idx: Vec<usize> = (0..x.len()).collect();
         for chunk in idx.chunks(EVAL_CHUNK) {
             let xb = batch_tensor(x, chunk, steps, self.cfg.input_dim)?;
-            out.extend(then(self.forward_backbone(
-                &xb,
-                steps,
-                chunk.len(),
-                None,
-            )?)?);
+            each(chunk, self.forward_backbone(&xb, steps, chunk.len(), None)?)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Trains with Adam on the numerically stable binary cross-entropy, in shuffled minibatches.
@@ -684,11 +695,9 @@ impl SeqClassifier {
     /// the (usually much larger) impostor class alone.
     fn balanced_loss(&self, x: &[Sequence], y: &[f32], steps: usize) -> Result<f32, LstmError> {
         let w = balanced_weights(y);
-        let idx: Vec<usize> = (0..x.len()).collect();
         let (mut sum, mut wsum) = (0.0f64, 0.0f64);
-        for chunk in idx.chunks(EVAL_CHUNK) {
-            let xb = batch_tensor(x, chunk, steps, self.cfg.input_dim)?;
-            let z = self.forward(&xb, steps, chunk.len(), None)?;
+        self.backbone_chunks(x, steps, |chunk, h| {
+            let z = self.forward_head(h, false)?;
             let yb = Tensor::new(chunk.iter().map(|&i| y[i]).collect::<Vec<_>>(), &CPU)?;
             let wv: Vec<f32> = chunk.iter().map(|&i| w[i]).collect();
             let wsum_chunk: f32 = wv.iter().sum();
@@ -696,7 +705,8 @@ impl SeqClassifier {
             let l = bce_with_logits(&z, &yb, Some(&wb))?.to_scalar::<f32>()?;
             sum += f64::from(l) * f64::from(wsum_chunk);
             wsum += f64::from(wsum_chunk);
-        }
+            Ok(())
+        })?;
         Ok((sum / wsum.max(f64::MIN_POSITIVE)) as f32)
     }
 
@@ -872,12 +882,9 @@ impl SeqClassifier {
         softmax: &Var,
         classes: usize,
     ) -> Result<(f32, f32), LstmError> {
-        let idx: Vec<usize> = (0..x.len()).collect();
         let (mut sum, mut correct) = (0.0f64, 0usize);
         let w = softmax.as_detached_tensor();
-        for chunk in idx.chunks(EVAL_CHUNK) {
-            let xb = batch_tensor(x, chunk, steps, self.cfg.input_dim)?;
-            let h = self.forward_backbone(&xb, steps, chunk.len(), None)?;
+        self.backbone_chunks(x, steps, |chunk, h| {
             let yb = one_hot(chunk.iter().map(|&i| y[i]), classes)?;
             let l = softmax_cross_entropy(&h, &w, &yb)?.to_scalar::<f32>()?;
             sum += f64::from(l) * chunk.len() as f64;
@@ -887,7 +894,8 @@ impl SeqClassifier {
                 .zip(z)
                 .filter(|(&i, k)| y[i] == *k as usize)
                 .count();
-        }
+            Ok(())
+        })?;
         let n = x.len().max(1) as f64;
         Ok(((sum / n) as f32, (correct as f64 / n) as f32))
     }

@@ -825,31 +825,48 @@ mod tests {
         ));
     }
 
-    /// Six clips of word 1 and three of words 2 and 3 each, of speaker 1, none pretrained on.
-    fn enrolment_clips() -> (Vec<UtteranceFeatures>, Vec<UtteranceFeatures>) {
-        let pos = (10..16).map(|i| utt(1, 1, i)).collect();
-        let other = (2..4)
-            .flat_map(|w| (10..13).map(move |i| utt(1, w, i)))
-            .collect();
-        (pos, other)
+    /// The shared setup of the enrolment tests: the [`small`] pretrained model, speaker 1's
+    /// clips (none pretrained on) and an enrolment configuration.
+    struct Enrolment {
+        m: PretrainedLstm,
+        /// Six clips of word 1.
+        pos: Vec<UtteranceFeatures>,
+        /// Three clips each of words 2 and 3.
+        other: Vec<UtteranceFeatures>,
+        cfg: crate::model::password::EnrollConfig,
+    }
+
+    impl Enrolment {
+        fn new(word_model: crate::model::password::WordModelKind) -> Self {
+            Self {
+                m: small(),
+                pos: (10..16).map(|i| utt(1, 1, i)).collect(),
+                other: (2..4)
+                    .flat_map(|w| (10..13).map(move |i| utt(1, w, i)))
+                    .collect(),
+                cfg: crate::model::password::EnrollConfig {
+                    oversample_to: 30,
+                    word_model,
+                    ..Default::default()
+                },
+            }
+        }
+
+        fn input(&self) -> crate::model::password::EnrollInput<'_> {
+            crate::model::password::EnrollInput {
+                positives: &self.pos,
+                other_words: &self.other,
+                ..Default::default()
+            }
+        }
     }
 
     #[test]
     fn enrolment_fine_tunes_from_the_pretrained_backbone() {
-        use crate::model::password::{enroll_with, EnrollConfig, EnrollInput, WordModelKind};
-        let m = small();
-        let (pos, other) = enrolment_clips();
-        let input = EnrollInput {
-            positives: &pos,
-            other_words: &other,
-            ..Default::default()
-        };
-        let cfg = EnrollConfig {
-            oversample_to: 30,
-            word_model: WordModelKind::Lstm,
-            ..Default::default()
-        };
-        let (model, rep) = enroll_with(&input, Some(&m), &cfg, &mut |_, _, _| {}).unwrap();
+        use crate::model::password::{enroll_with, EnrollConfig, WordModelKind};
+        let e = Enrolment::new(WordModelKind::Lstm);
+        let (m, input, cfg) = (&e.m, e.input(), &e.cfg);
+        let (model, rep) = enroll_with(&input, Some(m), cfg, &mut |_, _, _| {}).unwrap();
         assert!(rep.validation_eer.is_finite());
         // The per-user LSTM has the pretrained architecture.
         assert_eq!(model.stored_config().lstm.as_ref(), Some(&m.lstm));
@@ -858,10 +875,10 @@ mod tests {
         // A pretrained model for another sequence length is refused.
         let other_t = EnrollConfig {
             timesteps: 10,
-            ..cfg
+            ..cfg.clone()
         };
         assert!(matches!(
-            enroll_with(&input, Some(&m), &other_t, &mut |_, _, _| {}),
+            enroll_with(&input, Some(m), &other_t, &mut |_, _, _| {}),
             Err(crate::model::password::PasswordError::FeatureMismatch { .. })
         ));
     }
@@ -870,27 +887,16 @@ mod tests {
     fn the_encoded_word_model_reads_the_frozen_backbone_and_round_trips() {
         use crate::model::file::Expect;
         use crate::model::password::{
-            enroll, enroll_with, EnrollConfig, EnrollInput, PasswordError, PasswordModel,
-            WordModelKind,
+            enroll, enroll_with, PasswordError, PasswordModel, WordModelKind,
         };
-        let m = small();
-        let (pos, other) = enrolment_clips();
-        let input = EnrollInput {
-            positives: &pos,
-            other_words: &other,
-            ..Default::default()
-        };
-        let cfg = EnrollConfig {
-            oversample_to: 30,
-            word_model: WordModelKind::Encoded,
-            ..Default::default()
-        };
+        let e = Enrolment::new(WordModelKind::Encoded);
+        let (m, input, cfg) = (&e.m, e.input(), &e.cfg);
         // Without a pretrained backbone there is nothing to encode with.
         assert!(matches!(
-            enroll(&input, &cfg, &mut |_, _, _| {}),
+            enroll(&input, cfg, &mut |_, _, _| {}),
             Err(PasswordError::Invalid(_))
         ));
-        let (model, _) = enroll_with(&input, Some(&m), &cfg, &mut |_, _, _| {}).unwrap();
+        let (model, _) = enroll_with(&input, Some(m), cfg, &mut |_, _, _| {}).unwrap();
         assert_eq!(model.stored_config().word_model, WordModelKind::Encoded);
         assert_eq!(model.stored_config().lstm.as_ref(), Some(&m.lstm));
         // The ridge reads h_T: one weight per backbone output.

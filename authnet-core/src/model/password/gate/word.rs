@@ -5,6 +5,8 @@
 //! LSTM ([`WordModelKind::Lstm`], the paper's model), both averaged, or a ridge classifier on
 //! the frozen encoding of a pretrained LSTM backbone ([`WordModelKind::Encoded`]).
 
+use std::sync::Arc;
+
 use super::{Calibration, Gate, GateStats, Registration, Role, Stored, Trainer};
 use crate::features::UtteranceFeatures;
 use crate::metrics;
@@ -40,7 +42,8 @@ pub struct WordGate {
     lstm: Option<SeqClassifier>,
     lstm_config: Option<LstmConfig>,
     /// The frozen pretrained backbone whose `h_T` the ridge reads ([`WordModelKind::Encoded`]).
-    encoder: Option<SeqClassifier>,
+    /// Shared with the trainer that encoded the training set with it (it is never trained).
+    encoder: Option<Arc<SeqClassifier>>,
     stats: GateStats,
 }
 
@@ -70,7 +73,7 @@ impl Gate for WordGate {
     fn score(&self, probe: &UtteranceFeatures) -> Result<f64, PasswordError> {
         let (t, pad) = (self.timesteps, self.pad);
         let r = match &self.ridge {
-            Some(r) => Some(r.score(&ridge_input(self.encoder.as_ref(), probe, t, pad)?)),
+            Some(r) => Some(r.score(&ridge_input(self.encoder.as_deref(), probe, t, pad)?)),
             None => None,
         };
         let l = match &self.lstm {
@@ -123,6 +126,9 @@ struct WordTrainer<'d> {
     /// The ridge penalty chosen by out-of-fold EER, when the ridge is used.
     lambda: Option<f64>,
     use_lstm: bool,
+    /// The pretrained backbone `xw` was encoded with ([`WordModelKind::Encoded`]); the fitted
+    /// gate keeps it.
+    encoder: Option<Arc<SeqClassifier>>,
 }
 
 impl<'d> WordTrainer<'d> {
@@ -134,6 +140,7 @@ impl<'d> WordTrainer<'d> {
             cfg.word_model,
             WordModelKind::Lstm | WordModelKind::Ensemble
         );
+        let mut encoder = None;
         let xw: Vec<Vec<f32>> = match cfg.word_model {
             WordModelKind::Lstm => Vec::new(),
             WordModelKind::Encoded => {
@@ -142,7 +149,8 @@ impl<'d> WordTrainer<'d> {
                 ))?;
                 let seqs: Vec<Sequence> =
                     d.set.feats.iter().map(|u| lstm_input(u, t, pad)).collect();
-                p.start(0)?.encode(&seqs)?
+                // Built once: `fit` hands this backbone to the gate (its head is unused).
+                encoder.insert(Arc::new(p.start(0)?)).encode(&seqs)?
             }
             WordModelKind::Linear | WordModelKind::Ensemble => {
                 d.set.feats.iter().map(|u| word_input(u, t, pad)).collect()
@@ -161,6 +169,7 @@ impl<'d> WordTrainer<'d> {
             k,
             lambda: None,
             use_lstm,
+            encoder,
         };
         if use_ridge {
             me.lambda = me.choose_lambda(d)?;
@@ -254,11 +263,6 @@ impl Trainer for WordTrainer<'_> {
         } else {
             None
         };
-        // The same backbone `new` encoded the training set with (its head is unused).
-        let encoder = match (self.cfg.word_model, d.pretrained) {
-            (WordModelKind::Encoded, Some(p)) => Some(p.start(0)?),
-            _ => None,
-        };
         Ok(Box::new(WordGate {
             kind: self.cfg.word_model,
             timesteps: self.cfg.timesteps,
@@ -267,7 +271,7 @@ impl Trainer for WordTrainer<'_> {
             ridge_lambda: self.lambda,
             lstm,
             lstm_config: self.lstm_config(d),
-            encoder,
+            encoder: self.encoder.clone(),
             stats: GateStats::default(),
         }))
     }
@@ -298,11 +302,11 @@ fn load(s: &Stored) -> Result<Option<Box<dyn Gate>>, PasswordError> {
         Ok(lc)
     };
     let encoder = if cfg.word_model == WordModelKind::Encoded {
-        Some(SeqClassifier::from_backbone(
+        Some(Arc::new(SeqClassifier::from_backbone(
             lstm_config()?,
             &prefixed("enc/"),
             0,
-        )?)
+        )?))
     } else {
         None
     };
