@@ -13,6 +13,7 @@ so that leave-one-speaker-out runs, which have one unseen speaker, are judged on
 import json, math, statistics, sys
 
 OWN = "same_person_different_word"
+VETO = 1000.0  # VETO_RANK_OFFSET: vetoed scores rank this far below the live ones
 
 
 def stats(v):
@@ -49,11 +50,18 @@ def rule_fns():
     def meet(w):
         # Between the genuine and own-word Gaussians: w=0.5 is where the z-distances are equal.
         def f(t):
-            own = [x for x, s in t["oof"]["impostor"] if s == "other_word"] or [
-                x for x, s in t["oof"]["impostor"] if s != "derived"]
+            # Live (not vetoed) negatives: the user's other words, else the bank's.
+            live = [(x, s) for x, s in t["oof"]["impostor"] if x > -VETO / 2]
+            own = [x for x, s in live if s == "other_word"]
+            if len(own) < 2:
+                own = [x for x, s in live if s != "derived"]
+            if len(own) < 2:
+                return t["threshold_fmr"]
             mi, si = stats(own)
             mg, sg = stats(t["oof"]["genuine"])
             z = (mg - mi) / (si + sg)
+            if z <= 0:
+                return t["threshold_fmr"]
             return mi + si * z * 2 * w if w <= 0.5 else mg - sg * z * 2 * (1 - w)
         return f
 
@@ -63,18 +71,29 @@ def rule_fns():
         rules[f"ownz{k:.1f}"] = own_z(k)
     for k in [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]:
         rules[f"genz{k:.1f}"] = gen_z(k)
-    for w in [0.3, 0.4, 0.5, 0.6, 0.7]:
-        rules[f"meet{w:.1f}"] = meet(w)
+    for w in [0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9]:
+        rules[f"meet{w:.2f}"] = meet(w)
+
+    def floored(f):
+        # Never below the highest out-of-fold impostor (the old target-FMR threshold's floor).
+        return lambda t: max(f(t), max(x for x, _ in t["oof"]["impostor"]))
+
+    for w in [0.6, 0.7, 0.8]:
+        rules[f"meet{w:.2f}+floor"] = floored(meet(w))
     return rules
 
 
 def eer(g, i):
     """Equal error rate of genuine scores `g` against impostor scores `i` (accept >= t)."""
-    best = 1.0
-    for t in sorted(set(g) | set(i)):
-        fnmr = sum(x < t for x in g) / len(g)
-        fmr = sum(x >= t for x in i) / len(i)
+    ev = sorted([(x, 1) for x in g] + [(x, 0) for x in i])
+    below_g = below_i = 0  # scores under the threshold, which sits at ev[k]
+    best, k = 1.0, 0
+    while k < len(ev):
+        t = ev[k][0]
+        fnmr, fmr = below_g / len(g), (len(i) - below_i) / len(i)
         best = min(best, max(fnmr, fmr))
+        while k < len(ev) and ev[k][0] == t:
+            below_g += ev[k][1]; below_i += 1 - ev[k][1]; k += 1
     return best
 
 
@@ -100,7 +119,7 @@ def judge(f, dumps, own_share):
 
 
 def show(name, r):
-    print(f"{name:10s} FMR {r['fmr']:.4f} FNMR {r['fnmr']:.3f} ratio {r['ratio']:6.2f} | "
+    print(f"{name:16s} FMR {r['fmr']:.4f} FNMR {r['fnmr']:.3f} ratio {r['ratio']:6.2f} | "
           f"own {r['fa_own']}/{r['n_own']} other {r['fa_other']}/{r['n_other']} "
           f"missed {r['fr']}/{r['genuine']} | pooled EER {r['eer']:.4f}")
 

@@ -26,7 +26,8 @@ use authnet_core::features::{
 use authnet_core::metrics::{self, ImpostorKind};
 use authnet_core::model::bank::{walk_utterances, BankEntry, ImpostorBank};
 use authnet_core::model::password::{
-    enroll_traced, EnrollConfig, EnrollInput, LstmPreset, OofScores, ThresholdPolicy, WordModelKind,
+    enroll_traced, EnrollConfig, EnrollInput, FmrRule, LstmPreset, OofScores, ThresholdPolicy,
+    WordModelKind,
 };
 use authnet_core::model::pretrained::{pretrain, LabelledClip, PretrainConfig, PretrainedLstm};
 use authnet_core::rng::SplitMix64;
@@ -105,6 +106,11 @@ pub struct RunArgs {
     /// FMR threshold) is the middle of the gap, not the lowest genuine score.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     pub gap_midpoint: bool,
+    /// How each target's FMR-policy threshold is placed: gaussian (fits to the out-of-fold
+    /// genuine and other-word scores) or empirical (just above the highest out-of-fold
+    /// impostor the target FMR allows).
+    #[arg(long, default_value = "gaussian")]
+    pub fmr_rule: FmrRule,
     /// JSON report.
     #[arg(long)]
     pub report: PathBuf,
@@ -328,6 +334,7 @@ pub struct Report {
     word_model: WordModelKind,
     group_folds: bool,
     gap_midpoint: bool,
+    fmr_rule: FmrRule,
     speakers: Vec<String>,
     unseen_speakers: Vec<String>,
     heldout_words: BTreeMap<String, Vec<String>>,
@@ -841,6 +848,7 @@ fn run_target<'a>(
         pad: args.pad,
         group_folds: args.group_folds,
         gap_midpoint: args.gap_midpoint,
+        fmr_rule: args.fmr_rule,
         ..Default::default()
     };
     let (train_pos, test_pos) = target_split(args, ti, clips(s, w), &mut cfg);
@@ -1097,6 +1105,7 @@ fn summarise(
         word_model: args.word_model.kind(),
         group_folds: args.group_folds,
         gap_midpoint: args.gap_midpoint,
+        fmr_rule: args.fmr_rule,
         word_model_arg: args.word_model,
         pretraining,
         at_deployed_threshold,

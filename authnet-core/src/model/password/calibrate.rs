@@ -2,6 +2,7 @@
 //! the choice of optional gates, and the EER and target-FMR thresholds of the fused score. The
 //! test data is never used.
 
+use super::config::{FmrRule, GAUSSIAN_FMR_POSITION};
 use super::decision::{fuse, VETO_RANK_OFFSET};
 use super::gate::{Gate, REGISTRY};
 use super::train_set::NegSource;
@@ -93,16 +94,28 @@ pub(crate) struct Calibrated {
     pub(crate) oof: OofScores,
 }
 
+/// How calibration places the thresholds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Placement {
+    pub(crate) target_fmr: f64,
+    /// When the out-of-fold genuine and impostor scores do not overlap, the EER threshold is
+    /// the middle of the gap between them instead of the lowest genuine score.
+    pub(crate) gap_midpoint: bool,
+    pub(crate) fmr_rule: FmrRule,
+}
+
 /// Calibrates every gate on its genuine out-of-fold scores, drops each optional gate that does
-/// not lower the out-of-fold EER, and sets the thresholds. With `gap_midpoint`, when the
-/// out-of-fold genuine and impostor scores do not overlap, the EER threshold is the middle of
-/// the gap between them instead of the lowest genuine score.
+/// not lower the out-of-fold EER, and sets the thresholds as `place` says.
 pub(crate) fn calibrate(
     gates: &mut [Box<dyn Gate>],
     oof: &OutOfFold,
-    target_fmr: f64,
-    gap_midpoint: bool,
+    place: Placement,
 ) -> Result<Calibrated, PasswordError> {
+    let Placement {
+        target_fmr,
+        gap_midpoint,
+        fmr_rule,
+    } = place;
     for (k, g) in gates.iter_mut().enumerate() {
         g.calibrate(&oof.genuine_of(k));
     }
@@ -131,7 +144,12 @@ pub(crate) fn calibrate(
             eer.threshold = mid;
         }
     }
-    let fmr_t = metrics::threshold_at_fmr(&g_f, &i_scores, target_fmr)?;
+    // The empirical FMR threshold must not be laxer than the EER one.
+    let empirical = metrics::threshold_at_fmr(&g_f, &i_scores, target_fmr)?.max(eer.threshold);
+    let fmr = match fmr_rule {
+        FmrRule::Empirical => empirical,
+        FmrRule::Gaussian => gaussian_threshold(&g_f, &i_f).unwrap_or(empirical),
+    };
     let live_imp: Vec<f64> = i_f
         .iter()
         .filter(|(_, v, _)| !v)
@@ -139,10 +157,9 @@ pub(crate) fn calibrate(
         .collect();
     Ok(Calibrated {
         active,
-        // The FMR threshold must not be laxer than the EER one.
         thresholds: Thresholds {
             eer: eer.threshold,
-            fmr: fmr_t.max(eer.threshold),
+            fmr,
             target_fmr,
         },
         eer: eer.eer,
@@ -155,6 +172,40 @@ pub(crate) fn calibrate(
     })
 }
 
+/// Mean and standard deviation (floored at 1e-6) of `v`.
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n;
+    (m, var.sqrt().max(1e-6))
+}
+
+/// [`FmrRule::Gaussian`]: `mu_g - position * sigma_g * z`, where `z = (mu_g - mu_i) /
+/// (sigma_g + sigma_i)` is how many standard deviations the point equally far from both
+/// means lies from each. The impostors are the live (not vetoed) other-word clips of the
+/// user, else the live bank clips. `None` (the caller falls back to the empirical rule)
+/// without two of them, or when their mean is not below the genuine mean.
+fn gaussian_threshold(genuine: &[f64], impostor: &[(f64, bool, NegSource)]) -> Option<f64> {
+    let live = |want: fn(NegSource) -> bool| -> Vec<f64> {
+        impostor
+            .iter()
+            .filter(|(_, vetoed, src)| !vetoed && want(*src))
+            .map(|(s, ..)| *s)
+            .collect()
+    };
+    let mut imp = live(|s| s == NegSource::OtherWord);
+    if imp.len() < 2 {
+        imp = live(|s| s != NegSource::Derived);
+    }
+    if imp.len() < 2 || genuine.is_empty() {
+        return None;
+    }
+    let (mg, sg) = mean_std(genuine);
+    let (mi, si) = mean_std(&imp);
+    let z = (mg - mi) / (sg + si);
+    (z > 0.0).then_some(mg - GAUSSIAN_FMR_POSITION * sg * z)
+}
+
 /// The middle of the gap between the highest impostor and the lowest genuine score, when
 /// every genuine score is above every impostor score.
 fn gap_middle(genuine: &[f64], impostor: &[f64]) -> Option<f64> {
@@ -165,7 +216,29 @@ fn gap_middle(genuine: &[f64], impostor: &[f64]) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::gap_middle;
+    use super::{gap_middle, gaussian_threshold, NegSource};
+
+    #[test]
+    fn the_gaussian_threshold_sits_between_the_means_and_reads_only_live_negatives() {
+        // Genuine mean 1, std 1; other words mean -5, std 1: z = 3, threshold 1 - 0.6 * 3.
+        let g = [0.0, 2.0];
+        let w = |s| (s, false, NegSource::OtherWord);
+        let mut imp = vec![w(-6.0), w(-4.0), (-1000.0, true, NegSource::OtherWord)];
+        imp.push((50.0, false, NegSource::Derived));
+        let t = gaussian_threshold(&g, &imp).unwrap();
+        assert!((t - (1.0 - 0.6 * 3.0)).abs() < 1e-9, "{t}");
+        // Without two live other-word clips the bank stands in; without either, no rule.
+        let bank = [
+            (-6.0, false, NegSource::Bank),
+            (-4.0, false, NegSource::Bank),
+        ];
+        let mut one = vec![w(-5.0)];
+        one.extend(bank);
+        assert!(gaussian_threshold(&g, &one).is_some());
+        assert_eq!(gaussian_threshold(&g, &[w(-5.0)]), None);
+        // Impostors scoring above the genuine clips: no Gaussian placement.
+        assert_eq!(gaussian_threshold(&g, &[w(5.0), w(7.0)]), None);
+    }
 
     #[test]
     fn gap_middle_only_when_separated() {

@@ -40,6 +40,45 @@ impl std::fmt::Display for ThresholdPolicy {
     }
 }
 
+/// How enrolment places the FMR-policy threshold on the out-of-fold scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FmrRule {
+    /// Just above the highest out-of-fold impostor score the target FMR allows, and never
+    /// laxer than the EER threshold. With a few hundred out-of-fold impostors and a target of
+    /// 1/1000 this is the highest impostor or the lowest genuine score, whichever is higher:
+    /// one clip decides it.
+    Empirical,
+    /// From Gaussian fits to the genuine out-of-fold scores and to those of the user saying
+    /// other words (the impostors that pass, else the bank's): [`GAUSSIAN_FMR_POSITION`] of
+    /// the way from the genuine mean to the point equally many standard deviations from both
+    /// means. Means and deviations move less from one clip to the next than a maximum does.
+    /// Chosen for the default target of 1/1000 (see [`GAUSSIAN_FMR_POSITION`]); enrolment
+    /// with another target uses [`FmrRule::Empirical`].
+    #[default]
+    Gaussian,
+}
+
+impl std::str::FromStr for FmrRule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "empirical" => Ok(Self::Empirical),
+            "gaussian" => Ok(Self::Gaussian),
+            o => Err(format!(
+                "unknown FMR rule {o:?} (expected gaussian or empirical)"
+            )),
+        }
+    }
+}
+
+/// Where [`FmrRule::Gaussian`] puts the threshold, from the genuine mean (0) to the point
+/// equally many standard deviations from both means (1). Chosen on leave-one-speaker-out
+/// runs inside each seed's training speakers (`scripts/threshold-rules.py`, `meet0.70`):
+/// the one position whose test FMR and FNMR were both below the empirical rule's with the
+/// grouped folds and with per-clip folds.
+pub const GAUSSIAN_FMR_POSITION: f64 = 0.6;
+
 /// The word classifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -152,6 +191,8 @@ pub struct EnrollConfig {
     /// (and so the floor of the FMR threshold) in the middle of the gap instead of at the
     /// lowest genuine score, which rejects about one in `positives + 1` new genuine clips.
     pub gap_midpoint: bool,
+    /// How the FMR-policy threshold is placed ([`FmrRule`]).
+    pub fmr_rule: FmrRule,
 }
 
 impl Default for EnrollConfig {
@@ -173,6 +214,7 @@ impl Default for EnrollConfig {
             dtw: true,
             group_folds: true,
             gap_midpoint: false,
+            fmr_rule: FmrRule::default(),
         }
     }
 }

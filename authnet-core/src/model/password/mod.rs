@@ -32,8 +32,8 @@ use std::path::Path;
 
 pub use calibrate::OofScores;
 pub use config::{
-    EnrollConfig, EnrollReport, LstmPreset, StoredConfig, ThresholdPolicy, WordModelKind,
-    PRETRAINED_WORD_MODEL,
+    EnrollConfig, EnrollReport, FmrRule, LstmPreset, StoredConfig, ThresholdPolicy, WordModelKind,
+    GAUSSIAN_FMR_POSITION, PRETRAINED_WORD_MODEL,
 };
 pub use decision::{Decision, GateScore, Scores, Verdict, Veto, VETO_RANK_OFFSET};
 pub use enroll::{enroll, enroll_traced, enroll_with};
@@ -394,7 +394,7 @@ mod tests {
     }
 
     #[test]
-    fn gap_midpoint_lowers_a_separated_threshold_not_below_the_impostors() {
+    fn gap_midpoint_lowers_a_separated_threshold_and_the_gaussian_rule_moves_only_the_fmr_one() {
         let pos: Vec<_> = (0..7).map(|i| utt(1, 1, i)).collect();
         let other: Vec<_> = (2..6)
             .flat_map(|w| (0..3).map(move |i| utt(1, w, i)))
@@ -408,19 +408,36 @@ mod tests {
             other_word_labels: &labels,
             bank: None,
         };
-        let (lowest, rep) = enroll(&input, &small_cfg(), &mut |_, _, _| {}).unwrap();
+        // The empirical FMR rule, whose floor is the EER threshold.
+        let empirical = EnrollConfig {
+            fmr_rule: FmrRule::Empirical,
+            ..small_cfg()
+        };
+        let (lowest, rep) = enroll(&input, &empirical, &mut |_, _, _| {}).unwrap();
         assert_eq!(rep.validation_eer, 0.0, "the synthetic words separate");
         let cfg = EnrollConfig {
             gap_midpoint: true,
-            ..small_cfg()
+            ..empirical.clone()
         };
         let (mid, _) = enroll(&input, &cfg, &mut |_, _, _| {}).unwrap();
         let (lo, md) = (lowest.meta().thresholds, mid.meta().thresholds);
         assert!(md.eer < lo.eer, "{lo:?} {md:?}");
         assert!(md.fmr < lo.fmr && md.fmr >= md.eer, "{lo:?} {md:?}");
-        // Every other-word clip the model was trained on stays rejected.
-        for u in &other {
-            assert!(!mid.accepts(&mid.score(u).unwrap(), ThresholdPolicy::Fmr));
+        // The default Gaussian rule places the FMR threshold elsewhere, and it moves only
+        // the FMR threshold.
+        let (gauss, _) = enroll(&input, &small_cfg(), &mut |_, _, _| {}).unwrap();
+        let gt = gauss.meta().thresholds;
+        assert_eq!(gt.eer, lo.eer);
+        assert_ne!(gt.fmr, lo.fmr);
+        // Under every rule, every other-word clip the model was trained on stays rejected
+        // and every password clip is accepted.
+        for m in [&mid, &gauss] {
+            for u in &other {
+                assert!(!m.accepts(&m.score(u).unwrap(), ThresholdPolicy::Fmr));
+            }
+            for u in &pos {
+                assert!(m.accepts(&m.score(u).unwrap(), ThresholdPolicy::Fmr));
+            }
         }
     }
 
