@@ -280,6 +280,60 @@ fn training(cfg: &PipelineConfig) -> anyhow::Result<()> {
             "| enrolment, {what} (5-fold calibration + final; pretraining on the 45 clips took {pretrain_s:.2} s) | {train:.2} | |"
         );
     }
+    // As the daemon enrols when an impostor bank is configured: the same clips against a bank
+    // as large as enrolment uses (`max_bank_negatives`, 400): another person's 100 clips (F01,
+    // every word) and 3 temporally jittered copies of each.
+    let mut rng = authnet_core::rng::SplitMix64::new(7);
+    let first = &pos[0];
+    let mut bank = authnet_core::model::bank::ImpostorBank::new(
+        &first.backbone,
+        &"0".repeat(64),
+        first.identity_dim,
+        first.mouth_dim,
+    );
+    for w in 1..=10u32 {
+        for i in 1..=10u32 {
+            let features = ex
+                .extract_dir(&root.join(format!("F01/words/{w:02}/{i:02}")), None)?
+                .0;
+            for copy in 0..4 {
+                let features = if copy == 0 {
+                    features.clone()
+                } else {
+                    authnet_core::model::password::jitter_copy(&features, &mut rng)
+                };
+                bank.entries.push(authnet_core::model::bank::BankEntry {
+                    speaker: "F01".into(),
+                    word: format!("{w:02}"),
+                    instance: format!("{i:02}-{copy}"),
+                    features,
+                });
+            }
+        }
+    }
+    let input = EnrollInput {
+        bank: Some(&bank),
+        ..input
+    };
+    for (kind, pretrained, what) in [
+        (WordModelKind::Linear, None, "ridge"),
+        (
+            authnet_core::model::password::PRETRAINED_WORD_MODEL,
+            Some(&pre),
+            "LSTM fine-tuned from a pretrained backbone",
+        ),
+    ] {
+        let ecfg = EnrollConfig {
+            word_model: kind,
+            ..Default::default()
+        };
+        let t = Instant::now();
+        authnet_core::model::password::enroll_with(&input, pretrained, &ecfg, &mut |_, _, _| {})?;
+        let train = t.elapsed().as_secs_f64();
+        println!(
+            "| enrolment with a bank of 400 clips (100 of another speaker, 3 jittered copies each), {what} | {train:.2} | |"
+        );
+    }
     Ok(())
 }
 
