@@ -284,6 +284,11 @@ fn training(cfg: &PipelineConfig) -> anyhow::Result<()> {
     // as large as enrolment uses (`max_bank_negatives`, 400): another person's 100 clips (F01,
     // every word) and 3 temporally jittered copies of each.
     let mut rng = authnet_core::rng::SplitMix64::new(7);
+    // F01's frames are whole video frames: the detector finds the face (`--crop auto` of
+    // `authnet-eval run` decides the same per speaker).
+    let mut detect_cfg = cfg.clone();
+    detect_cfg.crop = authnet_core::vision::CropMode::Detect;
+    let mut ex = FeatureExtractor::from_config(&detect_cfg)?;
     let first = &pos[0];
     let mut bank = authnet_core::model::bank::ImpostorBank::new(
         &first.backbone,
@@ -311,6 +316,13 @@ fn training(cfg: &PipelineConfig) -> anyhow::Result<()> {
             }
         }
     }
+    if let Some(e) = bank.entries.iter().find(|e| e.features.frames.len() < 2) {
+        anyhow::bail!(
+            "bank clip F01/{} gave {} frames",
+            e.instance,
+            e.features.frames.len()
+        );
+    }
     let input = EnrollInput {
         bank: Some(&bank),
         ..input
@@ -328,10 +340,16 @@ fn training(cfg: &PipelineConfig) -> anyhow::Result<()> {
             ..Default::default()
         };
         let t = Instant::now();
-        authnet_core::model::password::enroll_with(&input, pretrained, &ecfg, &mut |_, _, _| {})?;
+        let (m, _) = authnet_core::model::password::enroll_with(
+            &input,
+            pretrained,
+            &ecfg,
+            &mut |_, _, _| {},
+        )?;
         let train = t.elapsed().as_secs_f64();
         println!(
-            "| enrolment with a bank of 400 clips (100 of another speaker, 3 jittered copies each), {what} | {train:.2} | |"
+            "| enrolment with a bank of 400 clips (100 of another speaker, 3 jittered copies each), {what}; {} negatives | {train:.2} | |",
+            m.meta().training.negatives
         );
     }
     Ok(())
