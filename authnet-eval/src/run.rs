@@ -262,8 +262,6 @@ struct TargetResult {
     /// non-photo impostors, and the model's deployed thresholds.
     genuine_ranked: Vec<f64>,
     impostor_ranked: Vec<f64>,
-    /// The kind of each of `impostor_ranked`.
-    impostor_kinds: Vec<ImpostorKind>,
     threshold_eer: f64,
     threshold_fmr: f64,
     /// The fused out-of-fold scores the thresholds were placed on.
@@ -292,11 +290,17 @@ fn dump_scores(path: &Path, results: &[TargetResult]) -> anyhow::Result<()> {
             threshold_fmr: r.threshold_fmr,
             oof: &r.oof,
             test_genuine: &r.genuine_ranked,
+            // `impostor_ranked` holds the non-photo impostors of `impostor`, in its order.
             test_impostor: r
                 .impostor_ranked
                 .iter()
                 .copied()
-                .zip(r.impostor_kinds.iter().copied())
+                .zip(
+                    r.impostor
+                        .iter()
+                        .map(|x| x.3)
+                        .filter(|k| *k != ImpostorKind::FrozenFrame),
+                )
                 .collect(),
         })
         .collect();
@@ -929,8 +933,6 @@ fn run_target<'a>(
             let x = score(u)?;
             impostor.push((x.0, x.1, x.2, ImpostorKind::SamePersonDifferentWord));
             i_ranked.push(x.3);
-            out.impostor_kinds
-                .push(ImpostorKind::SamePersonDifferentWord);
         }
     }
     for us in unseen {
@@ -944,7 +946,6 @@ fn run_target<'a>(
                 let x = score(u)?;
                 impostor.push((x.0, x.1, x.2, kind));
                 i_ranked.push(x.3);
-                out.impostor_kinds.push(kind);
             }
         }
     }

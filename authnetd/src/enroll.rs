@@ -41,16 +41,6 @@ pub const MAX_LOW_PRESENCE_SHARE: f64 = 0.5;
 /// Longest usable clip in frames (15 s at 30 fps; a password is mouthed in a few seconds).
 pub const MAX_CLIP_FRAMES: usize = 450;
 
-/// The Gaussian FMR placement was chosen for the default target of 1/1000; an admin who
-/// asks for another target gets the empirical threshold at that target.
-fn fmr_rule_for(target_fmr: f64) -> password::FmrRule {
-    if (target_fmr - EnrollConfig::default().target_fmr).abs() < 1e-12 {
-        password::FmrRule::Gaussian
-    } else {
-        password::FmrRule::Empirical
-    }
-}
-
 /// Mouth motion energy (mean L2 step of the unit-norm mouth descriptor) under which a clip
 /// counts as "no lip movement". Frozen face crops score 0 and MIRACL-VC1 utterances 0.4 to 1.
 /// With `crop = "detect"` the tracker's box moves a little even on identical frames, which
@@ -601,7 +591,6 @@ pub(crate) fn train_and_commit(
     let pretrained = d.pretrained();
     let cfg = EnrollConfig {
         target_fmr: d.cfg.target_fmr,
-        fmr_rule: fmr_rule_for(d.cfg.target_fmr),
         word_model: match pretrained {
             Some(_) => password::PRETRAINED_WORD_MODEL,
             None => EnrollConfig::default().word_model,
@@ -678,13 +667,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use authnet_core::features::FrameFeatures;
-
-    #[test]
-    fn the_gaussian_fmr_rule_only_at_the_target_it_was_chosen_for() {
-        assert_eq!(fmr_rule_for(0.001), password::FmrRule::Gaussian);
-        assert_eq!(fmr_rule_for(0.0001), password::FmrRule::Empirical);
-        assert_eq!(fmr_rule_for(0.01), password::FmrRule::Empirical);
-    }
 
     fn utt(ids: &[[f32; 2]], mouths: &[[f32; 2]]) -> UtteranceFeatures {
         UtteranceFeatures {

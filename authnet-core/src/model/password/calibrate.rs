@@ -2,9 +2,9 @@
 //! the choice of optional gates, and the EER and target-FMR thresholds of the fused score. The
 //! test data is never used.
 
-use super::config::{FmrRule, GAUSSIAN_FMR_POSITION};
+use super::config::{EnrollConfig, FmrRule, DEFAULT_TARGET_FMR, GAUSSIAN_FMR_POSITION};
 use super::decision::{fuse, VETO_RANK_OFFSET};
-use super::gate::{Gate, REGISTRY};
+use super::gate::{Gate, GateStats, REGISTRY};
 use super::train_set::NegSource;
 use super::PasswordError;
 use crate::metrics;
@@ -94,28 +94,15 @@ pub(crate) struct Calibrated {
     pub(crate) oof: OofScores,
 }
 
-/// How calibration places the thresholds.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Placement {
-    pub(crate) target_fmr: f64,
-    /// When the out-of-fold genuine and impostor scores do not overlap, the EER threshold is
-    /// the middle of the gap between them instead of the lowest genuine score.
-    pub(crate) gap_midpoint: bool,
-    pub(crate) fmr_rule: FmrRule,
-}
-
 /// Calibrates every gate on its genuine out-of-fold scores, drops each optional gate that does
-/// not lower the out-of-fold EER, and sets the thresholds as `place` says.
+/// not lower the out-of-fold EER, and sets the thresholds as `cfg` says
+/// ([`EnrollConfig::target_fmr`], [`EnrollConfig::gap_midpoint`], [`EnrollConfig::fmr_rule`]).
 pub(crate) fn calibrate(
     gates: &mut [Box<dyn Gate>],
     oof: &OutOfFold,
-    place: Placement,
+    cfg: &EnrollConfig,
 ) -> Result<Calibrated, PasswordError> {
-    let Placement {
-        target_fmr,
-        gap_midpoint,
-        fmr_rule,
-    } = place;
+    let target_fmr = cfg.target_fmr;
     for (k, g) in gates.iter_mut().enumerate() {
         g.calibrate(&oof.genuine_of(k));
     }
@@ -139,16 +126,20 @@ pub(crate) fn calibrate(
     let (g_f, i_f) = oof.fused(gates, &active);
     let i_scores: Vec<f64> = i_f.iter().map(|(s, ..)| *s).collect();
     let mut eer = metrics::eer(&g_f, &i_scores)?;
-    if gap_midpoint {
+    if cfg.gap_midpoint {
         if let Some(mid) = gap_middle(&g_f, &i_scores) {
             eer.threshold = mid;
         }
     }
     // The empirical FMR threshold must not be laxer than the EER one.
     let empirical = metrics::threshold_at_fmr(&g_f, &i_scores, target_fmr)?.max(eer.threshold);
-    let fmr = match fmr_rule {
-        FmrRule::Empirical => empirical,
-        FmrRule::Gaussian => gaussian_threshold(&g_f, &i_f).unwrap_or(empirical),
+    // The Gaussian position was chosen for the default target; any other target is met
+    // empirically.
+    let fmr = match cfg.fmr_rule {
+        FmrRule::Gaussian if target_fmr == DEFAULT_TARGET_FMR => {
+            gaussian_threshold(&g_f, &i_f).unwrap_or(empirical)
+        }
+        FmrRule::Gaussian | FmrRule::Empirical => empirical,
     };
     let live_imp: Vec<f64> = i_f
         .iter()
@@ -172,14 +163,6 @@ pub(crate) fn calibrate(
     })
 }
 
-/// Mean and standard deviation (floored at 1e-6) of `v`.
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n;
-    (m, var.sqrt().max(1e-6))
-}
-
 /// [`FmrRule::Gaussian`]: `mu_g - position * sigma_g * z`, where `z = (mu_g - mu_i) /
 /// (sigma_g + sigma_i)` is how many standard deviations the point equally far from both
 /// means lies from each. The impostors are the live (not vetoed) other-word clips of the
@@ -200,10 +183,10 @@ fn gaussian_threshold(genuine: &[f64], impostor: &[(f64, bool, NegSource)]) -> O
     if imp.len() < 2 || genuine.is_empty() {
         return None;
     }
-    let (mg, sg) = mean_std(genuine);
-    let (mi, si) = mean_std(&imp);
-    let z = (mg - mi) / (sg + si);
-    (z > 0.0).then_some(mg - GAUSSIAN_FMR_POSITION * sg * z)
+    let g = GateStats::from_scores(genuine, 1e-6);
+    let i = GateStats::from_scores(&imp, 1e-6);
+    let z = (g.mean - i.mean) / (g.std + i.std);
+    (z > 0.0).then_some(g.mean - GAUSSIAN_FMR_POSITION * g.std * z)
 }
 
 /// The middle of the gap between the highest impostor and the lowest genuine score, when

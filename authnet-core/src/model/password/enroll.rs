@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use super::calibrate::{calibrate, OofScores, OutOfFold, Placement};
+use super::calibrate::{calibrate, OofScores, OutOfFold};
 use super::config::{EnrollConfig, EnrollReport, StoredConfig};
 use super::gate::{Trainer, REGISTRY};
 use super::train_set::{build_train_set, EnrollInput, Item, TrainData};
@@ -177,12 +177,7 @@ pub fn enroll_traced(
         .iter()
         .map(|t| t.fit(&data))
         .collect::<Result<Vec<_>, _>>()?;
-    let place = Placement {
-        target_fmr: cfg.target_fmr,
-        gap_midpoint: cfg.gap_midpoint,
-        fmr_rule: cfg.fmr_rule,
-    };
-    let cal = calibrate(&mut gates, &oof, place)?;
+    let cal = calibrate(&mut gates, &oof, cfg)?;
     let gates: Vec<_> = gates
         .into_iter()
         .zip(&cal.active)

@@ -33,7 +33,7 @@ use std::path::Path;
 pub use calibrate::OofScores;
 pub use config::{
     EnrollConfig, EnrollReport, FmrRule, LstmPreset, StoredConfig, ThresholdPolicy, WordModelKind,
-    GAUSSIAN_FMR_POSITION, PRETRAINED_WORD_MODEL,
+    DEFAULT_TARGET_FMR, GAUSSIAN_FMR_POSITION, PRETRAINED_WORD_MODEL,
 };
 pub use decision::{Decision, GateScore, Scores, Verdict, Veto, VETO_RANK_OFFSET};
 pub use enroll::{enroll, enroll_traced, enroll_with};
@@ -431,6 +431,15 @@ mod tests {
         assert_ne!(gt.fmr, lo.fmr);
         // Under every rule, every other-word clip the model was trained on stays rejected
         // and every password clip is accepted.
+        // At another target the Gaussian rule gives way to the empirical one.
+        let at = |fmr_rule| EnrollConfig {
+            target_fmr: 0.01,
+            fmr_rule,
+            ..small_cfg()
+        };
+        let (g01, _) = enroll(&input, &at(FmrRule::Gaussian), &mut |_, _, _| {}).unwrap();
+        let (e01, _) = enroll(&input, &at(FmrRule::Empirical), &mut |_, _, _| {}).unwrap();
+        assert_eq!(g01.meta().thresholds, e01.meta().thresholds);
         for m in [&mid, &gauss] {
             for u in &other {
                 assert!(!m.accepts(&m.score(u).unwrap(), ThresholdPolicy::Fmr));
