@@ -266,6 +266,11 @@ struct TargetResult {
     threshold_fmr: f64,
     /// The fused out-of-fold scores the thresholds were placed on.
     oof: OofScores,
+    /// Every gate's standardised score (or veto margin), in fusion order ([`Self::gate_names`]),
+    /// for each entry of `genuine_ranked` and of `impostor_ranked`.
+    genuine_gates: Vec<Vec<f64>>,
+    impostor_gates: Vec<Vec<f64>>,
+    gate_names: Vec<&'static str>,
 }
 
 /// One target in `--dump-scores`.
@@ -278,6 +283,10 @@ struct DumpedTarget<'a> {
     oof: &'a OofScores,
     test_genuine: &'a [f64],
     test_impostor: Vec<(f64, ImpostorKind)>,
+    /// The gates' names, and their standardised scores per test clip (in the order above).
+    gates: &'a [&'static str],
+    test_genuine_gates: &'a [Vec<f64>],
+    test_impostor_gates: &'a [Vec<f64>],
 }
 
 fn dump_scores(path: &Path, results: &[TargetResult]) -> anyhow::Result<()> {
@@ -302,6 +311,9 @@ fn dump_scores(path: &Path, results: &[TargetResult]) -> anyhow::Result<()> {
                         .filter(|k| *k != ImpostorKind::FrozenFrame),
                 )
                 .collect(),
+            gates: &r.gate_names,
+            test_genuine_gates: &r.genuine_gates,
+            test_impostor_gates: &r.impostor_gates,
         })
         .collect();
     write_json(path, &rows)
@@ -907,16 +919,23 @@ fn run_target<'a>(
         ..Default::default()
     };
     let (mut g_ranked, mut i_ranked) = (Vec::new(), Vec::new());
-    let mut score = |u: &UtteranceFeatures| -> anyhow::Result<(f64, f64, f64, f64)> {
+    let (mut g_gates, mut i_gates) = (Vec::new(), Vec::new());
+    let mut gate_names = Vec::new();
+    type Scored = (f64, f64, f64, f64, Vec<f64>);
+    let mut score = |u: &UtteranceFeatures| -> anyhow::Result<Scored> {
         let t = Instant::now();
         let d = model.decide(u, args.threshold_policy)?;
         out.score_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        if gate_names.is_empty() {
+            gate_names = d.gates.iter().map(|g| g.gate).collect();
+        }
         // Vetoed probes rank below every live one (`Scores::ranked`), so the ROC sees them.
         Ok((
             d.scores.ranked() - d.threshold,
             d.scores.identity,
             (d.scores.word - st.word.mean) / st.word.std,
             d.scores.ranked(),
+            d.gates.iter().map(|g| g.z).collect(),
         ))
     };
     let mut genuine = Vec::new();
@@ -925,6 +944,7 @@ fn run_target<'a>(
         let x = score(u)?;
         genuine.push((x.0, x.1, x.2));
         g_ranked.push(x.3);
+        g_gates.push(x.4);
         let f = score(&u.frozen())?;
         impostor.push((f.0, f.1, f.2, ImpostorKind::FrozenFrame));
     }
@@ -933,6 +953,7 @@ fn run_target<'a>(
             let x = score(u)?;
             impostor.push((x.0, x.1, x.2, ImpostorKind::SamePersonDifferentWord));
             i_ranked.push(x.3);
+            i_gates.push(x.4);
         }
     }
     for us in unseen {
@@ -946,12 +967,16 @@ fn run_target<'a>(
                 let x = score(u)?;
                 impostor.push((x.0, x.1, x.2, kind));
                 i_ranked.push(x.3);
+                i_gates.push(x.4);
             }
         }
     }
     out.genuine = genuine;
     out.impostor = impostor;
     out.genuine_ranked = g_ranked;
+    out.genuine_gates = g_gates;
+    out.impostor_gates = i_gates;
+    out.gate_names = gate_names;
     out.impostor_ranked = i_ranked;
     Ok(out)
 }
