@@ -261,7 +261,7 @@ fn training(cfg: &PipelineConfig) -> anyhow::Result<()> {
     };
     for (kind, what) in [
         (
-            authnet_core::model::password::PRETRAINED_WORD_MODEL,
+            WordModelKind::Lstm,
             "LSTM fine-tuned from a pretrained backbone",
         ),
         (
@@ -330,7 +330,7 @@ fn training(cfg: &PipelineConfig) -> anyhow::Result<()> {
     for (kind, pretrained, what) in [
         (WordModelKind::Linear, None, "ridge"),
         (
-            authnet_core::model::password::PRETRAINED_WORD_MODEL,
+            WordModelKind::Lstm,
             Some(&pre),
             "LSTM fine-tuned from a pretrained backbone",
         ),

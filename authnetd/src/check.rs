@@ -561,15 +561,25 @@ fn check_bank(cfg: &Config, embedder: Option<&Embedder>, rows: &mut Vec<Row>) {
 
 fn check_pretrained(cfg: &Config, embedder: Option<&Embedder>, rows: &mut Vec<Row>) {
     const NAME: &str = "pretrained_model";
+    let word = cfg.word_model.name();
     let Some(p) = &cfg.pretrained_model else {
         rows.push(row(
             NAME,
             Status::Ok,
-            "not configured (enrolment trains the word model from the clips alone)",
+            format!("not configured (enrolment trains word_model = {word} from the clips alone)"),
             "",
         ));
         return;
     };
+    if cfg.pretrained_in_use().is_none() {
+        rows.push(row(
+            NAME,
+            Status::Warn,
+            format!("{}: not loaded, word_model = {word} does not use it", p.display()),
+            "set word_model = lstm, ensemble or encoded to fine-tune from it, or remove pretrained_model",
+        ));
+        return;
+    }
     let Some(e) = embedder else {
         rows.push(row(
             NAME,
@@ -593,7 +603,7 @@ fn check_pretrained(cfg: &Config, embedder: Option<&Embedder>, rows: &mut Vec<Ro
                 NAME,
                 Status::Ok,
                 format!(
-                    "{} loads: {} speakers, {} classes",
+                    "{} loads: {} speakers, {} classes; word_model = {word} fine-tunes from it",
                     p.display(),
                     pre.training.speakers.len(),
                     pre.training.classes

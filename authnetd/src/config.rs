@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use authnet_core::features::FeatureLayout;
+use authnet_core::model::password::WordModelKind;
 use authnet_core::vision::CropMode;
 use serde::Deserialize;
 
@@ -74,6 +75,7 @@ pub struct RawConfig {
     ort_threads: Option<u32>,
     impostor_bank: Option<PathBuf>,
     pretrained_model: Option<PathBuf>,
+    word_model: Option<String>,
     auth_timeout: Option<f64>,
     camera_wait: Option<f64>,
     max_tries: Option<u32>,
@@ -220,6 +222,10 @@ pub struct Config {
     pub impostor_bank: Option<PathBuf>,
     /// Pretrained word-model backbone that enrolment fine-tunes from.
     pub pretrained_model: Option<PathBuf>,
+    /// The word classifier enrolment trains. `linear` (the default) does not read
+    /// `pretrained_model`; `encoded` needs it; `lstm` and `ensemble` fine-tune from it when it
+    /// is set and train from scratch when it is not.
+    pub word_model: WordModelKind,
     /// Budget of one attempt's capture and scoring.
     pub auth_timeout: Duration,
     /// Longest wait for the camera before answering `camera_busy`.
@@ -265,6 +271,17 @@ pub struct Config {
     pub camera: CameraConfig,
     /// Throttling.
     pub throttle: ThrottleConfig,
+}
+
+impl Config {
+    /// The pretrained backbone enrolment reads: `pretrained_model` unless the word model is
+    /// `linear`, which does not use one.
+    pub fn pretrained_in_use(&self) -> Option<&Path> {
+        match self.word_model {
+            WordModelKind::Linear => None,
+            _ => self.pretrained_model.as_deref(),
+        }
+    }
 }
 
 fn seconds(key: &'static str, v: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {
@@ -338,6 +355,19 @@ impl RawConfig {
                 .parse()
                 .map_err(|why: String| invalid("feature_layout", why))?,
         };
+        let word_model = match self.word_model.as_deref() {
+            None => WordModelKind::default(),
+            Some(s) => s
+                .parse()
+                .map_err(|why: String| invalid("word_model", why))?,
+        };
+        if word_model == WordModelKind::Encoded && self.pretrained_model.is_none() {
+            return Err(invalid(
+                "word_model",
+                "\"encoded\" reads the LSTM backbone of pretrained_model, which is not set \
+                 (set pretrained_model, or use word_model = \"linear\")",
+            ));
+        }
         let threshold_policy = match self.threshold_policy.as_deref() {
             None | Some("fmr") => Policy::Fmr,
             Some("eer") => Policy::Eer,
@@ -515,6 +545,7 @@ impl RawConfig {
                 .pretrained_model
                 .map(|p| absolute("pretrained_model", p))
                 .transpose()?,
+            word_model,
             auth_timeout: seconds(
                 "auth_timeout",
                 self.auth_timeout.unwrap_or(10.0),
@@ -606,6 +637,34 @@ mod tests {
         assert_eq!(c.enroll_camera_limit, Duration::from_secs(45));
         assert!(!c.snapshots);
         assert_eq!(c.snapshot_keep, 30);
+        assert_eq!(c.word_model, WordModelKind::Linear);
+        assert_eq!(c.pretrained_in_use(), None);
+    }
+
+    #[test]
+    fn word_model_is_read_and_decides_whether_the_backbone_is_used() {
+        let c = parse("word_model = \"lstm\"").unwrap();
+        assert_eq!(
+            (c.word_model, c.pretrained_in_use()),
+            (WordModelKind::Lstm, None)
+        );
+        let c = parse("word_model = \"ensemble\"\npretrained_model = \"/p.lstm\"").unwrap();
+        assert_eq!(c.word_model, WordModelKind::Ensemble);
+        assert_eq!(c.pretrained_in_use(), Some(Path::new("/p.lstm")));
+        let c = parse("word_model = \"encoded\"\npretrained_model = \"/p.lstm\"").unwrap();
+        assert_eq!(c.word_model, WordModelKind::Encoded);
+        assert_eq!(c.pretrained_in_use(), Some(Path::new("/p.lstm")));
+        // The ridge, the default, reads no backbone even when one is configured.
+        let c = parse("pretrained_model = \"/p.lstm\"").unwrap();
+        assert_eq!(c.word_model, WordModelKind::Linear);
+        assert_eq!(c.pretrained_model.as_deref(), Some(Path::new("/p.lstm")));
+        assert_eq!(c.pretrained_in_use(), None);
+        // `encoded` has nothing to encode with without a backbone.
+        let e = parse("word_model = \"encoded\"").unwrap_err().to_string();
+        assert!(
+            e.contains("word_model") && e.contains("pretrained_model"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -632,6 +691,7 @@ mod tests {
         assert_eq!(c.throttle, d.throttle);
         assert_eq!(c.enroll_pam_service, d.enroll_pam_service);
         assert_eq!(c.feature_layout, d.feature_layout);
+        assert_eq!(c.word_model, d.word_model);
     }
 
     #[test]
@@ -655,6 +715,7 @@ mod tests {
         for (text, key) in [
             ("crop = \"mouth\"", "crop"),
             ("feature_layout = \"lips\"", "feature_layout"),
+            ("word_model = \"svm\"", "word_model"),
             ("threshold_policy = \"far\"", "threshold_policy"),
             ("target_fmr = 1.5", "target_fmr"),
             ("[camera]\nfps = 0", "camera.fps"),

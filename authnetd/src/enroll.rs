@@ -588,13 +588,13 @@ pub(crate) fn train_and_commit(
     source: &str,
 ) -> Handled {
     let user = acct.name.as_str();
-    let pretrained = d.pretrained();
+    // `linear` reads no backbone, even if a test or a future caller handed the daemon one.
+    let pretrained = d
+        .pretrained()
+        .filter(|_| d.cfg.word_model != password::WordModelKind::Linear);
     let cfg = EnrollConfig {
         target_fmr: d.cfg.target_fmr,
-        word_model: match pretrained {
-            Some(_) => password::PRETRAINED_WORD_MODEL,
-            None => EnrollConfig::default().word_model,
-        },
+        word_model: d.cfg.word_model,
         ..EnrollConfig::default()
     };
     let input = EnrollInput {

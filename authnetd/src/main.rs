@@ -31,6 +31,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use authnet_core::features::{FeatureExtractor, PipelineConfig};
 use authnet_core::model::bank::ImpostorBank;
+use authnet_core::model::password::WordModelKind;
 use authnet_core::model::pretrained::PretrainedLstm;
 use clap::Parser;
 
@@ -130,7 +131,8 @@ fn run() -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let pretrained = match &cfg.pretrained_model {
+    let word = cfg.word_model.name();
+    let pretrained = match cfg.pretrained_in_use() {
         Some(p) => {
             let m = pipeline.embedder().manifest();
             let expect = authnet_core::model::pretrained::Expect {
@@ -143,7 +145,7 @@ fn run() -> anyhow::Result<()> {
             let pre = PretrainedLstm::load(p, &expect)
                 .with_context(|| format!("loading pretrained word model {}", p.display()))?;
             log.info(&format!(
-                "pretrained word model {}: {} speakers, {} classes; enrolment fine-tunes its LSTM",
+                "word model {word}, from the pretrained backbone {}: {} speakers, {} classes",
                 p.display(),
                 pre.training.speakers.len(),
                 pre.training.classes
@@ -151,9 +153,20 @@ fn run() -> anyhow::Result<()> {
             Some(pre)
         }
         None => {
-            log.info(
-                "no pretrained_model configured: enrolment trains the default word model from the clips alone",
-            );
+            match (&cfg.pretrained_model, cfg.word_model) {
+                (Some(p), _) => log.warn(&format!(
+                    "pretrained_model {} is not loaded: word_model = {word} does not use it \
+                     (set word_model = lstm, ensemble or encoded to fine-tune from it)",
+                    p.display()
+                )),
+                (None, WordModelKind::Linear) => {
+                    log.info("word model linear: the ridge, trained from the enrolment clips")
+                }
+                (None, _) => log.info(&format!(
+                    "word model {word}: no pretrained_model, so the LSTM is trained from scratch \
+                     on the enrolment clips"
+                )),
+            }
             None
         }
     };

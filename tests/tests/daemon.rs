@@ -457,6 +457,8 @@ fn bad_configs_fail_to_start_naming_the_key() {
         ("camera_source = \"dir:/x\"\n", "camera_source"),
         ("[camera]\nfps = 0\n", "camera.fps"),
         ("threshold_policy = \"far\"\n", "threshold_policy"),
+        ("word_model = \"encoded\"\n", "pretrained_model"),
+        ("word_model = \"svm\"\n", "word_model"),
         ("[throttle]\nbase_delay = \"soon\"\n", "base_delay"),
     ] {
         let p = tmp.path().join("bad.toml");
@@ -470,6 +472,54 @@ fn bad_configs_fail_to_start_naming_the_key() {
         assert!(!out.status.success(), "{text}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(key), "{text}: {err}");
+    }
+}
+
+#[test]
+fn a_pretrained_model_is_read_only_by_the_word_models_that_use_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let junk = tmp.path().join("words.pretrained");
+    std::fs::write(&junk, b"not a pretrained model").unwrap();
+    let pre = format!("pretrained_model = \"{}\"\n", junk.display());
+    // The default word model, the ridge, does not read it: the daemon starts, says so and
+    // still answers.
+    let mut d = Daemon::start(
+        tmp.path(),
+        &DaemonConfig {
+            extra: pre.clone(),
+            ..Default::default()
+        },
+    );
+    d.enrol(USER);
+    d.camera.play(&data::word("F02", 1, 10));
+    assert_eq!(d.authenticate(USER), Outcome::Accept);
+    let log = d.log_text();
+    assert!(
+        log.contains("is not loaded: word_model = linear does not use it"),
+        "{log}"
+    );
+    d.kill();
+    // A word model that fine-tunes from it refuses to start on a broken file, naming it.
+    for word in ["lstm", "ensemble", "encoded"] {
+        let camera = authnet_tests::Camera::new(&tmp.path().join("camera"));
+        let config = authnet_tests::write_config(
+            tmp.path(),
+            &DaemonConfig {
+                extra: format!("{pre}word_model = \"{word}\"\n"),
+                ..Default::default()
+            },
+            &camera,
+        );
+        let out = Command::new(authnet_tests::binary("authnetd"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--log-stderr")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{word}: {err}");
+        assert!(err.contains("words.pretrained"), "{word}: {err}");
     }
 }
 

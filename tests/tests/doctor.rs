@@ -149,7 +149,10 @@ fn a_missing_camera_and_a_broken_model_fail_with_fixes() {
     );
     let junk = tmp.path().join("words.pretrained");
     std::fs::write(&junk, b"not a pretrained model").unwrap();
-    let text = format!("pretrained_model = \"{}\"\n{text}", junk.display());
+    let text = format!(
+        "pretrained_model = \"{}\"\nword_model = \"lstm\"\n{text}",
+        junk.display()
+    );
     std::fs::write(&config, text).unwrap();
     let state = tmp.path().join("state");
     std::fs::create_dir_all(state.join("nobody")).unwrap();
@@ -190,4 +193,29 @@ fn a_bad_config_fails_first() {
     let (status, detail, _) = find(&t, "config", &out);
     assert_eq!(status, "FAIL");
     assert!(detail.contains("camera.fps"), "{out}");
+}
+
+#[test]
+fn a_pretrained_model_the_word_model_does_not_read_is_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let camera = Camera::new(&tmp.path().join("camera"));
+    let junk = tmp.path().join("words.pretrained");
+    std::fs::write(&junk, b"not a pretrained model").unwrap();
+    let extra = format!("pretrained_model = \"{}\"\n", junk.display());
+    let config = write_config(
+        tmp.path(),
+        &DaemonConfig {
+            extra,
+            ..Default::default()
+        },
+        &camera,
+    );
+    let pam = tmp.path().join("empty-pam.d");
+    std::fs::create_dir_all(&pam).unwrap();
+    let (_, out) = doctor(&config, &pam, None);
+    let t = rows(&out);
+    let (status, detail, fix) = find(&t, "pretrained_model", &out);
+    assert_eq!(status, "WARN", "{out}");
+    assert!(detail.contains("word_model = linear"), "{out}");
+    assert!(fix.contains("word_model = lstm"), "{out}");
 }

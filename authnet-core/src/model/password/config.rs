@@ -100,6 +100,18 @@ pub enum WordModelKind {
     Encoded,
 }
 
+impl WordModelKind {
+    /// The name `authnetd.toml` and the command lines use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Linear => "linear",
+            Self::Lstm => "lstm",
+            Self::Ensemble => "ensemble",
+            Self::Encoded => "encoded",
+        }
+    }
+}
+
 impl std::str::FromStr for WordModelKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -114,10 +126,6 @@ impl std::str::FromStr for WordModelKind {
         }
     }
 }
-
-/// The word model enrolment uses when a pretrained LSTM backbone is configured (the daemon's
-/// `pretrained_model`): the LSTM fine-tuned from it.
-pub const PRETRAINED_WORD_MODEL: WordModelKind = WordModelKind::Lstm;
 
 /// LSTM architecture preset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

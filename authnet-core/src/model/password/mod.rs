@@ -33,7 +33,7 @@ use std::path::Path;
 pub use calibrate::OofScores;
 pub use config::{
     EnrollConfig, EnrollReport, FmrRule, LstmPreset, StoredConfig, ThresholdPolicy, WordModelKind,
-    DEFAULT_TARGET_FMR, GAUSSIAN_FMR_POSITION, PRETRAINED_WORD_MODEL,
+    DEFAULT_TARGET_FMR, GAUSSIAN_FMR_POSITION,
 };
 pub use decision::{Decision, GateScore, Scores, Verdict, Veto, VETO_RANK_OFFSET};
 pub use enroll::{enroll, enroll_traced, enroll_with};
