@@ -106,6 +106,10 @@ pub struct RunArgs {
     /// FMR threshold) is the middle of the gap, not the lowest genuine score.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     pub gap_midpoint: bool,
+    /// Standardise the word and DTW gates by the gap between the genuine and the user's
+    /// other words' out-of-fold scores (`EnrollConfig::separation_scale`).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub separation_scale: bool,
     /// How each target's FMR-policy threshold is placed: gaussian (fits to the out-of-fold
     /// genuine and other-word scores) or empirical (just above the highest out-of-fold
     /// impostor the target FMR allows).
@@ -350,6 +354,7 @@ pub struct Report {
     word_model: WordModelKind,
     group_folds: bool,
     gap_midpoint: bool,
+    separation_scale: bool,
     fmr_rule: FmrRule,
     speakers: Vec<String>,
     unseen_speakers: Vec<String>,
@@ -864,6 +869,7 @@ fn run_target<'a>(
         pad: args.pad,
         group_folds: args.group_folds,
         gap_midpoint: args.gap_midpoint,
+        separation_scale: args.separation_scale,
         fmr_rule: args.fmr_rule,
         ..Default::default()
     };
@@ -1131,6 +1137,7 @@ fn summarise(
         word_model: args.word_model.kind(),
         group_folds: args.group_folds,
         gap_midpoint: args.gap_midpoint,
+        separation_scale: args.separation_scale,
         fmr_rule: args.fmr_rule,
         word_model_arg: args.word_model,
         pretraining,

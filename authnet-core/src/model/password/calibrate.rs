@@ -10,6 +10,9 @@ use super::PasswordError;
 use crate::metrics;
 use crate::model::file::Thresholds;
 
+/// Fewer held-out other-word scores than this and a gate is scaled against every negative.
+const MIN_OTHER_WORDS: usize = 3;
+
 /// Out-of-fold raw scores: `raw[gate][item]`, `None` for items never held out (jittered
 /// copies, training-only negatives); `negative[item]` says where a negative came from, `None`
 /// for the genuine items.
@@ -37,6 +40,26 @@ impl OutOfFold {
             .filter(|(_, neg)| neg.is_none())
             .filter_map(|(s, _)| *s)
             .collect()
+    }
+
+    /// The raw scores of gate `g` on the negatives it is scaled against: the user's held-out
+    /// other words when there are at least [`MIN_OTHER_WORDS`] (the negatives the word gates
+    /// find hardest, and the ones that pass at test time), else every held-out negative.
+    pub(crate) fn separation_negatives_of(&self, g: usize) -> Vec<f64> {
+        let of = |keep: &dyn Fn(NegSource) -> bool| -> Vec<f64> {
+            self.raw[g]
+                .iter()
+                .zip(&self.negative)
+                .filter(|(_, neg)| neg.is_some_and(keep))
+                .filter_map(|(s, _)| *s)
+                .collect()
+        };
+        let own = of(&|n| n == NegSource::OtherWord);
+        if own.len() >= MIN_OTHER_WORDS {
+            own
+        } else {
+            of(&|_| true)
+        }
     }
 
     /// The ranked fused scores (vetoes ranked last) of the `active` gates: `(genuine,
@@ -94,7 +117,8 @@ pub(crate) struct Calibrated {
     pub(crate) oof: OofScores,
 }
 
-/// Calibrates every gate on its genuine out-of-fold scores, drops each optional gate that does
+/// Calibrates every gate on its genuine out-of-fold scores (and, with
+/// [`EnrollConfig::separation_scale`], those of the negatives it must refuse), drops each optional gate that does
 /// not lower the out-of-fold EER, and sets the thresholds as `cfg` says
 /// ([`EnrollConfig::target_fmr`], [`EnrollConfig::gap_midpoint`], [`EnrollConfig::fmr_rule`]).
 pub(crate) fn calibrate(
@@ -104,7 +128,12 @@ pub(crate) fn calibrate(
 ) -> Result<Calibrated, PasswordError> {
     let target_fmr = cfg.target_fmr;
     for (k, g) in gates.iter_mut().enumerate() {
-        g.calibrate(&oof.genuine_of(k));
+        let scale_by = if cfg.separation_scale {
+            oof.separation_negatives_of(k)
+        } else {
+            Vec::new()
+        };
+        g.calibrate(&oof.genuine_of(k), &scale_by);
     }
     let eer_of = |active: &[bool]| -> Result<f64, PasswordError> {
         let (g, i) = oof.fused(gates, active);

@@ -451,6 +451,46 @@ mod tests {
     }
 
     #[test]
+    fn separation_scale_rescales_only_the_word_group_and_still_decides() {
+        let pos: Vec<_> = (0..7).map(|i| utt(1, 1, i)).collect();
+        let other: Vec<_> = (2..6)
+            .flat_map(|w| (0..3).map(move |i| utt(1, w, i)))
+            .collect();
+        let labels: Vec<String> = (2..6)
+            .flat_map(|w| (0..3).map(move |_| format!("{w}")))
+            .collect();
+        let input = EnrollInput {
+            positives: &pos,
+            other_words: &other,
+            other_word_labels: &labels,
+            bank: Some(&bank_of(10..13)),
+        };
+        let (spread, _) = enroll(&input, &small_cfg(), &mut |_, _, _| {}).unwrap();
+        let cfg = EnrollConfig {
+            separation_scale: true,
+            ..small_cfg()
+        };
+        let (sep, _) = enroll(&input, &cfg, &mut |_, _, _| {}).unwrap();
+        let (a, b) = (spread.stored_config(), sep.stored_config());
+        // The same models, so the same genuine means; the word gate's scale is now the gap
+        // to the other words, not the genuine spread, and the identity gate is untouched.
+        assert_eq!(a.word.mean, b.word.mean);
+        assert_ne!(a.word.std, b.word.std);
+        assert_eq!(a.identity, b.identity);
+        // The other words' mean raw word score sits SEPARATION_Z units below.
+        let raw: Vec<f64> = other.iter().map(|u| sep.score(u).unwrap().word).collect();
+        let mean = raw.iter().sum::<f64>() / raw.len() as f64;
+        assert!(b.word.z(mean) < -1.0, "{:?} {mean}", b.word);
+        for u in &other {
+            assert!(!sep.accepts(&sep.score(u).unwrap(), ThresholdPolicy::Fmr));
+        }
+        for u in &pos {
+            assert!(sep.accepts(&sep.score(u).unwrap(), ThresholdPolicy::Fmr));
+        }
+        assert!(!sep.accepts(&sep.score(&utt(11, 1, 0)).unwrap(), ThresholdPolicy::Fmr));
+    }
+
+    #[test]
     fn enrol_is_deterministic() {
         let pos: Vec<_> = (0..5).map(|i| utt(3, 1, i)).collect();
         let other: Vec<_> = (0..6).map(|i| utt(3, 2 + i % 3, i)).collect();

@@ -49,8 +49,8 @@ impl Gate for DtwGate {
     fn score(&self, probe: &UtteranceFeatures) -> Result<f64, PasswordError> {
         Ok(dtw_score(&dtw_seq(probe, self.timesteps), &self.templates))
     }
-    fn calibrate(&mut self, genuine: &[f64]) {
-        self.stats = GateStats::from_scores(genuine, STD_FLOOR);
+    fn calibrate(&mut self, genuine: &[f64], impostor: &[f64]) {
+        self.stats = GateStats::from_separation(genuine, impostor, STD_FLOOR);
     }
     fn stats(&self) -> Calibration {
         Calibration::Standardise(self.stats)

@@ -38,7 +38,8 @@ impl Gate for IdentityGate {
     fn score(&self, probe: &UtteranceFeatures) -> Result<f64, PasswordError> {
         Ok(cosine(&probe.mean_identity(), &self.template) as f64)
     }
-    fn calibrate(&mut self, genuine: &[f64]) {
+    fn calibrate(&mut self, genuine: &[f64], _impostor: &[f64]) {
+        // The user's other words share the identity: there is no gap to scale by.
         self.stats = GateStats::from_scores(genuine, STD_FLOOR);
     }
     fn stats(&self) -> Calibration {

@@ -108,7 +108,7 @@ impl Gate for FloorGate {
     fn score(&self, probe: &UtteranceFeatures) -> Result<f64, PasswordError> {
         Ok((self.kind.measure)(probe))
     }
-    fn calibrate(&mut self, genuine: &[f64]) {
+    fn calibrate(&mut self, genuine: &[f64], _impostor: &[f64]) {
         let least = genuine.iter().copied().fold(f64::INFINITY, f64::min);
         self.floor = self.fraction * least;
     }

@@ -82,8 +82,8 @@ impl Gate for WordGate {
         };
         Ok(combine_word(self.kind, r, l))
     }
-    fn calibrate(&mut self, genuine: &[f64]) {
-        self.stats = GateStats::from_scores(genuine, STD_FLOOR);
+    fn calibrate(&mut self, genuine: &[f64], impostor: &[f64]) {
+        self.stats = GateStats::from_separation(genuine, impostor, STD_FLOOR);
     }
     fn stats(&self) -> Calibration {
         Calibration::Standardise(self.stats)
