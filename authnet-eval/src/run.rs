@@ -110,6 +110,10 @@ pub struct RunArgs {
     /// other words' out-of-fold scores (`EnrollConfig::separation_scale`).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     pub separation_scale: bool,
+    /// Triangular temporal smoothing of the ridge word model's input, in timesteps either
+    /// side (`EnrollConfig::word_smoothing`; 0: none).
+    #[arg(long, default_value_t = authnet_core::model::password::DEFAULT_WORD_SMOOTHING)]
+    pub word_smoothing: usize,
     /// How each target's FMR-policy threshold is placed: gaussian (fits to the out-of-fold
     /// genuine and other-word scores) or empirical (just above the highest out-of-fold
     /// impostor the target FMR allows).
@@ -355,6 +359,7 @@ pub struct Report {
     group_folds: bool,
     gap_midpoint: bool,
     separation_scale: bool,
+    word_smoothing: usize,
     fmr_rule: FmrRule,
     speakers: Vec<String>,
     unseen_speakers: Vec<String>,
@@ -870,6 +875,7 @@ fn run_target<'a>(
         group_folds: args.group_folds,
         gap_midpoint: args.gap_midpoint,
         separation_scale: args.separation_scale,
+        word_smoothing: args.word_smoothing,
         fmr_rule: args.fmr_rule,
         ..Default::default()
     };
@@ -1138,6 +1144,7 @@ fn summarise(
         group_folds: args.group_folds,
         gap_midpoint: args.gap_midpoint,
         separation_scale: args.separation_scale,
+        word_smoothing: args.word_smoothing,
         fmr_rule: args.fmr_rule,
         word_model_arg: args.word_model,
         pretraining,

@@ -33,7 +33,7 @@ use std::path::Path;
 pub use calibrate::OofScores;
 pub use config::{
     EnrollConfig, EnrollReport, FmrRule, LstmPreset, StoredConfig, ThresholdPolicy, WordModelKind,
-    DEFAULT_TARGET_FMR, GAUSSIAN_FMR_POSITION,
+    DEFAULT_TARGET_FMR, DEFAULT_WORD_SMOOTHING, GAUSSIAN_FMR_POSITION, MAX_WORD_SMOOTHING,
 };
 pub use decision::{Decision, GateScore, Scores, Verdict, Veto, VETO_RANK_OFFSET};
 pub use enroll::{enroll, enroll_traced, enroll_with};
@@ -358,6 +358,63 @@ mod tests {
         let probe = utt(1, 1, 30);
         assert_eq!(back.score(&probe).unwrap(), m.score(&probe).unwrap());
         assert!(PasswordModel::load(&p, &Expect::backbone("other", &sha, 16)).is_err());
+    }
+
+    #[test]
+    fn word_smoothing_is_stored_bounded_and_absent_means_unsmoothed() {
+        let pos: Vec<_> = (0..7).map(|i| utt(1, 1, i)).collect();
+        let other: Vec<_> = (2..5).map(|w| utt(1, w, 0)).collect();
+        let input = EnrollInput {
+            positives: &pos,
+            other_words: &other,
+            other_word_labels: &[],
+            bank: Some(&bank_of(10..13)),
+        };
+        let (m, _) = enroll(&input, &small_cfg(), &mut |_, _, _| {}).unwrap();
+        assert_eq!(
+            m.stored_config().word_smoothing,
+            Some(DEFAULT_WORD_SMOOTHING)
+        );
+        let probe = utt(1, 1, 30);
+        let with = |v: Option<serde_json::Value>| {
+            let mut meta = m.meta.clone();
+            let obj = meta.config.as_object_mut().unwrap();
+            match v {
+                Some(v) => obj.insert("word_smoothing".into(), v),
+                None => obj.remove("word_smoothing"),
+            };
+            PasswordModel::from_parts(meta, m.tensors())
+        };
+        // The stored radius is the one scoring uses: the same file scores the same.
+        let same = with(Some(serde_json::json!(DEFAULT_WORD_SMOOTHING))).unwrap();
+        assert_eq!(same.score(&probe).unwrap(), m.score(&probe).unwrap());
+        // A file written before smoothing existed was trained unsmoothed, and is read so.
+        let old = with(None).unwrap();
+        assert_eq!(old.stored_config().word_smoothing, None);
+        assert_ne!(
+            old.score(&probe).unwrap().word,
+            m.score(&probe).unwrap().word
+        );
+        // A radius beyond the bound is refused, on load and on enrolment.
+        let big = serde_json::json!(MAX_WORD_SMOOTHING + 1);
+        assert!(matches!(with(Some(big)), Err(PasswordError::Invalid(_))));
+        let cfg = EnrollConfig {
+            word_smoothing: MAX_WORD_SMOOTHING + 1,
+            ..small_cfg()
+        };
+        assert!(matches!(
+            enroll(&input, &cfg, &mut |_, _, _| {}),
+            Err(PasswordError::Invalid(_))
+        ));
+        // Unsmoothed enrolment stores 0 and still decides.
+        let cfg = EnrollConfig {
+            word_smoothing: 0,
+            ..small_cfg()
+        };
+        let (m0, _) = enroll(&input, &cfg, &mut |_, _, _| {}).unwrap();
+        assert_eq!(m0.stored_config().word_smoothing, Some(0));
+        assert!(m0.accepts(&m0.score(&pos[0]).unwrap(), ThresholdPolicy::Fmr));
+        assert!(!m0.accepts(&m0.score(&utt(11, 1, 0)).unwrap(), ThresholdPolicy::Fmr));
     }
 
     #[test]

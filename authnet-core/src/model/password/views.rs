@@ -25,11 +25,43 @@ pub fn motion_energy(u: &UtteranceFeatures) -> f64 {
     s / (u.frames.len() - 1) as f64
 }
 
-/// The flattened `T x mouth_dim` input of the ridge word model.
-pub(crate) fn word_input(u: &UtteranceFeatures, t: usize, pad: PadPolicy) -> Vec<f32> {
-    assemble(&u.mouth_seq(), t, pad)
+/// The flattened `T x mouth_dim` input of the ridge word model, smoothed in time over
+/// `smoothing` steps either side ([`smooth_time`]).
+pub(crate) fn word_input(
+    u: &UtteranceFeatures,
+    t: usize,
+    pad: PadPolicy,
+    smoothing: usize,
+) -> Vec<f32> {
+    smooth_time(&assemble(&u.mouth_seq(), t, pad), smoothing)
         .into_iter()
         .flatten()
+        .collect()
+}
+
+/// Each step replaced by the average of the steps up to `radius` either side, weighted by a
+/// triangle (`radius + 1 - |k|`; the ends repeat the first and last step). For the linear
+/// word model this is a smoothness prior on its weights over time: a word mouthed a frame
+/// earlier or later scores nearly the same. `radius` 0 returns the sequence unchanged.
+pub(crate) fn smooth_time(seq: &[Vec<f32>], radius: usize) -> Vec<Vec<f32>> {
+    let n = seq.len();
+    if radius == 0 || n < 2 {
+        return seq.to_vec();
+    }
+    let r = radius as isize;
+    let total: f32 = (-r..=r).map(|k| (r + 1 - k.abs()) as f32).sum();
+    (0..n)
+        .map(|i| {
+            let mut acc = vec![0.0f32; seq[i].len()];
+            for k in -r..=r {
+                let j = (i as isize + k).clamp(0, n as isize - 1) as usize;
+                let w = (r + 1 - k.abs()) as f32 / total;
+                for (a, b) in acc.iter_mut().zip(&seq[j]) {
+                    *a += w * b;
+                }
+            }
+            acc
+        })
         .collect()
 }
 
@@ -97,4 +129,40 @@ pub(crate) fn template_of(pos: &[&UtteranceFeatures]) -> Vec<f32> {
     }
     l2_normalise(&mut t);
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::smooth_time;
+
+    #[test]
+    fn smoothing_spreads_a_step_by_a_triangle_and_keeps_constants() {
+        let seq: Vec<Vec<f32>> = (0..7)
+            .map(|i| vec![if i == 3 { 4.0 } else { 0.0 }, 1.0])
+            .collect();
+        assert_eq!(smooth_time(&seq, 0), seq);
+        let s = smooth_time(&seq, 1);
+        let col: Vec<f32> = s.iter().map(|f| f[0]).collect();
+        assert_eq!(col, vec![0.0, 0.0, 1.0, 2.0, 1.0, 0.0, 0.0]);
+        // A constant channel stays constant, the ends included.
+        assert!(s.iter().all(|f| (f[1] - 1.0).abs() < 1e-6));
+        let s2 = smooth_time(&seq, 2);
+        let col2: Vec<f32> = s2.iter().map(|f| f[0]).collect();
+        let want = [
+            0.0,
+            4.0 / 9.0,
+            8.0 / 9.0,
+            12.0 / 9.0,
+            8.0 / 9.0,
+            4.0 / 9.0,
+            0.0,
+        ];
+        assert!(
+            col2.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
+            "{col2:?}"
+        );
+        // The mass of the step is kept away from the ends.
+        assert!((col2.iter().sum::<f32>() - 4.0).abs() < 1e-5);
+        assert_eq!(smooth_time(&seq[..1], 3), seq[..1].to_vec());
+    }
 }

@@ -12,7 +12,9 @@ use crate::features::UtteranceFeatures;
 use crate::metrics;
 use crate::model::file::{ModelMeta, NamedTensor};
 use crate::model::lstm::{LstmConfig, SeqClassifier, Sequence};
-use crate::model::password::config::{EnrollConfig, StoredConfig, WordModelKind};
+use crate::model::password::config::{
+    EnrollConfig, StoredConfig, WordModelKind, MAX_WORD_SMOOTHING,
+};
 use crate::model::password::ridge::{dual_scores, gram, primal, ridge_dual, Ridge};
 use crate::model::password::train_set::{Item, TrainData};
 use crate::model::password::views::{lstm_input, word_input};
@@ -37,6 +39,8 @@ pub struct WordGate {
     kind: WordModelKind,
     timesteps: usize,
     pad: PadPolicy,
+    /// Temporal smoothing radius of the ridge's input (`views::smooth_time`).
+    smoothing: usize,
     ridge: Option<Ridge>,
     ridge_lambda: Option<f64>,
     lstm: Option<SeqClassifier>,
@@ -47,19 +51,21 @@ pub struct WordGate {
     stats: GateStats,
 }
 
-/// The ridge's input for `probe`: the flattened mouth sequence, or the encoder's `h_T`.
+/// The ridge's input for `probe`: the flattened (smoothed) mouth sequence, or the encoder's
+/// `h_T`.
 fn ridge_input(
     encoder: Option<&SeqClassifier>,
     probe: &UtteranceFeatures,
     t: usize,
     pad: PadPolicy,
+    smoothing: usize,
 ) -> Result<Vec<f32>, PasswordError> {
     match encoder {
         Some(e) => e
             .encode(&[lstm_input(probe, t, pad)])?
             .pop()
             .ok_or(PasswordError::Invalid("the encoder returned nothing")),
-        None => Ok(word_input(probe, t, pad)),
+        None => Ok(word_input(probe, t, pad, smoothing)),
     }
 }
 
@@ -73,7 +79,13 @@ impl Gate for WordGate {
     fn score(&self, probe: &UtteranceFeatures) -> Result<f64, PasswordError> {
         let (t, pad) = (self.timesteps, self.pad);
         let r = match &self.ridge {
-            Some(r) => Some(r.score(&ridge_input(self.encoder.as_deref(), probe, t, pad)?)),
+            Some(r) => Some(r.score(&ridge_input(
+                self.encoder.as_deref(),
+                probe,
+                t,
+                pad,
+                self.smoothing,
+            )?)),
             None => None,
         };
         let l = match &self.lstm {
@@ -110,6 +122,8 @@ impl Gate for WordGate {
         cfg.word_model = self.kind;
         cfg.lstm = self.lstm_config.clone();
         cfg.ridge_lambda = self.ridge_lambda;
+        cfg.word_smoothing =
+            (self.ridge.is_some() && self.encoder.is_none()).then_some(self.smoothing);
         cfg.word = self.stats;
     }
 }
@@ -153,7 +167,12 @@ impl<'d> WordTrainer<'d> {
                 encoder.insert(Arc::new(p.start(0)?)).encode(&seqs)?
             }
             WordModelKind::Linear | WordModelKind::Ensemble => {
-                d.set.feats.iter().map(|u| word_input(u, t, pad)).collect()
+                let r = cfg.word_smoothing;
+                d.set
+                    .feats
+                    .iter()
+                    .map(|u| word_input(u, t, pad, r))
+                    .collect()
             }
         };
         let xl: Vec<Sequence> = if use_lstm {
@@ -267,6 +286,7 @@ impl Trainer for WordTrainer<'_> {
             kind: self.cfg.word_model,
             timesteps: self.cfg.timesteps,
             pad: self.cfg.pad,
+            smoothing: self.cfg.word_smoothing,
             ridge,
             ridge_lambda: self.lambda,
             lstm,
@@ -345,10 +365,18 @@ fn load(s: &Stored) -> Result<Option<Box<dyn Gate>>, PasswordError> {
         None
     };
     cfg.word.check("invalid word statistics")?;
+    // Files written before smoothing existed were trained unsmoothed.
+    let smoothing = cfg.word_smoothing.unwrap_or(0);
+    if smoothing > MAX_WORD_SMOOTHING {
+        return Err(PasswordError::Invalid(
+            "word_smoothing is larger than MAX_WORD_SMOOTHING",
+        ));
+    }
     Ok(Some(Box::new(WordGate {
         kind: cfg.word_model,
         timesteps: meta.timesteps,
         pad: meta.pad_policy,
+        smoothing,
         ridge,
         ridge_lambda: cfg.ridge_lambda,
         lstm,
