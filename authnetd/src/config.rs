@@ -277,10 +277,9 @@ impl Config {
     /// The pretrained backbone enrolment reads: `pretrained_model` unless the word model is
     /// `linear`, which does not use one.
     pub fn pretrained_in_use(&self) -> Option<&Path> {
-        match self.word_model {
-            WordModelKind::Linear => None,
-            _ => self.pretrained_model.as_deref(),
-        }
+        self.pretrained_model
+            .as_deref()
+            .filter(|_| self.word_model.reads_pretrained())
     }
 }
 

@@ -591,7 +591,7 @@ pub(crate) fn train_and_commit(
     // `linear` reads no backbone, even if a test or a future caller handed the daemon one.
     let pretrained = d
         .pretrained()
-        .filter(|_| d.cfg.word_model != password::WordModelKind::Linear);
+        .filter(|_| d.cfg.word_model.reads_pretrained());
     let cfg = EnrollConfig {
         target_fmr: d.cfg.target_fmr,
         word_model: d.cfg.word_model,

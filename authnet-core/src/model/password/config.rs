@@ -110,6 +110,12 @@ impl WordModelKind {
             Self::Encoded => "encoded",
         }
     }
+
+    /// Whether enrolment reads a pretrained LSTM backbone for this word model: `lstm` and
+    /// `ensemble` fine-tune from one, `encoded` needs one, the ridge reads none.
+    pub fn reads_pretrained(self) -> bool {
+        self != Self::Linear
+    }
 }
 
 impl std::str::FromStr for WordModelKind {
@@ -168,6 +174,16 @@ impl std::str::FromStr for LstmPreset {
 pub const DEFAULT_WORD_SMOOTHING: usize = 1;
 /// The largest smoothing radius enrolment accepts and a model file may carry.
 pub const MAX_WORD_SMOOTHING: usize = 5;
+
+/// Refuses a smoothing radius above [`MAX_WORD_SMOOTHING`], on enrolment and on load.
+pub(crate) fn check_word_smoothing(radius: usize) -> Result<(), super::PasswordError> {
+    if radius > MAX_WORD_SMOOTHING {
+        return Err(super::PasswordError::Invalid(
+            "word_smoothing is larger than MAX_WORD_SMOOTHING",
+        ));
+    }
+    Ok(())
+}
 
 /// Enrolment settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

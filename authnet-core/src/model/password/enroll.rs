@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::calibrate::{calibrate, OofScores, OutOfFold};
-use super::config::{EnrollConfig, EnrollReport, StoredConfig, MAX_WORD_SMOOTHING};
+use super::config::{check_word_smoothing, EnrollConfig, EnrollReport, StoredConfig};
 use super::gate::{Trainer, REGISTRY};
 use super::train_set::{build_train_set, EnrollInput, Item, TrainData};
 use super::{feature_kind as kind, PasswordError, PasswordModel, MIN_FRAMES, MIN_POSITIVES};
@@ -94,11 +94,7 @@ pub fn enroll_traced(
     progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<(PasswordModel, EnrollReport, OofScores), PasswordError> {
     let started = Instant::now();
-    if cfg.word_smoothing > MAX_WORD_SMOOTHING {
-        return Err(PasswordError::Invalid(
-            "word_smoothing is larger than MAX_WORD_SMOOTHING",
-        ));
-    }
+    check_word_smoothing(cfg.word_smoothing)?;
     let usable = |u: &&UtteranceFeatures| u.frames.len() >= MIN_FRAMES;
     let positives: Vec<UtteranceFeatures> =
         input.positives.iter().filter(usable).cloned().collect();

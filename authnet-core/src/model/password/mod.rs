@@ -309,6 +309,19 @@ mod tests {
         .utterance(person, word, inst)
     }
 
+    /// Speaker 1's word 1 seven times, and words 2 to 5 three times each with their labels.
+    fn seven_clips_and_four_labelled_words(
+    ) -> (Vec<UtteranceFeatures>, Vec<UtteranceFeatures>, Vec<String>) {
+        let pos = (0..7).map(|i| utt(1, 1, i)).collect();
+        let other = (2..6)
+            .flat_map(|w| (0..3).map(move |i| utt(1, w, i)))
+            .collect();
+        let labels = (2..6)
+            .flat_map(|w| (0..3).map(move |_| format!("{w}")))
+            .collect();
+        (pos, other, labels)
+    }
+
     fn small_cfg() -> EnrollConfig {
         EnrollConfig {
             oversample_to: 30,
@@ -452,13 +465,7 @@ mod tests {
 
     #[test]
     fn gap_midpoint_lowers_a_separated_threshold_and_the_gaussian_rule_moves_only_the_fmr_one() {
-        let pos: Vec<_> = (0..7).map(|i| utt(1, 1, i)).collect();
-        let other: Vec<_> = (2..6)
-            .flat_map(|w| (0..3).map(move |i| utt(1, w, i)))
-            .collect();
-        let labels: Vec<String> = (2..6)
-            .flat_map(|w| (0..3).map(move |_| format!("{w}")))
-            .collect();
+        let (pos, other, labels) = seven_clips_and_four_labelled_words();
         let input = EnrollInput {
             positives: &pos,
             other_words: &other,
@@ -509,13 +516,7 @@ mod tests {
 
     #[test]
     fn separation_scale_rescales_only_the_word_group_and_still_decides() {
-        let pos: Vec<_> = (0..7).map(|i| utt(1, 1, i)).collect();
-        let other: Vec<_> = (2..6)
-            .flat_map(|w| (0..3).map(move |i| utt(1, w, i)))
-            .collect();
-        let labels: Vec<String> = (2..6)
-            .flat_map(|w| (0..3).map(move |_| format!("{w}")))
-            .collect();
+        let (pos, other, labels) = seven_clips_and_four_labelled_words();
         let input = EnrollInput {
             positives: &pos,
             other_words: &other,

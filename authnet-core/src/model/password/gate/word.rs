@@ -13,7 +13,7 @@ use crate::metrics;
 use crate::model::file::{ModelMeta, NamedTensor};
 use crate::model::lstm::{LstmConfig, SeqClassifier, Sequence};
 use crate::model::password::config::{
-    EnrollConfig, StoredConfig, WordModelKind, MAX_WORD_SMOOTHING,
+    check_word_smoothing, EnrollConfig, StoredConfig, WordModelKind,
 };
 use crate::model::password::ridge::{dual_scores, gram, primal, ridge_dual, Ridge};
 use crate::model::password::train_set::{Item, TrainData};
@@ -367,11 +367,7 @@ fn load(s: &Stored) -> Result<Option<Box<dyn Gate>>, PasswordError> {
     cfg.word.check("invalid word statistics")?;
     // Files written before smoothing existed were trained unsmoothed.
     let smoothing = cfg.word_smoothing.unwrap_or(0);
-    if smoothing > MAX_WORD_SMOOTHING {
-        return Err(PasswordError::Invalid(
-            "word_smoothing is larger than MAX_WORD_SMOOTHING",
-        ));
-    }
+    check_word_smoothing(smoothing)?;
     Ok(Some(Box::new(WordGate {
         kind: cfg.word_model,
         timesteps: meta.timesteps,
