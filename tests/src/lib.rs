@@ -14,7 +14,7 @@ use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use authnet_core::features::{FeatureExtractor, PipelineConfig, UtteranceFeatures};
@@ -331,6 +331,12 @@ impl Daemon {
     /// Starts (again) on the same config, state and socket.
     pub fn restart(&mut self) {
         self.kill();
+        // A daemon under pam_wrapper sets it up as it starts: hold the lock until it listens.
+        let _wrapper = self
+            .env
+            .iter()
+            .any(|(k, _)| k == "LD_PRELOAD")
+            .then(pam_wrapper_lock);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -534,6 +540,7 @@ pub fn pamtester(services: &Path, user: &str) -> Command {
 /// parallel) took the same one at the same moment; PAM then never loads the service, so no
 /// attempt reached the module and the run is repeated (at most 5 times).
 pub fn run_pamtester(services: &Path, user: &str) -> std::process::Output {
+    let _wrapper = pam_wrapper_lock();
     let mut out = pamtester(services, user).output().unwrap();
     for _ in 0..4 {
         if !String::from_utf8_lossy(&out.stderr).contains("Failed to create pam_wrapper config dir")
@@ -544,6 +551,24 @@ pub fn run_pamtester(services: &Path, user: &str) -> std::process::Output {
         out = pamtester(services, user).output().unwrap();
     }
     out
+}
+
+/// Held while a process these tests start under pam_wrapper sets pam_wrapper up: for a
+/// short-lived one (pamtester, su, login) until it exits, for a daemon until it listens.
+///
+/// pam_wrapper 1.1.4 (Debian 12) gives each process a runtime directory by probing
+/// `/tmp/pam.0` to `/tmp/pam.z` with `lstat` and then calling `mkdir`, and goes on when that
+/// `mkdir` fails. Two processes starting together can take the same directory: the second
+/// overwrites the first's copy of the service files, and the first to exit deletes the
+/// other's. CI once saw a pamtester lose its service file (`no default config other`) while
+/// its neighbour's module asked the wrong test daemon. `cargo test` runs one test binary at a
+/// time, so a lock inside this process orders every pam_wrapper start of the suite.
+///
+/// Not reentrant: take it once, around the whole run.
+pub fn pam_wrapper_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    // A test that panicked while holding it left nothing half-done that matters here.
+    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Whether a pamtester run authenticated: it exited 0 and said so.

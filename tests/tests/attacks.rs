@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use authnet_ipc::{read_frame, ErrorKind, Outcome, Request, Response, Secret, UnavailableReason};
 use authnet_tests::{
     auth_request, binary, client_as, data, hold_connections, last_response, pam_authenticated,
-    pam_matrix, pam_matrix_env, pam_tools, require_tool, run_in_session, run_pamtester, Client,
-    Daemon, DaemonConfig,
+    pam_matrix, pam_matrix_env, pam_tools, pam_wrapper_lock, require_tool, run_in_session,
+    run_pamtester, Client, Daemon, DaemonConfig,
 };
 
 const NOBODY: u32 = 65534;
@@ -199,6 +199,7 @@ fn the_real_module_in_a_remote_session_falls_through() {
         .to_vec();
     let ok = pam_authenticated;
     let pamtester = PathBuf::from("pamtester");
+    let _wrapper = pam_wrapper_lock();
     let out = run_in_session(&sessions, "REMOTE=1\nTYPE=tty\n", &pamtester, &args, &envs);
     assert!(!ok(&out), "a remote session authenticated: {out:?}");
     assert!(d.log_text().contains("is remote"), "{}", d.log_text());

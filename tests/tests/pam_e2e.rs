@@ -11,8 +11,8 @@
 use std::time::{Duration, Instant};
 
 use authnet_tests::{
-    data, pam_authenticated, pam_service, pamtester, require_pam_tools, run_pamtester, Daemon,
-    DaemonConfig,
+    data, pam_authenticated, pam_service, pam_wrapper_lock, pamtester, require_pam_tools,
+    run_pamtester, Daemon, DaemonConfig,
 };
 
 const USER: &str = "nobody";
@@ -86,6 +86,7 @@ fn daemon_killed_mid_attempt_falls_through() {
     d.enrol(USER);
     d.camera.play(&data::word("F02", 1, 9));
     let services = d.pam_service(30);
+    let wrapper = pam_wrapper_lock();
     let child = pamtester(&services, USER).spawn().unwrap();
     let t = Instant::now();
     while !d.log_text().contains("ready") {
@@ -94,6 +95,7 @@ fn daemon_killed_mid_attempt_falls_through() {
     std::thread::sleep(Duration::from_millis(1200));
     d.kill();
     let out = child.wait_with_output().unwrap();
+    drop(wrapper);
     assert!(!out.status.success(), "{out:?}");
     assert!(
         t.elapsed() < Duration::from_secs(10),

@@ -524,6 +524,8 @@ fn su_genuine_face_and_impostor_then_password() {
     let d = daemon(tmp.path(), &user.name, &data::word("F02", 1, 9));
     // Root is asked too: the service has no pam_rootok.
     let services = wrapper_services(tmp.path(), "su", &stack(&module_args(&d, "")));
+    // Every su run below, and the shell it starts, runs under pam_wrapper.
+    let _wrapper = authnet_tests::pam_wrapper_lock();
     let su = wrapped(
         &services,
         &format!("/bin/su -c 'echo su-ran-as-$(id -un)' {}", user.name),
@@ -556,6 +558,8 @@ fn login_genuine_face_and_impostor_then_password() {
     let tmp = tempfile::tempdir().unwrap();
     let d = daemon(tmp.path(), &user.name, &data::word("F02", 1, 9));
     let services = wrapper_services(tmp.path(), "login", &stack(&module_args(&d, "")));
+    // Every login run below, and the shell it starts, runs under pam_wrapper.
+    let _wrapper = authnet_tests::pam_wrapper_lock();
     let login = wrapped(&services, &format!("/bin/login {}", user.name));
 
     // The shell after a login proves it: it evaluates what is typed into it.
