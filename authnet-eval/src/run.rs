@@ -114,6 +114,14 @@ pub struct RunArgs {
     /// side (`EnrollConfig::word_smoothing`; 0: none).
     #[arg(long, default_value_t = authnet_core::model::password::DEFAULT_WORD_SMOOTHING)]
     pub word_smoothing: usize,
+    /// The ridge penalties each enrolment tries, comma-separated; with more than one, each
+    /// target keeps the one with the lowest out-of-fold EER (`EnrollConfig::ridge_lambdas`).
+    #[arg(long, value_delimiter = ',', default_values_t = authnet_core::model::password::DEFAULT_RIDGE_LAMBDAS)]
+    pub ridge_lambdas: Vec<f64>,
+    /// The ridge penalties are in units of the mean squared norm of the word model's input
+    /// (`true`) or absolute (`false`) (`EnrollConfig::ridge_relative`).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub ridge_relative: bool,
     /// How each target's FMR-policy threshold is placed: gaussian (fits to the out-of-fold
     /// genuine and other-word scores) or empirical (just above the highest out-of-fold
     /// impostor the target FMR allows).
@@ -360,6 +368,8 @@ pub struct Report {
     gap_midpoint: bool,
     separation_scale: bool,
     word_smoothing: usize,
+    ridge_lambdas: Vec<f64>,
+    ridge_relative: bool,
     fmr_rule: FmrRule,
     speakers: Vec<String>,
     unseen_speakers: Vec<String>,
@@ -876,6 +886,8 @@ fn run_target<'a>(
         gap_midpoint: args.gap_midpoint,
         separation_scale: args.separation_scale,
         word_smoothing: args.word_smoothing,
+        ridge_lambdas: args.ridge_lambdas.clone(),
+        ridge_relative: args.ridge_relative,
         fmr_rule: args.fmr_rule,
         ..Default::default()
     };
@@ -1145,6 +1157,8 @@ fn summarise(
         gap_midpoint: args.gap_midpoint,
         separation_scale: args.separation_scale,
         word_smoothing: args.word_smoothing,
+        ridge_lambdas: args.ridge_lambdas.clone(),
+        ridge_relative: args.ridge_relative,
         fmr_rule: args.fmr_rule,
         word_model_arg: args.word_model,
         pretraining,

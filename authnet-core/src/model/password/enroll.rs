@@ -5,7 +5,9 @@
 use std::time::Instant;
 
 use super::calibrate::{calibrate, OofScores, OutOfFold};
-use super::config::{check_word_smoothing, EnrollConfig, EnrollReport, StoredConfig};
+use super::config::{
+    check_ridge_lambdas, check_word_smoothing, EnrollConfig, EnrollReport, StoredConfig,
+};
 use super::gate::{Trainer, REGISTRY};
 use super::train_set::{build_train_set, EnrollInput, Item, TrainData};
 use super::{feature_kind as kind, PasswordError, PasswordModel, MIN_FRAMES, MIN_POSITIVES};
@@ -95,6 +97,7 @@ pub fn enroll_traced(
 ) -> Result<(PasswordModel, EnrollReport, OofScores), PasswordError> {
     let started = Instant::now();
     check_word_smoothing(cfg.word_smoothing)?;
+    check_ridge_lambdas(&cfg.ridge_lambdas)?;
     let usable = |u: &&UtteranceFeatures| u.frames.len() >= MIN_FRAMES;
     let positives: Vec<UtteranceFeatures> =
         input.positives.iter().filter(usable).cloned().collect();

@@ -33,7 +33,8 @@ use std::path::Path;
 pub use calibrate::OofScores;
 pub use config::{
     EnrollConfig, EnrollReport, FmrRule, LstmPreset, StoredConfig, ThresholdPolicy, WordModelKind,
-    DEFAULT_TARGET_FMR, DEFAULT_WORD_SMOOTHING, GAUSSIAN_FMR_POSITION, MAX_WORD_SMOOTHING,
+    DEFAULT_RIDGE_LAMBDAS, DEFAULT_TARGET_FMR, DEFAULT_WORD_SMOOTHING, GAUSSIAN_FMR_POSITION,
+    MAX_WORD_SMOOTHING,
 };
 pub use decision::{Decision, GateScore, Scores, Verdict, Veto, VETO_RANK_OFFSET};
 pub use enroll::{enroll, enroll_traced, enroll_with};
@@ -428,6 +429,49 @@ mod tests {
         assert_eq!(m0.stored_config().word_smoothing, Some(0));
         assert!(m0.accepts(&m0.score(&pos[0]).unwrap(), ThresholdPolicy::Fmr));
         assert!(!m0.accepts(&m0.score(&utt(11, 1, 0)).unwrap(), ThresholdPolicy::Fmr));
+    }
+
+    #[test]
+    fn ridge_penalties_are_positive_and_one_relative_penalty_enrols() {
+        let pos: Vec<_> = (0..7).map(|i| utt(1, 1, i)).collect();
+        let other: Vec<_> = (2..5).map(|w| utt(1, w, 0)).collect();
+        let bank = bank_of(10..13);
+        let input = EnrollInput {
+            positives: &pos,
+            other_words: &other,
+            other_word_labels: &[],
+            bank: Some(&bank),
+        };
+        assert_eq!(small_cfg().ridge_lambdas, DEFAULT_RIDGE_LAMBDAS.to_vec());
+        // No penalty would train no word model: refused before any training.
+        for bad in [
+            vec![],
+            vec![0.0],
+            vec![3.0, -1.0],
+            vec![f64::NAN],
+            vec![f64::INFINITY],
+        ] {
+            let cfg = EnrollConfig {
+                ridge_lambdas: bad.clone(),
+                ..small_cfg()
+            };
+            assert!(
+                matches!(
+                    enroll(&input, &cfg, &mut |_, _, _| {}),
+                    Err(PasswordError::Invalid(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        // One penalty relative to the input's scale (no search) enrols and decides.
+        let cfg = EnrollConfig {
+            ridge_lambdas: vec![0.08],
+            ridge_relative: true,
+            ..small_cfg()
+        };
+        let (m, _) = enroll(&input, &cfg, &mut |_, _, _| {}).unwrap();
+        assert!(m.accepts(&m.score(&pos[0]).unwrap(), ThresholdPolicy::Fmr));
+        assert!(!m.accepts(&m.score(&utt(11, 1, 0)).unwrap(), ThresholdPolicy::Fmr));
     }
 
     #[test]

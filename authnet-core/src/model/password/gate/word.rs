@@ -137,7 +137,7 @@ struct WordTrainer<'d> {
     xl: Vec<Sequence>,
     /// Gram matrix of `xw`.
     k: Vec<Vec<f64>>,
-    /// The ridge penalty chosen by out-of-fold EER, when the ridge is used.
+    /// The ridge penalty (absolute) chosen by out-of-fold EER, when the ridge is used.
     lambda: Option<f64>,
     use_lstm: bool,
     /// The pretrained backbone `xw` was encoded with ([`WordModelKind::Encoded`]); the fitted
@@ -196,10 +196,20 @@ impl<'d> WordTrainer<'d> {
         Ok(me)
     }
 
-    /// The ridge penalty with the lowest out-of-fold EER of the word score alone.
+    /// The ridge penalty with the lowest out-of-fold EER of the word score alone (the only
+    /// one, when only one is given).
     fn choose_lambda(&self, d: &TrainData) -> Result<Option<f64>, PasswordError> {
         let mut best: Option<(f64, f64)> = None;
-        for &lam in &self.cfg.ridge_lambdas {
+        let unit = if self.cfg.ridge_relative {
+            mean_diagonal(&self.k)
+        } else {
+            1.0
+        };
+        if let [only] = self.cfg.ridge_lambdas[..] {
+            // Nothing to choose: the out-of-fold fits would only be thrown away.
+            return Ok(Some(only * unit));
+        }
+        for lam in self.cfg.ridge_lambdas.iter().map(|l| l * unit) {
             let mut gs = Vec::new();
             let mut is_ = Vec::new();
             for f in 0..d.folds {
@@ -446,5 +456,35 @@ fn combine_word(kind: WordModelKind, ridge: Option<f64>, lstm: Option<f64>) -> f
         (_, Some(r), _) => r,
         (_, _, Some(l)) => l,
         _ => 0.0,
+    }
+}
+
+/// The mean of a Gram matrix's diagonal: the mean squared norm of the rows (plus the bias
+/// term's 1). A ridge penalty in these units regularises features of any scale alike (but for
+/// that bias term): on the mesh face layout the diagonal is about 1400, on mouth crops 38.
+/// 1 for an empty or degenerate matrix.
+fn mean_diagonal(k: &[Vec<f64>]) -> f64 {
+    if k.is_empty() {
+        return 1.0;
+    }
+    let m = k.iter().enumerate().map(|(i, r)| r[i]).sum::<f64>() / k.len() as f64;
+    if m.is_finite() && m > 0.0 {
+        m
+    } else {
+        1.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mean_diagonal;
+
+    #[test]
+    fn mean_diagonal_reads_the_diagonal_and_never_returns_zero() {
+        let k = vec![vec![4.0, 100.0], vec![-100.0, 9.0]];
+        assert_eq!(mean_diagonal(&k), 6.5);
+        assert_eq!(mean_diagonal(&[]), 1.0);
+        assert_eq!(mean_diagonal(&[vec![0.0]]), 1.0);
+        assert_eq!(mean_diagonal(&[vec![f64::NAN]]), 1.0);
     }
 }
