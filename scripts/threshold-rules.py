@@ -3,6 +3,7 @@
 
     scripts/threshold-rules.py select  DUMP...   # rank the rules on leave-one-speaker-out dumps
     scripts/threshold-rules.py apply RULE DUMP...  # one rule's figures on other dumps
+    scripts/threshold-rules.py spread  DUMP...   # test scores in units of each target's OOF fit
 
 Each dump holds, per target, the fused out-of-fold (OOF) scores enrolment placed its thresholds
 on (genuine; negatives by source: other_word, bank, derived) and the ranked test scores. A rule
@@ -74,6 +75,56 @@ def rule_fns():
     for w in [0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9]:
         rules[f"meet{w:.2f}"] = meet(w)
 
+    def meet_spread(w, a, b):
+        # meet(w) with the genuine and own-word deviations scaled by a and b: on held-out
+        # speakers the test scores scatter wider than 7 out-of-fold clips suggest (`spread`).
+        def f(t):
+            live = [(x, s) for x, s in t["oof"]["impostor"] if x > -VETO / 2]
+            own = [x for x, s in live if s == "other_word"]
+            if len(own) < 2:
+                own = [x for x, s in live if s != "derived"]
+            if len(own) < 2:
+                return t["threshold_fmr"]
+            mi, si = stats(own)
+            mg, sg = stats(t["oof"]["genuine"])
+            sg, si = sg * a, si * b
+            z = (mg - mi) / (si + sg)
+            if z <= 0:
+                return t["threshold_fmr"]
+            return mi + si * z * 2 * w if w <= 0.5 else mg - sg * z * 2 * (1 - w)
+        return f
+
+    def meet_shrunk(w, m_g, m_i):
+        # meet(w) with each deviation shrunk toward the median over the leave-one-speaker-out
+        # targets (0.55 genuine, 1.7 own-word) as if m_g and m_i more scores had that spread.
+        def f(t):
+            live = [(x, s) for x, s in t["oof"]["impostor"] if x > -VETO / 2]
+            own = [x for x, s in live if s == "other_word"]
+            if len(own) < 2:
+                own = [x for x, s in live if s != "derived"]
+            if len(own) < 2:
+                return t["threshold_fmr"]
+            g = t["oof"]["genuine"]
+            mi, si = stats(own)
+            mg, sg = stats(g)
+            sg = math.sqrt((len(g) * sg * sg + m_g * 0.55**2) / (len(g) + m_g))
+            si = math.sqrt((len(own) * si * si + m_i * 1.7**2) / (len(own) + m_i))
+            z = (mg - mi) / (si + sg)
+            if z <= 0:
+                return t["threshold_fmr"]
+            return mi + si * z * 2 * w if w <= 0.5 else mg - sg * z * 2 * (1 - w)
+        return f
+
+    for w in [0.65, 0.7]:
+        for m_g in [3, 7, 15]:
+            for m_i in [0, 20]:
+                rules[f"meet{w:.2f}~{m_g}/{m_i}"] = meet_shrunk(w, m_g, m_i)
+
+    for w in [0.6, 0.7, 0.8]:
+        for a in [1.5, 2.0, 3.0]:
+            for b in [0.75, 1.0, 1.25]:
+                rules[f"meet{w:.2f}x{a:.1f}/{b:.2f}"] = meet_spread(w, a, b)
+
     def floored(f):
         # Never below the highest out-of-fold impostor (the old target-FMR threshold's floor).
         return lambda t: max(f(t), max(x for x, _ in t["oof"]["impostor"]))
@@ -130,6 +181,22 @@ if __name__ == "__main__":
     if "--own-share" in args:
         i = args.index("--own-share"); share = float(args[i + 1]); del args[i:i + 2]
     rules = rule_fns()
+    if args[0] == "spread":
+        # How test scores sit against each target's out-of-fold fit, in its own deviations.
+        zg, zi = [], []
+        for path in args[1:]:
+            for t in json.load(open(path)):
+                own = [x for x, s in t["oof"]["impostor"] if s == "other_word" and x > -VETO / 2]
+                if len(own) < 2:
+                    continue
+                mg, sg = stats(t["oof"]["genuine"])
+                mi, si = stats(own)
+                zg += [(x - mg) / sg for x in t["test_genuine"]]
+                zi += [(x - mi) / si for x, k in t["test_impostor"] if k == OWN and x > -VETO / 2]
+        for name, z in [("test genuine vs out-of-fold genuine", zg),
+                        ("test own-word vs out-of-fold own-word", zi)]:
+            print(f"{name}: {len(z)} scores, mean {statistics.fmean(z):.2f} sd {statistics.pstdev(z):.2f}")
+        sys.exit(0)
     if args[0] == "select":
         res = sorted(((judge(f, args[1:], share), n) for n, f in rules.items()),
                      key=lambda x: x[0]["ratio"])
