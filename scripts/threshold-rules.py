@@ -48,8 +48,9 @@ def rule_fns():
             return m - k * s
         return f
 
-    def meet(w):
+    def meet(w, spread=lambda g, sg, own, si: (sg, si)):
         # Between the genuine and own-word Gaussians: w=0.5 is where the z-distances are equal.
+        # `spread` may change the two fitted deviations first.
         def f(t):
             # Live (not vetoed) negatives: the user's other words, else the bank's.
             live = [(x, s) for x, s in t["oof"]["impostor"] if x > -VETO / 2]
@@ -58,8 +59,10 @@ def rule_fns():
                 own = [x for x, s in live if s != "derived"]
             if len(own) < 2:
                 return t["threshold_fmr"]
+            g = t["oof"]["genuine"]
             mi, si = stats(own)
-            mg, sg = stats(t["oof"]["genuine"])
+            mg, sg = stats(g)
+            sg, si = spread(g, sg, own, si)
             z = (mg - mi) / (si + sg)
             if z <= 0:
                 return t["threshold_fmr"]
@@ -75,55 +78,25 @@ def rule_fns():
     for w in [0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9]:
         rules[f"meet{w:.2f}"] = meet(w)
 
-    def meet_spread(w, a, b):
-        # meet(w) with the genuine and own-word deviations scaled by a and b: on held-out
-        # speakers the test scores scatter wider than 7 out-of-fold clips suggest (`spread`).
-        def f(t):
-            live = [(x, s) for x, s in t["oof"]["impostor"] if x > -VETO / 2]
-            own = [x for x, s in live if s == "other_word"]
-            if len(own) < 2:
-                own = [x for x, s in live if s != "derived"]
-            if len(own) < 2:
-                return t["threshold_fmr"]
-            mi, si = stats(own)
-            mg, sg = stats(t["oof"]["genuine"])
-            sg, si = sg * a, si * b
-            z = (mg - mi) / (si + sg)
-            if z <= 0:
-                return t["threshold_fmr"]
-            return mi + si * z * 2 * w if w <= 0.5 else mg - sg * z * 2 * (1 - w)
-        return f
+    # meet(w) with the deviations widened (genuine times a, own-word times b): on held-out
+    # speakers the test scores scatter wider than 7 out-of-fold clips suggest (`spread`).
+    for w in [0.6, 0.7, 0.8]:
+        for a in [1.5, 2.0, 3.0]:
+            for b in [0.75, 1.0, 1.25]:
+                rules[f"meet{w:.2f}x{a:.1f}/{b:.2f}"] = meet(
+                    w, lambda g, sg, own, si, a=a, b=b: (sg * a, si * b))
 
-    def meet_shrunk(w, m_g, m_i):
-        # meet(w) with each deviation shrunk toward the median over the leave-one-speaker-out
-        # targets (0.55 genuine, 1.7 own-word) as if m_g and m_i more scores had that spread.
-        def f(t):
-            live = [(x, s) for x, s in t["oof"]["impostor"] if x > -VETO / 2]
-            own = [x for x, s in live if s == "other_word"]
-            if len(own) < 2:
-                own = [x for x, s in live if s != "derived"]
-            if len(own) < 2:
-                return t["threshold_fmr"]
-            g = t["oof"]["genuine"]
-            mi, si = stats(own)
-            mg, sg = stats(g)
-            sg = math.sqrt((len(g) * sg * sg + m_g * 0.55**2) / (len(g) + m_g))
-            si = math.sqrt((len(own) * si * si + m_i * 1.7**2) / (len(own) + m_i))
-            z = (mg - mi) / (si + sg)
-            if z <= 0:
-                return t["threshold_fmr"]
-            return mi + si * z * 2 * w if w <= 0.5 else mg - sg * z * 2 * (1 - w)
-        return f
+    # meet(w) with each deviation shrunk toward the median over the leave-one-speaker-out
+    # targets (0.55 genuine, 1.7 own-word), as if m_g and m_i more scores had that spread.
+    def shrink(v, s, m, prior):
+        return math.sqrt((len(v) * s * s + m * prior**2) / (len(v) + m))
 
     for w in [0.65, 0.7]:
         for m_g in [3, 7, 15]:
             for m_i in [0, 20]:
-                rules[f"meet{w:.2f}~{m_g}/{m_i}"] = meet_shrunk(w, m_g, m_i)
-
-    for w in [0.6, 0.7, 0.8]:
-        for a in [1.5, 2.0, 3.0]:
-            for b in [0.75, 1.0, 1.25]:
-                rules[f"meet{w:.2f}x{a:.1f}/{b:.2f}"] = meet_spread(w, a, b)
+                rules[f"meet{w:.2f}~{m_g}/{m_i}"] = meet(
+                    w, lambda g, sg, own, si, m_g=m_g, m_i=m_i:
+                    (shrink(g, sg, m_g, 0.55), shrink(own, si, m_i, 1.7)))
 
     def floored(f):
         # Never below the highest out-of-fold impostor (the old target-FMR threshold's floor).
