@@ -535,22 +535,10 @@ pub fn pamtester(services: &Path, user: &str) -> Command {
     c
 }
 
-/// Runs [`pamtester`] to completion. pam_wrapper names its per-process config directory
-/// `/tmp/pam.X` with one of 62 letters and gives up when a concurrent pamtester (tests run in
-/// parallel) took the same one at the same moment; PAM then never loads the service, so no
-/// attempt reached the module and the run is repeated (at most 5 times).
+/// Runs [`pamtester`] to completion, under [`pam_wrapper_lock`].
 pub fn run_pamtester(services: &Path, user: &str) -> std::process::Output {
     let _wrapper = pam_wrapper_lock();
-    let mut out = pamtester(services, user).output().unwrap();
-    for _ in 0..4 {
-        if !String::from_utf8_lossy(&out.stderr).contains("Failed to create pam_wrapper config dir")
-        {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-        out = pamtester(services, user).output().unwrap();
-    }
-    out
+    pamtester(services, user).output().unwrap()
 }
 
 /// Held while a process these tests start under pam_wrapper sets pam_wrapper up: for a
