@@ -374,15 +374,22 @@ mod tests {
         assert!(PasswordModel::load(&p, &Expect::backbone("other", &sha, 16)).is_err());
     }
 
+    /// Speaker 1's word 1 seven times, words 2 to 4 once each, and a bank of three people.
+    fn seven_clips_three_words_and_a_bank(
+    ) -> (Vec<UtteranceFeatures>, Vec<UtteranceFeatures>, ImpostorBank) {
+        let pos = (0..7).map(|i| utt(1, 1, i)).collect();
+        let other = (2..5).map(|w| utt(1, w, 0)).collect();
+        (pos, other, bank_of(10..13))
+    }
+
     #[test]
     fn word_smoothing_is_stored_bounded_and_absent_means_unsmoothed() {
-        let pos: Vec<_> = (0..7).map(|i| utt(1, 1, i)).collect();
-        let other: Vec<_> = (2..5).map(|w| utt(1, w, 0)).collect();
+        let (pos, other, bank) = seven_clips_three_words_and_a_bank();
         let input = EnrollInput {
             positives: &pos,
             other_words: &other,
             other_word_labels: &[],
-            bank: Some(&bank_of(10..13)),
+            bank: Some(&bank),
         };
         let (m, _) = enroll(&input, &small_cfg(), &mut |_, _, _| {}).unwrap();
         assert_eq!(
@@ -433,9 +440,7 @@ mod tests {
 
     #[test]
     fn ridge_penalties_are_positive_and_one_relative_penalty_enrols() {
-        let pos: Vec<_> = (0..7).map(|i| utt(1, 1, i)).collect();
-        let other: Vec<_> = (2..5).map(|w| utt(1, w, 0)).collect();
-        let bank = bank_of(10..13);
+        let (pos, other, bank) = seven_clips_three_words_and_a_bank();
         let input = EnrollInput {
             positives: &pos,
             other_words: &other,
