@@ -122,6 +122,15 @@ pub struct RunArgs {
     /// (`true`) or absolute (`false`) (`EnrollConfig::ridge_relative`).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     pub ridge_relative: bool,
+    /// Nuisance whitening of the ridge word model's input: the identity's share of the
+    /// penalty next to the covariance of repetitions of one word by one speaker
+    /// (`EnrollConfig::word_whitening`; 0: off).
+    #[arg(long, default_value_t = authnet_core::model::password::DEFAULT_WORD_WHITENING)]
+    pub word_whitening: f64,
+    /// The one ridge penalty of a whitened word model, relative to its input's mean squared
+    /// norm (`EnrollConfig::whitened_ridge`); 0: search `--ridge-lambdas` as unwhitened.
+    #[arg(long, default_value_t = authnet_core::model::password::DEFAULT_WHITENED_RIDGE)]
+    pub whitened_ridge: f64,
     /// How each target's FMR-policy threshold is placed: gaussian (fits to the out-of-fold
     /// genuine and other-word scores) or empirical (just above the highest out-of-fold
     /// impostor the target FMR allows).
@@ -370,6 +379,8 @@ pub struct Report {
     word_smoothing: usize,
     ridge_lambdas: Vec<f64>,
     ridge_relative: bool,
+    word_whitening: f64,
+    whitened_ridge: f64,
     fmr_rule: FmrRule,
     speakers: Vec<String>,
     unseen_speakers: Vec<String>,
@@ -888,6 +899,8 @@ fn run_target<'a>(
         word_smoothing: args.word_smoothing,
         ridge_lambdas: args.ridge_lambdas.clone(),
         ridge_relative: args.ridge_relative,
+        word_whitening: args.word_whitening,
+        whitened_ridge: (args.whitened_ridge != 0.0).then_some(args.whitened_ridge),
         fmr_rule: args.fmr_rule,
         ..Default::default()
     };
@@ -1159,6 +1172,8 @@ fn summarise(
         word_smoothing: args.word_smoothing,
         ridge_lambdas: args.ridge_lambdas.clone(),
         ridge_relative: args.ridge_relative,
+        word_whitening: args.word_whitening,
+        whitened_ridge: args.whitened_ridge,
         fmr_rule: args.fmr_rule,
         word_model_arg: args.word_model,
         pretraining,

@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use super::calibrate::{calibrate, OofScores, OutOfFold};
 use super::config::{
-    check_ridge_lambdas, check_word_smoothing, EnrollConfig, EnrollReport, StoredConfig,
+    check_ridge_lambdas, check_whitening, check_word_smoothing, EnrollConfig, EnrollReport,
+    StoredConfig,
 };
 use super::gate::{Trainer, REGISTRY};
 use super::train_set::{build_train_set, EnrollInput, Item, TrainData};
@@ -98,6 +99,7 @@ pub fn enroll_traced(
     let started = Instant::now();
     check_word_smoothing(cfg.word_smoothing)?;
     check_ridge_lambdas(&cfg.ridge_lambdas)?;
+    check_whitening(cfg.word_whitening, cfg.whitened_ridge)?;
     let usable = |u: &&UtteranceFeatures| u.frames.len() >= MIN_FRAMES;
     let positives: Vec<UtteranceFeatures> =
         input.positives.iter().filter(usable).cloned().collect();
@@ -140,6 +142,7 @@ pub fn enroll_traced(
     let set = build_train_set(&filtered, cfg, &mut rng);
     let mut data = TrainData::new(set, &positives, cfg, &mut rng);
     data.pretrained = pretrained;
+    data.bank = input.bank;
     let n = data.len();
 
     progress("features", 0, 1);

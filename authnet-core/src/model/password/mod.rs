@@ -33,8 +33,8 @@ use std::path::Path;
 pub use calibrate::OofScores;
 pub use config::{
     EnrollConfig, EnrollReport, FmrRule, LstmPreset, StoredConfig, ThresholdPolicy, WordModelKind,
-    DEFAULT_RIDGE_LAMBDAS, DEFAULT_TARGET_FMR, DEFAULT_WORD_SMOOTHING, GAUSSIAN_FMR_POSITION,
-    MAX_WORD_SMOOTHING,
+    DEFAULT_RIDGE_LAMBDAS, DEFAULT_TARGET_FMR, DEFAULT_WHITENED_RIDGE, DEFAULT_WORD_SMOOTHING,
+    DEFAULT_WORD_WHITENING, GAUSSIAN_FMR_POSITION, MAX_WORD_SMOOTHING,
 };
 pub use decision::{Decision, GateScore, Scores, Verdict, Veto, VETO_RANK_OFFSET};
 pub use enroll::{enroll, enroll_traced, enroll_with};
@@ -477,6 +477,50 @@ mod tests {
         let (m, _) = enroll(&input, &cfg, &mut |_, _, _| {}).unwrap();
         assert!(m.accepts(&m.score(&pos[0]).unwrap(), ThresholdPolicy::Fmr));
         assert!(!m.accepts(&m.score(&utt(11, 1, 0)).unwrap(), ThresholdPolicy::Fmr));
+    }
+
+    #[test]
+    fn word_whitening_needs_repetitions_and_still_decides() {
+        let (pos, other, labels) = seven_clips_and_four_labelled_words();
+        let whitened = EnrollConfig {
+            word_whitening: 0.1,
+            ..small_cfg()
+        };
+        let probe = utt(1, 1, 30);
+        // Labelled other words repeat (4 words, 3 clips each): the whitener is learnt, the
+        // weights change, and the model still tells the password from other words, other
+        // people and a photo.
+        let labelled = EnrollInput {
+            positives: &pos,
+            other_words: &other,
+            other_word_labels: &labels,
+            bank: None,
+        };
+        let (plain, _) = enroll(&labelled, &small_cfg(), &mut |_, _, _| {}).unwrap();
+        let (m, _) = enroll(&labelled, &whitened, &mut |_, _, _| {}).unwrap();
+        assert_ne!(
+            m.score(&probe).unwrap().word,
+            plain.score(&probe).unwrap().word
+        );
+        assert!(m.accepts(&m.score(&probe).unwrap(), ThresholdPolicy::Fmr));
+        for impostor in [utt(1, 7, 0), utt(11, 1, 0), probe.frozen()] {
+            assert!(!m.accepts(&m.score(&impostor).unwrap(), ThresholdPolicy::Fmr));
+        }
+        // The stored weights are in the original feature space: the file scores the same.
+        let back = PasswordModel::from_parts(m.meta.clone(), m.tensors()).unwrap();
+        assert_eq!(back.score(&probe).unwrap(), m.score(&probe).unwrap());
+        // Unlabelled other words and a bank of one clip per (speaker, word) repeat nothing:
+        // no whitener, the same model as without the setting.
+        let (pos, other, bank) = seven_clips_three_words_and_a_bank();
+        let unlabelled = EnrollInput {
+            positives: &pos,
+            other_words: &other,
+            other_word_labels: &[],
+            bank: Some(&bank),
+        };
+        let (a, _) = enroll(&unlabelled, &small_cfg(), &mut |_, _, _| {}).unwrap();
+        let (b, _) = enroll(&unlabelled, &whitened, &mut |_, _, _| {}).unwrap();
+        assert_eq!(a.score(&probe).unwrap(), b.score(&probe).unwrap());
     }
 
     #[test]

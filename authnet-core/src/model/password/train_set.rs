@@ -168,6 +168,8 @@ pub(crate) struct TrainData<'a> {
     pub(crate) cfg: &'a EnrollConfig,
     /// The pretrained LSTM backbone the word gate fine-tunes from, if any.
     pub(crate) pretrained: Option<&'a PretrainedLstm>,
+    /// The impostor bank the negatives were drawn from, if any.
+    pub(crate) bank: Option<&'a ImpostorBank>,
 }
 
 impl<'a> TrainData<'a> {
@@ -217,6 +219,7 @@ impl<'a> TrainData<'a> {
             clip_fold,
             cfg,
             pretrained: None,
+            bank: None,
         }
     }
 

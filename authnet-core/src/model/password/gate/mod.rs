@@ -51,6 +51,7 @@
 pub mod dtw;
 pub mod identity;
 pub mod liveness;
+mod whiten;
 pub mod word;
 
 use serde::{Deserialize, Serialize};

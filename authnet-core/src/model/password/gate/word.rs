@@ -5,8 +5,10 @@
 //! LSTM ([`WordModelKind::Lstm`], the paper's model), both averaged, or a ridge classifier on
 //! the frozen encoding of a pretrained LSTM backbone ([`WordModelKind::Encoded`]).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::whiten::{Repetitions, Residuals, Whitener};
 use super::{Calibration, Gate, GateStats, Registration, Role, Stored, Trainer};
 use crate::features::UtteranceFeatures;
 use crate::metrics;
@@ -16,10 +18,10 @@ use crate::model::password::config::{
     check_word_smoothing, EnrollConfig, StoredConfig, WordModelKind,
 };
 use crate::model::password::ridge::{dual_scores, gram, primal, ridge_dual, Ridge};
-use crate::model::password::train_set::{Item, TrainData};
+use crate::model::password::train_set::{Item, NegSource, TrainData};
 use crate::model::password::views::{lstm_input, word_input};
-use crate::model::password::PasswordError;
-use crate::sequence::PadPolicy;
+use crate::model::password::{PasswordError, MIN_FRAMES};
+use crate::sequence::{assemble, PadPolicy};
 
 /// The registry entry.
 pub(crate) const REGISTRATION: Registration = Registration {
@@ -48,6 +50,8 @@ pub struct WordGate {
     /// The frozen pretrained backbone whose `h_T` the ridge reads ([`WordModelKind::Encoded`]).
     /// Shared with the trainer that encoded the training set with it (it is never trained).
     encoder: Option<Arc<SeqClassifier>>,
+    /// The whitening share the ridge was fitted with, if its input was whitened.
+    whitening: Option<f64>,
     stats: GateStats,
 }
 
@@ -124,6 +128,7 @@ impl Gate for WordGate {
         cfg.ridge_lambda = self.ridge_lambda;
         cfg.word_smoothing =
             (self.ridge.is_some() && self.encoder.is_none()).then_some(self.smoothing);
+        cfg.word_whitening = self.whitening;
         cfg.word = self.stats;
     }
 }
@@ -143,6 +148,41 @@ struct WordTrainer<'d> {
     /// The pretrained backbone `xw` was encoded with ([`WordModelKind::Encoded`]); the fitted
     /// gate keeps it.
     encoder: Option<Arc<SeqClassifier>>,
+    /// The nuisance whitening `xw` was transformed with ([`EnrollConfig::word_whitening`]);
+    /// the fitted weights are mapped back through it.
+    whitener: Option<Whitener>,
+}
+
+/// Repetitions of one word by one speaker, as unsmoothed `T x mouth_dim` sequences, for
+/// the nuisance whitening: the bank's clips by (speaker, word) and the user's other words that
+/// carry a label (the daemon's recorded other words carry none, so there only the bank).
+fn repetition_groups(d: &TrainData) -> Vec<Repetitions> {
+    let (t, pad) = (d.cfg.timesteps, d.cfg.pad);
+    let seq = |u: &crate::features::UtteranceFeatures| assemble(&u.mouth_seq(), t, pad);
+    let mut keyed: BTreeMap<(u8, String, String), Repetitions> = BTreeMap::new();
+    let mut push = |key: (u8, String, String), s| keyed.entry(key).or_default().push(s);
+    for (item, u) in d.set.items.iter().zip(&d.set.feats) {
+        if let Item::Neg {
+            from_clip: None,
+            group,
+            source: NegSource::OtherWord,
+            ..
+        } = item
+        {
+            // Unlabelled clips have a group of their own and so form no repetition group.
+            push((1, group.to_string(), String::new()), seq(u));
+        }
+    }
+    if let Some(bank) = d.bank {
+        for e in bank
+            .entries
+            .iter()
+            .filter(|e| e.features.frames.len() >= MIN_FRAMES)
+        {
+            push((2, e.speaker.clone(), e.word.clone()), seq(&e.features));
+        }
+    }
+    keyed.into_values().collect()
 }
 
 impl<'d> WordTrainer<'d> {
@@ -180,6 +220,23 @@ impl<'d> WordTrainer<'d> {
         } else {
             Vec::new()
         };
+        // Nuisance whitening (`EnrollConfig::word_whitening`), learnt from other people's and
+        // the user's other words' repetitions only: the password clips are held out in the
+        // folds, and a whitener fitted on them would make their out-of-fold scores look
+        // tighter than a new login's (tried: it gained nothing once each fold whitened with
+        // its own training clips only).
+        let whitener = if encoder.is_none() && use_ridge && cfg.word_whitening > 0.0 {
+            Whitener::from_residuals(
+                &Residuals::of_groups(&repetition_groups(d))?,
+                cfg.word_whitening,
+            )?
+        } else {
+            None
+        };
+        let xw = match &whitener {
+            Some(w) => w.apply(&xw)?,
+            None => xw,
+        };
         let k = if use_ridge { gram(&xw)? } else { Vec::new() };
         let mut me = Self {
             cfg,
@@ -189,6 +246,7 @@ impl<'d> WordTrainer<'d> {
             lambda: None,
             use_lstm,
             encoder,
+            whitener,
         };
         if use_ridge {
             me.lambda = me.choose_lambda(d)?;
@@ -200,6 +258,9 @@ impl<'d> WordTrainer<'d> {
     /// one, when only one is given).
     fn choose_lambda(&self, d: &TrainData) -> Result<Option<f64>, PasswordError> {
         let mut best: Option<(f64, f64)> = None;
+        if let (Some(_), Some(l)) = (&self.whitener, self.cfg.whitened_ridge) {
+            return Ok(Some(l * mean_diagonal(&self.k)));
+        }
         let unit = if self.cfg.ridge_relative {
             mean_diagonal(&self.k)
         } else {
@@ -280,11 +341,13 @@ impl Trainer for WordTrainer<'_> {
     fn fit(&self, d: &TrainData) -> Result<Box<dyn Gate>, PasswordError> {
         let all: Vec<usize> = (0..d.len()).collect();
         let ridge = match self.lambda {
-            Some(lam) => Some(primal(
-                &self.xw,
-                &all,
-                &ridge_dual(&self.k, &all, &d.y, &d.c, lam)?,
-            )),
+            Some(lam) => {
+                let mut r = primal(&self.xw, &all, &ridge_dual(&self.k, &all, &d.y, &d.c, lam)?);
+                if let Some(w) = &self.whitener {
+                    r.w = w.weights_back(&r.w);
+                }
+                Some(r)
+            }
             None => None,
         };
         let lstm = if self.use_lstm {
@@ -302,6 +365,7 @@ impl Trainer for WordTrainer<'_> {
             lstm,
             lstm_config: self.lstm_config(d),
             encoder: self.encoder.clone(),
+            whitening: self.whitener.as_ref().map(|_| self.cfg.word_whitening),
             stats: GateStats::default(),
         }))
     }
@@ -388,6 +452,7 @@ fn load(s: &Stored) -> Result<Option<Box<dyn Gate>>, PasswordError> {
         lstm,
         lstm_config: cfg.lstm.clone(),
         encoder,
+        whitening: cfg.word_whitening,
         stats: cfg.word,
     })))
 }
