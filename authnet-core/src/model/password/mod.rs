@@ -496,7 +496,11 @@ mod tests {
             other_word_labels: &labels,
             bank: None,
         };
-        let (plain, _) = enroll(&labelled, &small_cfg(), &mut |_, _, _| {}).unwrap();
+        let plain_cfg = EnrollConfig {
+            word_whitening: 0.0,
+            ..small_cfg()
+        };
+        let (plain, _) = enroll(&labelled, &plain_cfg, &mut |_, _, _| {}).unwrap();
         let (m, _) = enroll(&labelled, &whitened, &mut |_, _, _| {}).unwrap();
         assert_ne!(
             m.score(&probe).unwrap().word,
@@ -518,9 +522,35 @@ mod tests {
             other_word_labels: &[],
             bank: Some(&bank),
         };
-        let (a, _) = enroll(&unlabelled, &small_cfg(), &mut |_, _, _| {}).unwrap();
+        let off = EnrollConfig {
+            word_whitening: 0.0,
+            ..small_cfg()
+        };
+        let (a, _) = enroll(&unlabelled, &off, &mut |_, _, _| {}).unwrap();
         let (b, _) = enroll(&unlabelled, &whitened, &mut |_, _, _| {}).unwrap();
         assert_eq!(a.score(&probe).unwrap(), b.score(&probe).unwrap());
+        assert_eq!(b.stored_config().word_whitening, None);
+        assert_eq!(m.stored_config().word_whitening, Some(0.1));
+        // A share or penalty that is not a number of the right sign is refused.
+        for (share, ridge) in [
+            (-0.1, None),
+            (f64::NAN, None),
+            (0.1, Some(0.0)),
+            (0.1, Some(-1.0)),
+        ] {
+            let cfg = EnrollConfig {
+                word_whitening: share,
+                whitened_ridge: ridge,
+                ..small_cfg()
+            };
+            assert!(
+                matches!(
+                    enroll(&labelled, &cfg, &mut |_, _, _| {}),
+                    Err(PasswordError::Invalid(_))
+                ),
+                "{share} {ridge:?}"
+            );
+        }
     }
 
     #[test]
