@@ -50,25 +50,7 @@ pub(crate) fn ridge_dual(
         }
         a[i * n + i] += lambda / c[si];
     }
-    // In-place Cholesky: a = L L^T.
-    for j in 0..n {
-        let mut d = a[j * n + j];
-        for k2 in 0..j {
-            d -= a[j * n + k2] * a[j * n + k2];
-        }
-        if d <= 0.0 || !d.is_finite() {
-            return Err(PasswordError::Singular);
-        }
-        let d = d.sqrt();
-        a[j * n + j] = d;
-        for i in j + 1..n {
-            let mut v = a[i * n + j];
-            for k2 in 0..j {
-                v -= a[i * n + k2] * a[j * n + k2];
-            }
-            a[i * n + j] = v / d;
-        }
-    }
+    cholesky_in_place(&mut a, n)?;
     let mut z: Vec<f64> = s.iter().map(|&i| y[i]).collect();
     for i in 0..n {
         let mut v = z[i];
@@ -85,6 +67,31 @@ pub(crate) fn ridge_dual(
         z[i] = v / a[i * n + i];
     }
     Ok(z)
+}
+
+/// Cholesky of the symmetric positive-definite `n x n` row-major matrix `a`, in place: its
+/// lower triangle becomes `L` with `a = L L^T` (the upper triangle above the diagonal is left
+/// as it was). Not positive definite: [`PasswordError::Singular`].
+pub(crate) fn cholesky_in_place(a: &mut [f64], n: usize) -> Result<(), PasswordError> {
+    for j in 0..n {
+        let mut d = a[j * n + j];
+        for k in 0..j {
+            d -= a[j * n + k] * a[j * n + k];
+        }
+        if d <= 0.0 || !d.is_finite() {
+            return Err(PasswordError::Singular);
+        }
+        let d = d.sqrt();
+        a[j * n + j] = d;
+        for i in j + 1..n {
+            let mut v = a[i * n + j];
+            for k in 0..j {
+                v -= a[i * n + k] * a[j * n + k];
+            }
+            a[i * n + j] = v / d;
+        }
+    }
+    Ok(())
 }
 
 /// Dual scores of items `q` given the solution `alpha` on subset `s`.

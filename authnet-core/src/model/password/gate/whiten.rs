@@ -14,6 +14,7 @@
 
 use candle_core::{Device, Tensor};
 
+use crate::model::password::ridge::cholesky_in_place;
 use crate::model::password::PasswordError;
 
 /// One speaker's repetitions of one word, each a `T x dim` sequence.
@@ -121,10 +122,10 @@ impl Whitener {
         for i in 0..dim {
             p[i * dim + i] += eps / (1.0 + eps);
         }
-        let l = cholesky(&p, dim)?;
+        cholesky_in_place(&mut p, dim)?;
         Ok(Some(Self {
             dim,
-            linv: lower_inverse(&l, dim),
+            linv: lower_inverse(&p, dim),
         }))
     }
 
@@ -164,31 +165,7 @@ impl Whitener {
     }
 }
 
-/// In-place Cholesky of the symmetric `n x n` matrix `a`; returns `L` (lower, row-major).
-fn cholesky(a: &[f64], n: usize) -> Result<Vec<f64>, PasswordError> {
-    let mut l = vec![0.0f64; n * n];
-    for j in 0..n {
-        let mut d = a[j * n + j];
-        for k in 0..j {
-            d -= l[j * n + k] * l[j * n + k];
-        }
-        if d <= 0.0 || !d.is_finite() {
-            return Err(PasswordError::Singular);
-        }
-        let d = d.sqrt();
-        l[j * n + j] = d;
-        for i in j + 1..n {
-            let mut v = a[i * n + j];
-            for k in 0..j {
-                v -= l[i * n + k] * l[j * n + k];
-            }
-            l[i * n + j] = v / d;
-        }
-    }
-    Ok(l)
-}
-
-/// The inverse of a lower-triangular `n x n` matrix (forward substitution per column), as f32.
+/// The inverse of the lower triangle of `n x n` `l` (forward substitution per column), as f32.
 fn lower_inverse(l: &[f64], n: usize) -> Vec<f32> {
     let mut inv = vec![0.0f64; n * n];
     for c in 0..n {
