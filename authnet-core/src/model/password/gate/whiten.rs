@@ -165,17 +165,26 @@ impl Whitener {
     }
 }
 
-/// The inverse of the lower triangle of `n x n` `l` (forward substitution per column), as f32.
+/// The inverse of the lower triangle of `n x n` `l`, as f32: forward substitution of
+/// `L X = I` a row at a time (`X[i] = (e_i - sum_k L[i][k] X[k]) / L[i][i]`), so every inner
+/// loop runs along a contiguous row.
 fn lower_inverse(l: &[f64], n: usize) -> Vec<f32> {
     let mut inv = vec![0.0f64; n * n];
-    for c in 0..n {
-        inv[c * n + c] = 1.0 / l[c * n + c];
-        for i in c + 1..n {
-            let mut v = 0.0;
-            for k in c..i {
-                v -= l[i * n + k] * inv[k * n + c];
+    let mut row = vec![0.0f64; n];
+    for i in 0..n {
+        row[..=i].iter_mut().for_each(|v| *v = 0.0);
+        for k in 0..i {
+            let lik = l[i * n + k];
+            if lik != 0.0 {
+                for (r, x) in row[..=k].iter_mut().zip(&inv[k * n..k * n + k + 1]) {
+                    *r -= lik * x;
+                }
             }
-            inv[i * n + c] = v / l[i * n + i];
+        }
+        row[i] += 1.0;
+        let d = l[i * n + i];
+        for (x, r) in inv[i * n..i * n + i + 1].iter_mut().zip(&row[..=i]) {
+            *x = r / d;
         }
     }
     inv.into_iter().map(|v| v as f32).collect()
@@ -236,6 +245,29 @@ mod tests {
         assert!(Whitener::from_groups(&g, 0.0).unwrap().is_none());
         assert!(Whitener::from_groups(&g, f64::NAN).unwrap().is_none());
         assert!(Whitener::from_groups(&[], 0.1).unwrap().is_none());
+    }
+
+    #[test]
+    fn lower_inverse_inverts_a_lower_triangle() {
+        let n = 37;
+        let mut rng = SplitMix64::new(11);
+        let mut l = vec![0.0f64; n * n];
+        for i in 0..n {
+            for k in 0..i {
+                l[i * n + k] = (rng.next_f32() - 0.5) as f64;
+            }
+            l[i * n + i] = 1.0 + rng.next_f32() as f64;
+        }
+        let inv = lower_inverse(&l, n);
+        for i in 0..n {
+            for j in 0..n {
+                let p: f64 = (0..n).map(|k| l[i * n + k] * inv[k * n + j] as f64).sum();
+                let want = if i == j { 1.0 } else { 0.0 };
+                assert!((p - want).abs() < 1e-5, "(L L^-1)[{i}][{j}] = {p}");
+            }
+        }
+        // Above the diagonal the inverse is zero too.
+        assert!((0..n).all(|i| (i + 1..n).all(|j| inv[i * n + j] == 0.0)));
     }
 
     #[test]
