@@ -768,7 +768,12 @@ impl FeatureExtractor {
     ) -> Result<(UtteranceFeatures, ExtractReport), FeatureError> {
         let key = match cache {
             Some(c) => {
-                let k = key(c, &self.embedder.manifest().sha256, self.crop, self.layout)?;
+                let k = key(
+                    c,
+                    self.embedder.manifest().embeddings_sha256(),
+                    self.crop,
+                    self.layout,
+                )?;
                 if let Some(hit) = c.get(&k) {
                     return Ok(hit);
                 }

@@ -148,7 +148,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             let bank = authnet_core::model::bank::build_bank(
                 dataset,
                 &m.name,
-                &m.sha256,
+                m.embeddings_sha256(),
                 dim,
                 mouth,
                 |p| ex.extract_path(p, None).map(|(f, _)| f),

@@ -53,7 +53,7 @@ pub fn run(args: &PretrainArgs, mut cfg: PipelineConfig) -> anyhow::Result<()> {
         .filter(|r| args.speakers.is_empty() || args.speakers.contains(&r.speaker))
         .collect();
     let mut ex = FeatureExtractor::from_config(&cfg)?;
-    let sha = ex.embedder().manifest().sha256.clone();
+    let sha = ex.embedder().manifest().embeddings_sha256().to_owned();
     let layout = ex.layout();
     let cache = FeatureCache::new(&args.cache);
     let mut feats: Vec<(String, String, UtteranceFeatures)> = Vec::with_capacity(refs.len());

@@ -514,7 +514,7 @@ fn check_pam(dir: &Path, rows: &mut Vec<Row>) {
 fn expect(e: &Embedder, layout: authnet_core::features::FeatureLayout) -> Expect<'_> {
     Expect {
         backbone: &e.manifest().name,
-        backbone_sha256: &e.manifest().sha256,
+        backbone_sha256: e.manifest().embeddings_sha256(),
         identity_dim: e.dim(),
         layout: Some(layout),
         owner: None,
@@ -592,7 +592,7 @@ fn check_pretrained(cfg: &Config, embedder: Option<&Embedder>, rows: &mut Vec<Ro
     let m = e.manifest();
     let expect = authnet_core::model::pretrained::Expect {
         backbone: &m.name,
-        backbone_sha256: &m.sha256,
+        backbone_sha256: m.embeddings_sha256(),
         feature_layout: cfg.feature_layout,
         identity_dim: e.dim(),
         mouth_dim: cfg.feature_layout.mouth_dim(),

@@ -137,7 +137,7 @@ fn run() -> anyhow::Result<()> {
             let m = pipeline.embedder().manifest();
             let expect = authnet_core::model::pretrained::Expect {
                 backbone: &m.name,
-                backbone_sha256: &m.sha256,
+                backbone_sha256: m.embeddings_sha256(),
                 feature_layout: pipeline.layout(),
                 identity_dim: pipeline.embedder().dim(),
                 mouth_dim: pipeline.layout().mouth_dim(),

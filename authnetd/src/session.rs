@@ -92,7 +92,7 @@ impl Daemon {
         store: Store,
     ) -> Self {
         let m = pipeline.embedder().manifest();
-        let (backbone, backbone_sha256) = (m.name.clone(), m.sha256.clone());
+        let (backbone, backbone_sha256) = (m.name.clone(), m.embeddings_sha256().to_owned());
         let identity_dim = pipeline.embedder().dim();
         let layout = pipeline.produced_layout();
         Self {

@@ -132,7 +132,7 @@ pub fn trained_model() -> &'static [u8] {
             password::enroll(&input, &EnrollConfig::default(), &mut |_, _, _| {}).expect("enrol");
         let manifest =
             authnet_core::vision::Manifest::load(&models_dir(), "mobilefacenet").expect("manifest");
-        model.set_backbone_sha256(&manifest.sha256);
+        model.set_backbone_sha256(manifest.embeddings_sha256());
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("model.safetensors");
         model.save(&p).expect("save");
@@ -164,7 +164,7 @@ pub fn model_for(user: &str) -> Vec<u8> {
         authnet_core::vision::Manifest::load(&models_dir(), "mobilefacenet").expect("manifest");
     let expect = authnet_core::model::file::Expect::backbone(
         "mobilefacenet",
-        &manifest.sha256,
+        manifest.embeddings_sha256(),
         manifest.output_dim,
     );
     let mut model = password::PasswordModel::load(&p, &expect).expect("trained model loads");

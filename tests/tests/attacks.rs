@@ -587,7 +587,7 @@ fn socket_and_model_modes() {
             .unwrap();
     let expect = authnet_core::model::file::Expect::backbone(
         "mobilefacenet",
-        &manifest.sha256,
+        manifest.embeddings_sha256(),
         manifest.output_dim,
     );
     let model = authnet_core::model::password::PasswordModel::load(&src, &expect).unwrap();

@@ -47,6 +47,13 @@ pub struct Manifest {
     pub file: String,
     /// Hex sha256 of the model file.
     pub sha256: String,
+    /// Hex sha256 of the model file whose embeddings this one reproduces bit for bit (the
+    /// same network before a graph rewrite, checked by its regeneration script); absent: this
+    /// file's own. It is what models, impostor banks, pretrained files and the feature cache
+    /// record and are checked against ([`Manifest::embeddings_sha256`]), so a rewrite that
+    /// only makes the graph faster does not make every user enrol again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_embeddings_as: Option<String>,
     /// Graph input tensor name.
     pub input_name: String,
     /// Graph output tensor name.
@@ -159,6 +166,12 @@ pub enum EmbedError {
 }
 
 impl Manifest {
+    /// The sha256 that names this backbone's embeddings: [`Manifest::same_embeddings_as`] when
+    /// set, else the file's own. Models, banks, pretrained files and cache keys record it.
+    pub fn embeddings_sha256(&self) -> &str {
+        self.same_embeddings_as.as_deref().unwrap_or(&self.sha256)
+    }
+
     /// Reads `<models_dir>/<name>.toml`.
     pub fn load(models_dir: &Path, name: &str) -> Result<Self, EmbedError> {
         Self::from_file(&models_dir.join(format!("{name}.toml")))
@@ -180,8 +193,12 @@ impl Manifest {
                 what,
             })
         };
-        if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let hex64 = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex64(&m.sha256) {
             return bad("sha256 must be 64 hex digits (fill in the sha256 of your model file)");
+        }
+        if m.same_embeddings_as.as_deref().is_some_and(|h| !hex64(h)) {
+            return bad("same_embeddings_as must be 64 hex digits");
         }
         if m.input_height == 0
             || m.input_width == 0
@@ -529,5 +546,49 @@ impl Embedder {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "name = \"m\"\nfile = \"m.onnx\"\nsha256 = \"{SHA}\"\ninput_name = \"input\"\noutput_name = \"out\"\ninput_height = 112\ninput_width = 112\nlayout = \"nchw\"\nchannel_order = \"rgb\"\nmean = [127.5, 127.5, 127.5]\nstd = [128.0, 128.0, 128.0]\nbatch = 2\noutput_dim = 192\n";
+
+    fn manifest(extra: &str) -> Result<Manifest, EmbedError> {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("m.toml");
+        std::fs::write(&p, BASE.replace("{SHA}", &"a".repeat(64)) + extra).unwrap();
+        Manifest::from_file(&p)
+    }
+
+    #[test]
+    fn embeddings_are_named_by_the_file_unless_an_earlier_file_is_named() {
+        let m = manifest("").unwrap();
+        assert_eq!(m.embeddings_sha256(), "a".repeat(64));
+        let m = manifest(&format!("same_embeddings_as = \"{}\"\n", "b".repeat(64))).unwrap();
+        assert_eq!(m.sha256, "a".repeat(64));
+        assert_eq!(m.embeddings_sha256(), "b".repeat(64));
+        for bad in ["\"b\"", "\"zz\"", &format!("\"{}\"", "g".repeat(64))] {
+            let e = manifest(&format!("same_embeddings_as = {bad}\n")).unwrap_err();
+            assert!(
+                matches!(e, EmbedError::ManifestValue { what, .. } if what.contains("same_embeddings_as")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_shipped_backbone_names_the_embeddings_of_its_unfused_conversion() {
+        // models/mobilefacenet.onnx is the PReLU-fused graph; models and banks enrolled with
+        // the unfused one (same embeddings bit for bit) must keep loading.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+        let m = Manifest::load(&dir, "mobilefacenet").unwrap();
+        assert_eq!(
+            m.embeddings_sha256(),
+            "feb4ade8f141461d84270d0e3c4aaf41e83ad83c960fe2eb1a84b6eb95142b3a"
+        );
+        assert_ne!(m.sha256, m.embeddings_sha256());
+        assert_eq!(sha256_file(&dir.join(&m.file)).unwrap(), m.sha256);
     }
 }
