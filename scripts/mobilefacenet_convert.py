@@ -13,6 +13,14 @@ differ byte for byte while describing the same graph. Sorting those two lists by
 ONNX allows because neither list is ordered semantically, makes the output byte-reproducible,
 so the committed file can be checked with a plain sha256. Nodes are left in tflite2onnx's
 order, which is topological and stable.
+
+PReLU fusion: tflite2onnx writes each of the 33 PReLU activations as six nodes,
+`Relu(x) + c * (x - Abs(x))` with `c` reshaped to `[1, C, 1, 1]` (six passes over the feature
+map where one does). Each such group becomes one `PRelu(x, 2c)` node: for x < 0,
+`x - |x| = 2x` exactly and scaling by 2 is exact, so both graphs give the same float32 values
+bit for bit, which `convert` checks on random inputs before it writes the file (the embeddings,
+and so every model enrolled with the unfused file, are unchanged). About a third faster on 2
+cores (README, "Benchmarks").
 """
 
 import os
@@ -28,6 +36,9 @@ def convert(tflite_path: str, onnx_path: str) -> None:
     raw_path = onnx_path + ".raw"
     tflite2onnx.convert(tflite_path, raw_path)
     model = onnx.load(raw_path)
+    fused = fuse_prelu(model)
+    if fused != 33:
+        sys.exit(f"expected 33 decomposed PReLU groups to fuse, found {fused}")
     graph = model.graph
     for field in (graph.initializer, graph.value_info):
         ordered = sorted(field, key=lambda t: t.name)
@@ -35,7 +46,69 @@ def convert(tflite_path: str, onnx_path: str) -> None:
         field.extend(ordered)
     onnx.checker.check_model(model)
     onnx.save(model, onnx_path)
+    same_outputs(raw_path, onnx_path)
     os.remove(raw_path)
+
+
+def fuse_prelu(model) -> int:
+    """Replaces every `Relu(x) + Reshape(c) * (x - Abs(x))` group by `PRelu(x, 2c)` in place;
+    returns how many it replaced."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    made_by = {o: n for n in graph.node for o in n.output}
+    drop, replace = set(), {}
+    for add in graph.node:
+        if add.op_type != "Add":
+            continue
+        relu, mul = (made_by.get(i) for i in add.input)
+        if not (relu and mul and relu.op_type == "Relu" and mul.op_type == "Mul"):
+            continue
+        reshape, sub = (made_by.get(i) for i in mul.input)
+        if not (reshape and sub and reshape.op_type == "Reshape" and sub.op_type == "Sub"):
+            continue
+        x = relu.input[0]
+        absn = made_by.get(sub.input[1])
+        if not (absn and absn.op_type == "Abs" and absn.input[0] == x and sub.input[0] == x):
+            continue
+        c = numpy_helper.to_array(inits[reshape.input[0]])
+        shape = numpy_helper.to_array(inits[reshape.input[1]])
+        slope = (2 * c).astype(np.float32).reshape(shape)
+        if slope.ndim == 4 and slope.shape[0] == 1:
+            slope = slope.reshape(slope.shape[1:])  # [C, 1, 1]: broadcast over N, H, W
+        name = add.output[0] + "/prelu_slope"
+        graph.initializer.append(numpy_helper.from_array(slope, name))
+        replace[id(add)] = helper.make_node("PRelu", [x, name], [add.output[0]],
+                                            name=add.output[0] + "/PRelu")
+        drop.update(id(n) for n in (relu, absn, sub, reshape, mul))
+    nodes = [replace.get(id(n), n) for n in graph.node if id(n) not in drop]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    for field in (graph.initializer, graph.value_info):
+        keep = [t for t in field if t.name in used]
+        del field[:]
+        field.extend(keep)
+    return len(replace)
+
+
+def same_outputs(before: str, after: str) -> None:
+    """Both graphs on the same random inputs in onnxruntime: the outputs must be bitwise equal."""
+    import numpy as np
+    import onnxruntime as ort
+
+    a = ort.InferenceSession(before, providers=["CPUExecutionProvider"])
+    b = ort.InferenceSession(after, providers=["CPUExecutionProvider"])
+    name = a.get_inputs()[0].name
+    rng = np.random.default_rng(7)
+    for _ in range(4):
+        x = ((rng.integers(0, 256, size=(2, 3, 112, 112)) - 127.5) / 128.0).astype(np.float32)
+        ya, yb = a.run(None, {name: x})[0], b.run(None, {name: x})[0]
+        if not np.array_equal(ya, yb):
+            sys.exit(f"PReLU fusion changed the outputs (max diff {np.abs(ya - yb).max():.3g})")
+    print("PReLU fusion: outputs bitwise equal to the unfused graph")
 
 
 def verify(tflite_path: str, onnx_path: str) -> None:
