@@ -19,8 +19,8 @@ PReLU fusion: tflite2onnx writes each of the 33 PReLU activations as six nodes,
 map where one does). Each such group becomes one `PRelu(x, 2c)` node: for x < 0,
 `x - |x| = 2x` exactly and scaling by 2 is exact, so both graphs give the same float32 values
 bit for bit, which `convert` checks on random inputs before it writes the file (the embeddings,
-and so every model enrolled with the unfused file, are unchanged). About a third faster on 2
-cores (README, "Benchmarks").
+and so every model enrolled with the unfused file, are unchanged). 17 % fewer instructions per
+batch under callgrind (README, "The backbone's PReLU fusion").
 """
 
 import os
