@@ -172,18 +172,16 @@ fn lower_inverse(l: &[f64], n: usize) -> Vec<f32> {
     let mut inv = vec![0.0f64; n * n];
     let mut row = vec![0.0f64; n];
     for i in 0..n {
-        row[..=i].iter_mut().for_each(|v| *v = 0.0);
+        row[..=i].fill(0.0);
         for k in 0..i {
             let lik = l[i * n + k];
-            if lik != 0.0 {
-                for (r, x) in row[..=k].iter_mut().zip(&inv[k * n..k * n + k + 1]) {
-                    *r -= lik * x;
-                }
+            for (r, x) in row[..=k].iter_mut().zip(&inv[k * n..=k * n + k]) {
+                *r -= lik * x;
             }
         }
         row[i] += 1.0;
         let d = l[i * n + i];
-        for (x, r) in inv[i * n..i * n + i + 1].iter_mut().zip(&row[..=i]) {
+        for (x, r) in inv[i * n..=i * n + i].iter_mut().zip(&row[..=i]) {
             *x = r / d;
         }
     }
