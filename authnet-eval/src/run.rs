@@ -136,6 +136,19 @@ pub struct RunArgs {
     /// impostor the target FMR allows).
     #[arg(long, default_value = "gaussian")]
     pub fmr_rule: FmrRule,
+    /// Each enrolment sees only the first N of the user's other training words (by name;
+    /// default: all of them), as a live enrolment records a few (`authnetd`: 4 words, 2 clips
+    /// each).
+    #[arg(long, value_name = "N")]
+    pub other_words: Option<usize>,
+    /// ... and only the first R clips of each (by instance; default: all).
+    #[arg(long, value_name = "R")]
+    pub other_word_clips: Option<usize>,
+    /// The other words' clips carry their word (`true`, as a live enrolment's do) or no label
+    /// (`false`, as the clips of `authnet-enroll --other-word`): unlabelled clips are held out
+    /// one by one and form no repetition group for the word model's whitening.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub other_word_labels: bool,
     /// JSON report.
     #[arg(long)]
     pub report: PathBuf,
@@ -382,6 +395,9 @@ pub struct Report {
     word_whitening: f64,
     whitened_ridge: f64,
     fmr_rule: FmrRule,
+    other_words: Option<usize>,
+    other_word_clips: Option<usize>,
+    other_word_labels: bool,
     speakers: Vec<String>,
     unseen_speakers: Vec<String>,
     heldout_words: BTreeMap<String, Vec<String>>,
@@ -579,6 +595,10 @@ pub fn run(args: &RunArgs, mut cfg: PipelineConfig) -> anyhow::Result<Report> {
                 .all(|g| g.is_finite() && *g >= 0.0),
         "--mesh-gain-scale takes two factors >= 0, SHAPE,VELOCITY (got {:?})",
         args.mesh_gain_scale
+    );
+    anyhow::ensure!(
+        args.other_words != Some(0) && args.other_word_clips != Some(0),
+        "--other-words and --other-word-clips take at least 1 (leave them out for all)"
     );
     let refs = walk_utterances(&args.dataset)?;
     let mut speakers: Vec<String> = refs.iter().map(|r| r.speaker.clone()).collect();
@@ -905,15 +925,24 @@ fn run_target<'a>(
         ..Default::default()
     };
     let (train_pos, test_pos) = target_split(args, ti, clips(s, w), &mut cfg);
-    let (other_words, other_word_labels): (Vec<UtteranceFeatures>, Vec<String>) = words_of(s)
+    // The user's other words as enrolment sees them: every clip of every training word but
+    // the password, labelled; or, with `--other-words` / `--other-word-clips` /
+    // `--other-word-labels false`, as few as a live enrolment records (the first N words,
+    // the first R clips of each, by name).
+    let (other_words, mut other_word_labels): (Vec<UtteranceFeatures>, Vec<String>) = words_of(s)
         .into_iter()
         .filter(|x| x != w && !heldout[s].contains(x))
+        .take(args.other_words.unwrap_or(usize::MAX))
         .flat_map(|x| {
             clips(s, &x)
                 .into_iter()
+                .take(args.other_word_clips.unwrap_or(usize::MAX))
                 .map(move |u| (u.clone(), x.clone()))
         })
         .unzip();
+    if !args.other_word_labels {
+        other_word_labels.clear();
+    }
     let first = &train_pos[0];
     let mut bank = ImpostorBank::new(
         &first.backbone,
@@ -1175,6 +1204,9 @@ fn summarise(
         word_whitening: args.word_whitening,
         whitened_ridge: args.whitened_ridge,
         fmr_rule: args.fmr_rule,
+        other_words: args.other_words,
+        other_word_clips: args.other_word_clips,
+        other_word_labels: args.other_word_labels,
         word_model_arg: args.word_model,
         pretraining,
         at_deployed_threshold,
