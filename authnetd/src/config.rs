@@ -571,7 +571,7 @@ impl RawConfig {
             without_logind,
             enroll_camera_limit: seconds(
                 "enroll_camera_limit",
-                self.enroll_camera_limit.unwrap_or(45.0),
+                self.enroll_camera_limit.unwrap_or(90.0),
                 1.0,
                 600.0,
             )?,
@@ -633,7 +633,7 @@ mod tests {
         assert_eq!(c.camera_seat, "seat0");
         assert_eq!(c.without_logind, crate::seat::WithoutLogind::Allow);
         assert_eq!((c.max_connections_per_uid, c.root_connections), (4, 8));
-        assert_eq!(c.enroll_camera_limit, Duration::from_secs(45));
+        assert_eq!(c.enroll_camera_limit, Duration::from_secs(90));
         assert!(!c.snapshots);
         assert_eq!(c.snapshot_keep, 30);
         assert_eq!(c.word_model, WordModelKind::Linear);

@@ -563,12 +563,14 @@ pub fn enroll(
         reference.as_deref(),
     )?;
     rejected.extend(r);
+    // Recorded other-word clips carry no word label: each is held out alone.
     train_and_commit(
         d,
         conn,
         &acct,
         &positives,
         &others,
+        &[],
         rejected.len(),
         "recorded clips",
     )
@@ -576,14 +578,17 @@ pub fn enroll(
 
 /// Trains `acct`'s model from the screened clips with [`password::enroll()`] (streaming its
 /// progress), commits it ([`commit_model`]) and answers `enrolled`. Shared by enrolment from
-/// recorded clips and from the camera ([`live`]); `rejected` counts the clips the quality checks
-/// refused, `source` says where the clips came from (for the log).
+/// recorded clips and from the camera ([`live`]); `other_labels` names the word of each of
+/// `others` (empty when unknown), `rejected` counts the clips the quality checks refused,
+/// `source` says where the clips came from (for the log).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn train_and_commit(
     d: &Daemon,
     conn: &mut Conn,
     acct: &Account,
     positives: &[UtteranceFeatures],
     others: &[UtteranceFeatures],
+    other_labels: &[String],
     rejected: usize,
     source: &str,
 ) -> Handled {
@@ -600,8 +605,7 @@ pub(crate) fn train_and_commit(
     let input = EnrollInput {
         positives,
         other_words: others,
-        // Recorded other-word clips carry no word label: each is held out alone.
-        other_word_labels: &[],
+        other_word_labels: other_labels,
         bank: d.bank(),
     };
     let mut client_gone = false;

@@ -9,7 +9,8 @@
 //! - **Enrol, retake, authenticate**: `authnet-enroll --user nobody` (the real client, its
 //!   `info` lines read from stderr; the default 7 clips, since 5 clips against 3 other words
 //!   gave a model that refused the held-out instance 9); clip 1 is first a frozen frame, refused with "no lip movement"
-//!   and retaken; password clip k is F02 word 01 instance k, other word j is F02 word 02+j.
+//!   and retaken; password clip k is F02 word 01 instance k, round r of other word i (river,
+//!   window, orange, pencil) is F02 word 03+i instance r.
 //!   The model then accepts the held-out instance 9 and rejects word 05.
 //! - **Retakes run out**: a clip frozen on every take fails the enrolment with the reason.
 //! - **Disconnect**: a client that leaves mid-enrolment frees the camera at once.
@@ -26,17 +27,24 @@ use authnet_tests::{data, frozen_clip, Daemon, DaemonConfig};
 
 const USER: &str = "nobody";
 
+/// The other words the daemon prompts, in its order.
+const OTHER_WORDS: [&str; 4] = ["river", "window", "orange", "pencil"];
+
 /// The clip the camera should play for a prompt, if `text` is one: password clip k is F02
-/// word 01 instance k, other word j ("Now mouth: river (1/3)") is F02 word 02+j instance 1.
+/// word 01 instance k; other-word clip j ("Now mouth: window (6/8)"), the r-th of word i of
+/// [`OTHER_WORDS`], is F02 word 03+i instance r (a distinct recording of that word each time).
 fn clip_for(text: &str) -> Option<(u32, PathBuf)> {
-    let counted = |prefix: &str| -> Option<u32> {
-        let rest = text.strip_prefix(prefix)?.rsplit_once('(')?.1;
-        rest.split_once('/')?.0.parse().ok()
+    let counted = |prefix: &str| -> Option<(&str, u32)> {
+        let (head, rest) = text.strip_prefix(prefix)?.rsplit_once('(')?;
+        Some((head.trim(), rest.split_once('/')?.0.parse().ok()?))
     };
-    if let Some(k) = counted("Mouth your password now ") {
+    if let Some((_, k)) = counted("Mouth your password now ") {
         return Some((k, data::word("F02", 1, k)));
     }
-    counted("Now mouth: ").map(|j| (j + 100, data::word("F02", 2 + j, 1)))
+    let (word, j) = counted("Now mouth: ")?;
+    let i = OTHER_WORDS.iter().position(|w| *w == word)? as u32;
+    let round = (j - 1) / OTHER_WORDS.len() as u32 + 1;
+    Some((j + 100, data::word("F02", 3 + i, round)))
 }
 
 /// A daemon whose camera waits at most 5 s (a camera left held shows up fast).
@@ -126,10 +134,12 @@ fn live_enrolment_retakes_a_frozen_clip_then_authenticates() {
     let mut want = vec!["Mouth your password now (1/7)".to_owned()];
     want.extend((1..=7).map(|k| format!("Mouth your password now ({k}/7)")));
     want.extend(
-        ["river", "window", "orange"]
+        OTHER_WORDS
             .iter()
+            .cycle()
+            .take(8)
             .enumerate()
-            .map(|(j, w)| format!("Now mouth: {w} ({}/3)", j + 1)),
+            .map(|(j, w)| format!("Now mouth: {w} ({}/8)", j + 1)),
     );
     assert_eq!(prompts, want, "{text}");
     let rejected = lines
