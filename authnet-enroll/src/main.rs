@@ -94,8 +94,35 @@ struct EnrollArgs {
     #[arg(long = "from", value_name = "PATH")]
     from: Vec<PathBuf>,
     /// A recording (frame folder or video file) of you mouthing another word; repeatable.
-    #[arg(long = "other-word", value_name = "PATH", requires = "from")]
+    /// `WORD=PATH` also names the word, so that enrolment can group your repetitions of it
+    /// (give each word two or more times).
+    #[arg(long = "other-word", value_name = "[WORD=]PATH", requires = "from")]
     other_word: Vec<PathBuf>,
+}
+
+/// Longest `WORD` of `--other-word WORD=PATH`.
+const MAX_WORD_CHARS: usize = 32;
+
+/// `--other-word [WORD=]PATH` split into its word (if any) and path. The argument names a word
+/// only when it is not itself an existing path and what precedes its first `=` is 1 to
+/// [`MAX_WORD_CHARS`] letters, digits, `-` or `_`; otherwise all of it is the path.
+fn other_word_arg(arg: &Path) -> (Option<String>, PathBuf) {
+    let unlabelled = (None, arg.to_path_buf());
+    if arg.exists() {
+        return unlabelled;
+    }
+    let Some((word, path)) = arg.to_str().and_then(|a| a.split_once('=')) else {
+        return unlabelled;
+    };
+    let is_word = (1..=MAX_WORD_CHARS).contains(&word.chars().count())
+        && word
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
+    if is_word && !path.is_empty() {
+        (Some(word.to_string()), PathBuf::from(path))
+    } else {
+        unlabelled
+    }
 }
 
 /// Live enrolment's clip count without `--clips` (the daemon's own default too).
@@ -232,7 +259,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
 fn enroll(socket: &Path, a: EnrollArgs) -> Result<ExitCode> {
     let user = target(a.user)?;
     let clips = clip_dirs(&a.from)?;
-    let other_word_clips = clip_dirs(&a.other_word)?;
+    let (labels, other_paths): (Vec<Option<String>>, Vec<PathBuf>) =
+        a.other_word.iter().map(|p| other_word_arg(p)).unzip();
+    let other_word_clips = clip_dirs(&other_paths)?;
+    // Sent only when some clip names its word; the others are "" (not known).
+    let other_word_labels = labels
+        .iter()
+        .any(Option::is_some)
+        .then(|| labels.into_iter().map(Option::unwrap_or_default).collect());
     let password = if account::is_root() {
         None
     } else {
@@ -259,6 +293,7 @@ fn enroll(socket: &Path, a: EnrollArgs) -> Result<ExitCode> {
             password,
             clips,
             other_word_clips,
+            other_word_labels,
             clip_count: a.clips.unwrap_or(DEFAULT_CLIPS),
         },
         &mut |m| progress.show(m),
@@ -270,5 +305,44 @@ fn enroll(socket: &Path, a: EnrollArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         o => Err(unexpected(&o).into()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn other_word_arguments_name_their_word_only_when_unambiguous() {
+        let tmp = tempfile::tempdir().unwrap();
+        let split = |a: &str| other_word_arg(Path::new(a));
+        assert_eq!(
+            split("river=/clips/r1"),
+            (Some("river".into()), PathBuf::from("/clips/r1"))
+        );
+        assert_eq!(
+            split("Orange_2=rel/o.mp4"),
+            (Some("Orange_2".into()), PathBuf::from("rel/o.mp4"))
+        );
+        // No word, an empty path, a word with a space or a slash, a word that is too long.
+        for a in [
+            "/clips/r1",
+            "river=",
+            "=/clips/r1",
+            "two words=/x",
+            "/a=/b",
+            &format!("{}=/x", "w".repeat(MAX_WORD_CHARS + 1)),
+        ] {
+            assert_eq!(split(a), (None, PathBuf::from(a)), "{a}");
+        }
+        // An existing path that contains `=` is a path.
+        let p = tmp.path().join("take=1");
+        std::fs::create_dir(&p).unwrap();
+        let s = p.to_str().unwrap();
+        assert_eq!(split(s), (None, p.clone()));
+        let rel = tmp.path().join("river=x");
+        std::fs::create_dir(&rel).unwrap();
+        assert_eq!(other_word_arg(&rel), (None, rel.clone()));
     }
 }

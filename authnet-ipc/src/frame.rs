@@ -205,6 +205,15 @@ mod tests {
                 password: Some(Secret::new("hunter2".into())),
                 clips: vec!["/data/s01/w01/01".into(), "/data/s01/w01/02".into()],
                 other_word_clips: vec!["/data/s01/w02/01".into()],
+                other_word_labels: None,
+                clip_count: 0,
+            },
+            Request::Enroll {
+                user: "alice".into(),
+                password: None,
+                clips: vec!["/data/s01/w01/01".into()],
+                other_word_clips: vec!["/data/s01/w02/01".into(), "/data/s01/w03/01".into()],
+                other_word_labels: Some(vec!["river".into(), String::new()]),
                 clip_count: 0,
             },
             Request::Enroll {
@@ -212,6 +221,7 @@ mod tests {
                 password: None,
                 clips: vec![],
                 other_word_clips: vec![],
+                other_word_labels: None,
                 clip_count: 10,
             },
             Request::List { user: None },
@@ -365,6 +375,27 @@ mod tests {
         let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
         frame.extend_from_slice(payload);
         frame
+    }
+
+    #[test]
+    fn an_enrol_request_without_labels_is_framed_as_before_the_field() {
+        let r = Request::Enroll {
+            user: "a".into(),
+            password: None,
+            clips: vec![],
+            other_word_clips: vec![],
+            other_word_labels: None,
+            clip_count: 0,
+        };
+        let frame = encode_frame(&r).unwrap();
+        assert!(!String::from_utf8_lossy(&frame).contains("other_word_labels"));
+        let old = br#"{"type":"enroll","user":"a","password":null,"clips":[],"other_word_clips":[],"clip_count":0}"#;
+        assert_eq!(decode_frame::<Request>(&frame_of(old)).unwrap().0, r);
+        let labelled = br#"{"type":"enroll","user":"a","password":null,"clips":[],"other_word_clips":["/x"],"other_word_labels":["river"],"clip_count":0}"#;
+        assert!(matches!(
+            decode_frame::<Request>(&frame_of(labelled)).unwrap().0,
+            Request::Enroll { other_word_labels: Some(l), .. } if l == ["river"]
+        ));
     }
 
     #[test]

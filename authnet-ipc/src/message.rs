@@ -46,6 +46,13 @@ pub enum Request {
         clips: Vec<String>,
         /// Utterance directories of the user mouthing *other* words (negatives).
         other_word_clips: Vec<String>,
+        /// The word each of `other_word_clips` holds, in the same order (`""`: not known), or
+        /// `None` when no word is known. Clips of one word are held out together in the
+        /// enrolment's cross-validation, and their repetitions teach the word model what
+        /// varies between two sayings of a word. Left out of the frame when `None`, so a
+        /// request without labels reads as it did before the field existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        other_word_labels: Option<Vec<String>>,
         /// How many live clips to record when `clips` is empty.
         clip_count: u32,
     },

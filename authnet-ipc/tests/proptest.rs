@@ -55,17 +55,21 @@ fn request() -> impl Strategy<Value = Request> {
             secret(),
             proptest::collection::vec(text(), 0..4),
             proptest::collection::vec(text(), 0..4),
+            proptest::option::of(proptest::collection::vec(text(), 0..4)),
             any::<u32>()
         )
-            .prop_map(|(user, password, clips, other_word_clips, clip_count)| {
-                Request::Enroll {
-                    user,
-                    password,
-                    clips,
-                    other_word_clips,
-                    clip_count,
+            .prop_map(
+                |(user, password, clips, other_word_clips, other_word_labels, clip_count)| {
+                    Request::Enroll {
+                        user,
+                        password,
+                        clips,
+                        other_word_clips,
+                        other_word_labels,
+                        clip_count,
+                    }
                 }
-            }),
+            ),
         opt_text().prop_map(|user| Request::List { user }),
         (opt_text(), any::<bool>(), secret()).prop_map(|(user, all, password)| Request::Remove {
             user,

@@ -372,8 +372,19 @@ pub(crate) fn password_ok(
     }
 }
 
+/// What [`screen`] kept of a list of clips.
+struct Screened {
+    /// The clips that passed the checks, in order.
+    usable: Vec<UtteranceFeatures>,
+    /// Why each other clip was rejected.
+    reasons: Vec<String>,
+    /// The index, in the screened list, of each of `usable`.
+    kept: Vec<usize>,
+}
+
 /// Runs the quality checks over extracted clips, reports each rejected one to the client (an
-/// `info` line) and the log, and returns the usable ones. `kind` names the clips in messages.
+/// `info` line) and the log, and returns what it kept ([`Screened`]). `kind` names the clips
+/// in messages.
 fn screen(
     d: &Daemon,
     conn: &mut Conn,
@@ -382,7 +393,7 @@ fn screen(
     dirs: &[PathBuf],
     clips: Vec<(UtteranceFeatures, ExtractReport, f64)>,
     reference: Option<&[f32]>,
-) -> Result<(Vec<UtteranceFeatures>, Vec<String>), IpcError> {
+) -> Result<Screened, IpcError> {
     // The frozen-frame share was counted while the clip was decoded (with the peer's rights),
     // so the clip is never read again here.
     let statics: Vec<f64> = clips.iter().map(|c| c.2).collect();
@@ -412,6 +423,7 @@ fn screen(
         }
     }
     let mut usable = Vec::new();
+    let mut kept = Vec::new();
     let mut reasons = Vec::new();
     for (i, ((f, r), v)) in clips.into_iter().zip(verdicts).enumerate() {
         let stats = format!(
@@ -430,6 +442,7 @@ fn screen(
                     cos.unwrap_or_default()
                 ));
                 usable.push(f);
+                kept.push(i);
             }
             Err(flaw) => {
                 let cos = match &flaw {
@@ -453,7 +466,11 @@ fn screen(
             }
         }
     }
-    Ok((usable, reasons))
+    Ok(Screened {
+        usable,
+        reasons,
+        kept,
+    })
 }
 
 /// Commits `model` as `user`'s: saved (atomically, fsynced) under a staging name in the user's
@@ -493,8 +510,42 @@ fn pause_before_commit(d: &Daemon, user: &str) {
 #[cfg(not(debug_assertions))]
 fn pause_before_commit(_: &Daemon, _: &str) {}
 
+/// Longest word label of an other-word clip, in bytes.
+pub const MAX_LABEL_BYTES: usize = 64;
+
+/// The other-word clips' labels if there is one per clip (`""`: not known) and each is at
+/// most [`MAX_LABEL_BYTES`] without control characters; empty when none is known.
+fn check_labels(labels: Option<&[String]>, clips: usize) -> Result<Vec<String>, String> {
+    let Some(labels) = labels else {
+        return Ok(Vec::new());
+    };
+    if labels.len() != clips {
+        return Err(format!(
+            "{} other-word labels for {clips} other-word clips: give one per clip (\"\" when \
+             the word is not known)",
+            labels.len()
+        ));
+    }
+    if let Some(l) = labels
+        .iter()
+        .find(|l| l.len() > MAX_LABEL_BYTES || l.chars().any(char::is_control))
+    {
+        let shown: String = l.chars().filter(|c| !c.is_control()).take(20).collect();
+        return Err(format!(
+            "other-word label {shown:?}... is not a word of at most {MAX_LABEL_BYTES} bytes \
+             without control characters"
+        ));
+    }
+    if labels.iter().all(String::is_empty) {
+        return Ok(Vec::new());
+    }
+    Ok(labels.to_vec())
+}
+
 /// Handles `enroll`: from the recorded `clips`, or from the camera ([`live::enroll`], which
-/// records `clip_count` clips) when there are none.
+/// records `clip_count` clips) when there are none. `other_word_labels` names the word of each
+/// of `other_word_clips`, when the client knows it.
+#[allow(clippy::too_many_arguments)]
 pub fn enroll(
     d: &Daemon,
     conn: &mut Conn,
@@ -502,9 +553,12 @@ pub fn enroll(
     password: Option<&Secret>,
     clips: &[String],
     other_word_clips: &[String],
+    other_word_labels: Option<&[String]>,
     clip_count: u32,
 ) -> Handled {
     let acct = d.authorise(conn, user)?;
+    let labels =
+        check_labels(other_word_labels, other_word_clips.len()).map_err(Refusal::bad_request)?;
     if clips.is_empty() {
         if !other_word_clips.is_empty() {
             return Err(Refusal::bad_request(
@@ -536,7 +590,11 @@ pub fn enroll(
     let positives = d.extract_dirs(peer, &pos, &mut |i, _| send_progress(conn, i))?;
     done_before += pos.len();
     let others = d.extract_dirs(peer, &neg, &mut |i, _| send_progress(conn, done_before + i))?;
-    let (positives, mut rejected) = screen(d, conn, user, "password", &pos, positives, None)?;
+    let Screened {
+        usable: positives,
+        reasons: mut rejected,
+        ..
+    } = screen(d, conn, user, "password", &pos, positives, None)?;
     if positives.len() < MIN_POSITIVES {
         d.log.warn(&format!(
             "user={user} enrolment refused: {} of {} password clips usable",
@@ -553,7 +611,11 @@ pub fn enroll(
         .into());
     }
     let reference = mean_identity(positives.iter());
-    let (others, r) = screen(
+    let Screened {
+        usable: others,
+        reasons: r,
+        kept,
+    } = screen(
         d,
         conn,
         user,
@@ -563,14 +625,19 @@ pub fn enroll(
         reference.as_deref(),
     )?;
     rejected.extend(r);
-    // Recorded other-word clips carry no word label: each is held out alone.
+    // The labels of the clips the checks kept; without labels each clip is held out alone.
+    let labels: Vec<String> = if labels.is_empty() {
+        Vec::new()
+    } else {
+        kept.iter().map(|&i| labels[i].clone()).collect()
+    };
     train_and_commit(
         d,
         conn,
         &acct,
         &positives,
         &others,
-        &[],
+        &labels,
         rejected.len(),
         "recorded clips",
     )
@@ -646,11 +713,12 @@ pub(crate) fn train_and_commit(
     })?;
     let policy = d.cfg.threshold_policy;
     d.log.info(&format!(
-        "user={user} enrolled by uid {} from {} {source} ({} other-word, {rejected} rejected), \
-         validation_eer={:.4}",
+        "user={user} enrolled by uid {} from {} {source} ({} other-word, {} labelled, \
+         {rejected} rejected), validation_eer={:.4}",
         conn.peer.uid,
         positives.len(),
         others.len(),
+        other_labels.iter().filter(|l| !l.is_empty()).count(),
         report.validation_eer
     ));
     Ok(conn.send(&Response::Enrolled {
@@ -671,6 +739,28 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use authnet_core::features::FrameFeatures;
+
+    #[test]
+    fn other_word_labels_are_one_per_clip_and_short() {
+        let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(check_labels(None, 3).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            check_labels(Some(&v(&["river", "", "river"])), 3).unwrap(),
+            v(&["river", "", "river"])
+        );
+        // Labels that name nothing are no labels.
+        assert!(check_labels(Some(&v(&["", ""])), 2).unwrap().is_empty());
+        assert!(check_labels(Some(&[]), 0).unwrap().is_empty());
+        let e = check_labels(Some(&v(&["river"])), 2).unwrap_err();
+        assert!(
+            e.contains("1 other-word labels for 2 other-word clips"),
+            "{e}"
+        );
+        let long = "w".repeat(MAX_LABEL_BYTES + 1);
+        assert!(check_labels(Some(&v(&[&long])), 1).is_err());
+        assert!(check_labels(Some(&v(&["riv\ner"])), 1).is_err());
+        assert!(check_labels(Some(&v(&[&"w".repeat(MAX_LABEL_BYTES)])), 1).is_ok());
+    }
 
     fn utt(ids: &[[f32; 2]], mouths: &[[f32; 2]]) -> UtteranceFeatures {
         UtteranceFeatures {

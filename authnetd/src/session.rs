@@ -178,6 +178,7 @@ impl Daemon {
                 password,
                 clips,
                 other_word_clips,
+                other_word_labels,
                 clip_count,
             } => crate::enroll::enroll(
                 self,
@@ -186,6 +187,7 @@ impl Daemon {
                 password.as_ref(),
                 &clips,
                 &other_word_clips,
+                other_word_labels.as_deref(),
                 clip_count,
             ),
         }

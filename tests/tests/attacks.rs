@@ -282,6 +282,7 @@ fn a_fifo_clip_does_not_hold_the_camera() {
         password: None,
         clips,
         other_word_clips: vec![],
+        other_word_labels: None,
         clip_count: 0,
     });
     let took = t.elapsed();
@@ -342,6 +343,7 @@ fn enroll(password: &str, clips: &[String]) -> Request {
         password: Some(Secret::new(password.into())),
         clips: clips.to_vec(),
         other_word_clips: vec![],
+        other_word_labels: None,
         clip_count: 0,
     }
 }
@@ -695,6 +697,7 @@ fn hostile_user_names_are_refused_for_every_request() {
                 password: None,
                 clips: vec![genuine().display().to_string(); 3],
                 other_word_clips: vec![],
+                other_word_labels: None,
                 clip_count: 0,
             },
         ];
@@ -1125,6 +1128,7 @@ fn the_log_holds_no_password_frame_or_embedding() {
         password: Some(Secret::new(pw.into())),
         clips: clips.clone(),
         other_word_clips: others.clone(),
+        other_word_labels: None,
         clip_count: 0,
     };
     let r = last_response(&client_as(&d, NOBODY, NOBODY, &req(WRONG)));
@@ -1193,6 +1197,7 @@ fn another_users_enrolment_is_not_disclosed_to_a_non_root_peer() {
                 password: Some(Secret::new(PASSWORD.into())),
                 clips: vec![],
                 other_word_clips: vec![],
+                other_word_labels: None,
                 clip_count: 0,
             },
         ];

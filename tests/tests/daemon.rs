@@ -539,6 +539,7 @@ fn enrol_from_clips_over_the_socket() {
         password: None,
         clips,
         other_word_clips: others,
+        other_word_labels: None,
         clip_count: 0,
     });
     assert!(
@@ -567,9 +568,24 @@ fn enrol_from_clips_over_the_socket() {
         password: None,
         clips: vec!["relative/clip".into()],
         other_word_clips: vec![],
+        other_word_labels: None,
         clip_count: 0,
     });
     assert_error(&r, ErrorKind::BadRequest, "");
+    // Other-word labels come one per clip, or not at all.
+    let (_, r) = d.client().call(&Request::Enroll {
+        user: USER.into(),
+        password: None,
+        clips: vec![s(data::word("F02", 1, 1))],
+        other_word_clips: vec![s(data::word("F02", 2, 1)), s(data::word("F02", 2, 2))],
+        other_word_labels: Some(vec!["w02".into()]),
+        clip_count: 0,
+    });
+    assert_error(
+        &r,
+        ErrorKind::BadRequest,
+        "1 other-word labels for 2 other-word clips",
+    );
 }
 
 #[cfg_attr(

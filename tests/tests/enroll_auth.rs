@@ -51,6 +51,7 @@ fn enroll_request(
         password: password.map(|p| Secret::new(p.into())),
         clips: clips.to_vec(),
         other_word_clips: others.to_vec(),
+        other_word_labels: None,
         clip_count: 0,
     }
 }

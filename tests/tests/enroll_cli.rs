@@ -62,7 +62,7 @@ fn run_as_nobody(socket: &Path, args: &[&str], stdin: &str) -> Run {
 }
 
 /// The `--from` / `--other-word` arguments for F02 word 01 (instances 1..=7) against F02's
-/// other words 02..=10 (instances 1..=3).
+/// other words 02..=10 (instances 1..=3), each named by its word (`--other-word wWW=PATH`).
 fn enrol_args() -> Vec<String> {
     let s = |p: PathBuf| p.display().to_string();
     let mut a = Vec::new();
@@ -73,7 +73,7 @@ fn enrol_args() -> Vec<String> {
     for w in 2..=10 {
         for i in 1..=3 {
             a.push("--other-word".into());
-            a.push(s(data::word("F02", w, i)));
+            a.push(format!("w{w:02}={}", s(data::word("F02", w, i))));
         }
     }
     a
@@ -114,6 +114,9 @@ fn enrol_test_list_remove() {
     assert!(r.stderr.contains("features: 34/34"), "{}", r.stderr);
     assert!(!r.stderr.contains('\x1b'), "{}", r.stderr);
     assert!(d.state.join(USER).join("model.safetensors").is_file());
+    // The words named on the command line reached the enrolment.
+    let log = d.log_text();
+    assert!(log.contains("(27 other-word, 27 labelled,"), "{log}");
 
     // A held-out genuine clip is accepted, with its score; another word is rejected.
     d.camera.play(&data::word("F02", 1, 10));
@@ -240,7 +243,7 @@ fn help_usage_errors_and_refusals() {
         "test",
         "reset-throttle",
         "--from <PATH>",
-        "--other-word <PATH>",
+        "--other-word <[WORD=]PATH>",
         "--socket <SOCKET>",
         "Exit status",
     ] {

@@ -64,6 +64,7 @@ fn live_request(clip_count: u32) -> Request {
         password: None,
         clips: vec![],
         other_word_clips: vec![],
+        other_word_labels: None,
         clip_count,
     }
 }
