@@ -629,7 +629,9 @@ pub fn enroll(
     let labels: Vec<String> = if labels.is_empty() {
         Vec::new()
     } else {
-        kept.iter().map(|&i| labels[i].clone()).collect()
+        kept.iter()
+            .map(|&i| labels.get(i).cloned().unwrap_or_default())
+            .collect()
     };
     train_and_commit(
         d,

@@ -156,6 +156,9 @@ fn live_enrolment_retakes_a_frozen_clip_then_authenticates() {
     assert!(stdout.contains("Enrolled nobody from 7 clips"), "{stdout}");
     assert!(stdout.contains("validation EER"), "{stdout}");
     assert!(d.state.join(USER).join("model.safetensors").is_file());
+    // Every other-word clip reached the enrolment with its word.
+    let log = d.log_text();
+    assert!(log.contains("(8 other-word, 8 labelled,"), "{log}");
 
     assert_auth(&d, data::word("F02", 1, 9), Outcome::Accept);
     assert_auth(&d, data::word("F02", 5, 9), Outcome::Reject);
