@@ -94,6 +94,7 @@ pub struct RawConfig {
     max_connections_per_uid: Option<u32>,
     root_connections: Option<u32>,
     enroll_camera_limit: Option<f64>,
+    enroll_other_word_rounds: Option<u32>,
     snapshots: Option<bool>,
     snapshot_keep: Option<u32>,
     camera: Option<RawCamera>,
@@ -263,6 +264,9 @@ pub struct Config {
     pub root_connections: usize,
     /// Longest time one live enrolment may hold the camera, summed over its clips.
     pub enroll_camera_limit: Duration,
+    /// How many rounds of the other words a live enrolment records
+    /// (`enroll::live::OTHER_WORDS`, each round once each).
+    pub enroll_other_word_rounds: usize,
     /// Save frames of failed attempts under `<state_dir>/snapshots` (off by default).
     pub snapshots: bool,
     /// Most snapshot files kept; the oldest are removed beyond it.
@@ -575,6 +579,13 @@ impl RawConfig {
                 1.0,
                 600.0,
             )?,
+            enroll_other_word_rounds: range_u32(
+                "enroll_other_word_rounds",
+                self.enroll_other_word_rounds
+                    .unwrap_or(crate::enroll::live::DEFAULT_OTHER_WORD_ROUNDS as u32),
+                1,
+                crate::enroll::live::MAX_OTHER_WORD_ROUNDS as u32,
+            )? as usize,
             io_timeout: seconds("io_timeout", self.io_timeout.unwrap_or(5.0), 0.1, 60.0)?,
             enroll_pam_service,
             snapshots: self.snapshots.unwrap_or(false),
@@ -634,6 +645,7 @@ mod tests {
         assert_eq!(c.without_logind, crate::seat::WithoutLogind::Allow);
         assert_eq!((c.max_connections_per_uid, c.root_connections), (4, 8));
         assert_eq!(c.enroll_camera_limit, Duration::from_secs(90));
+        assert_eq!(c.enroll_other_word_rounds, 2);
         assert!(!c.snapshots);
         assert_eq!(c.snapshot_keep, 30);
         assert_eq!(c.word_model, WordModelKind::Linear);
@@ -729,6 +741,8 @@ mod tests {
             ("root_connections = 64", "root_connections"),
             ("sessions_dir = \"run\"", "sessions_dir"),
             ("enroll_camera_limit = 0.0", "enroll_camera_limit"),
+            ("enroll_other_word_rounds = 0", "enroll_other_word_rounds"),
+            ("enroll_other_word_rounds = 6", "enroll_other_word_rounds"),
             ("snapshot_keep = 0", "snapshot_keep"),
         ] {
             let e = parse(text).unwrap_err().to_string();

@@ -12,6 +12,7 @@
 //!   and retaken; password clip k is F02 word 01 instance k, round r of other word i (river,
 //!   window, orange, pencil) is F02 word 03+i instance r.
 //!   The model then accepts the held-out instance 9 and rejects word 05.
+//! - **Rounds**: `enroll_other_word_rounds = 1` records each other word once, labelled.
 //! - **Retakes run out**: a clip frozen on every take fails the enrolment with the reason.
 //! - **Disconnect**: a client that leaves mid-enrolment frees the camera at once.
 
@@ -196,6 +197,47 @@ fn a_clip_failing_every_retake_fails_the_enrolment_and_frees_the_camera() {
     }
     // The earlier model is untouched, and the camera is free for it at once.
     assert_auth(&d, data::word("F02", 1, 9), Outcome::Accept);
+}
+
+#[test]
+fn enroll_other_word_rounds_sets_how_often_each_other_word_is_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        tmp.path(),
+        &DaemonConfig {
+            camera_wait: 5.0,
+            extra: "enroll_other_word_rounds = 1\n".into(),
+            ..DaemonConfig::default()
+        },
+    );
+    let mut c = d.client();
+    c.send(&live_request(3));
+    let mut prompts = Vec::new();
+    let last = loop {
+        match c.recv() {
+            Response::Info { text } => {
+                if let Some((_, clip)) = clip_for(&text) {
+                    d.camera.play(&clip);
+                    prompts.push(text);
+                }
+            }
+            Response::Progress { .. } => {}
+            o => break o,
+        }
+    };
+    let mut want: Vec<String> = (1..=3)
+        .map(|k| format!("Mouth your password now ({k}/3)"))
+        .collect();
+    want.extend(
+        OTHER_WORDS
+            .iter()
+            .enumerate()
+            .map(|(j, w)| format!("Now mouth: {w} ({}/4)", j + 1)),
+    );
+    assert_eq!(prompts, want);
+    assert!(matches!(last, Response::Enrolled { .. }), "{last:?}");
+    let log = d.log_text();
+    assert!(log.contains("(4 other-word, 4 labelled,"), "{log}");
 }
 
 #[test]

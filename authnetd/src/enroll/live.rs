@@ -8,8 +8,9 @@
 //! `busy`. A non-root peer must sit in a local session on the camera's seat
 //! ([`crate::seat`]). Training needs no camera: a login need not wait for the model fit.
 //!
-//! For each of the N password clips, then [`OTHER_WORD_REPEATS`] rounds of the [`OTHER_WORDS`]
-//! (river, window, orange, pencil, river, ...):
+//! For each of the N password clips, then `enroll_other_word_rounds` (default
+//! [`DEFAULT_OTHER_WORD_ROUNDS`]) rounds of the [`OTHER_WORDS`] (river, window, orange, pencil,
+//! river, ...):
 //!
 //! 1. `info` "Mouth your password now (k/N)" (or "Now mouth: river (1/8)");
 //! 2. a countdown, `info` "3", "2", "1", one every [`COUNTDOWN_STEP`];
@@ -51,7 +52,8 @@ pub const MAX_RETAKES: usize = 3;
 /// The other words mouthed as same-person negatives, in order.
 pub const OTHER_WORDS: [&str; 4] = ["river", "window", "orange", "pencil"];
 
-/// How many times each of the [`OTHER_WORDS`] is mouthed, in rounds. The clips go to
+/// How many times each of the [`OTHER_WORDS`] is mouthed by default, in rounds
+/// (`enroll_other_word_rounds`, 1 to [`MAX_OTHER_WORD_ROUNDS`]). The clips go to
 /// enrolment labelled with their word, so cross-validation holds out a word's clips together
 /// and the word model learns from the user's own repetitions which changes of the mouth are
 /// not the word (`EnrollConfig::word_whitening`). Chosen with the number of words on the 15
@@ -59,7 +61,10 @@ pub const OTHER_WORDS: [&str; 4] = ["river", "window", "orange", "pencil"];
 /// other words a live enrolment records"): with one unlabelled clip of each of 3 words the
 /// user's other words passed 705 times in 12600 trials at the deployed threshold; with 2
 /// labelled clips of each of 4, 404, and as few genuine clips were missed.
-pub const OTHER_WORD_REPEATS: usize = 2;
+pub const DEFAULT_OTHER_WORD_ROUNDS: usize = 2;
+
+/// Most rounds of the other words `enroll_other_word_rounds` may ask for.
+pub const MAX_OTHER_WORD_ROUNDS: usize = 5;
 
 /// The countdown sent before each recording.
 const COUNTDOWN: [&str; 3] = ["3", "2", "1"];
@@ -145,19 +150,19 @@ pub fn enroll(
     }
     password_ok(d, conn, acct, password, "enrol")?;
     let mut held = Duration::ZERO;
-    let m = OTHER_WORDS.len() * OTHER_WORD_REPEATS;
+    let rounds = d.cfg.enroll_other_word_rounds;
+    let m = OTHER_WORDS.len() * rounds;
     d.log.info(&format!(
-        "user={user} live enrolment by uid {}: {n} password clips, {} other words {} times each",
+        "user={user} live enrolment by uid {}: {n} password clips, {} other words {rounds} times \
+         each",
         conn.peer.uid,
         OTHER_WORDS.len(),
-        OTHER_WORD_REPEATS
     ));
     conn.send(&Response::Info {
         text: format!(
             "Look at the camera. You will mouth your password {n} times, then {} other words \
-             {} times each, each after a countdown.",
+             {rounds} times each, each after a countdown.",
             OTHER_WORDS.len(),
-            OTHER_WORD_REPEATS
         ),
     })?;
     let mut rejected = 0usize;
@@ -177,7 +182,7 @@ pub fn enroll(
     }
     let mut others = Vec::with_capacity(m);
     let mut labels = Vec::with_capacity(m);
-    for (j, word) in other_word_order().enumerate() {
+    for (j, word) in other_word_order(rounds).enumerate() {
         let kind = Kind::Other { word, j: j + 1, m };
         others.push(record(d, conn, user, kind, None, &mut rejected, &mut held)?);
         labels.push(word.to_string());
@@ -201,10 +206,10 @@ pub fn enroll(
     )
 }
 
-/// The other words in the order they are prompted: [`OTHER_WORD_REPEATS`] rounds of
-/// [`OTHER_WORDS`], so the repetitions of one word are spread over the recording.
-fn other_word_order() -> impl Iterator<Item = &'static str> {
-    (0..OTHER_WORD_REPEATS).flat_map(|_| OTHER_WORDS)
+/// The other words in the order they are prompted: `rounds` rounds of [`OTHER_WORDS`], so the
+/// repetitions of one word are spread over the recording.
+fn other_word_order(rounds: usize) -> impl Iterator<Item = &'static str> {
+    (0..rounds).flat_map(|_| OTHER_WORDS)
 }
 
 /// Records one clip of `kind`, retaking it while it fails the checks (at most [`MAX_RETAKES`]
@@ -461,15 +466,16 @@ mod tests {
 
     #[test]
     fn other_words_come_in_rounds() {
-        let order: Vec<&str> = other_word_order().collect();
-        assert_eq!(order.len(), OTHER_WORDS.len() * OTHER_WORD_REPEATS);
-        assert_eq!(order[..5], ["river", "window", "orange", "pencil", "river"]);
-        for w in OTHER_WORDS {
-            assert_eq!(
-                order.iter().filter(|x| **x == w).count(),
-                OTHER_WORD_REPEATS
-            );
+        for rounds in 1..=MAX_OTHER_WORD_ROUNDS {
+            let order: Vec<&str> = other_word_order(rounds).collect();
+            assert_eq!(order.len(), OTHER_WORDS.len() * rounds);
+            assert_eq!(order[..4], OTHER_WORDS);
+            for w in OTHER_WORDS {
+                assert_eq!(order.iter().filter(|x| **x == w).count(), rounds);
+            }
         }
+        let order: Vec<&str> = other_word_order(DEFAULT_OTHER_WORD_ROUNDS).collect();
+        assert_eq!(order[..5], ["river", "window", "orange", "pencil", "river"]);
     }
 
     #[test]
