@@ -50,10 +50,16 @@ fn clip_for(text: &str) -> Option<(u32, PathBuf)> {
 
 /// A daemon whose camera waits at most 5 s (a camera left held shows up fast).
 fn daemon(tmp: &tempfile::TempDir) -> Daemon {
+    daemon_with(tmp, "")
+}
+
+/// [`daemon`], with `extra` appended to its configuration.
+fn daemon_with(tmp: &tempfile::TempDir, extra: &str) -> Daemon {
     Daemon::start(
         tmp.path(),
         &DaemonConfig {
             camera_wait: 5.0,
+            extra: extra.into(),
             ..DaemonConfig::default()
         },
     )
@@ -202,14 +208,7 @@ fn a_clip_failing_every_retake_fails_the_enrolment_and_frees_the_camera() {
 #[test]
 fn enroll_other_word_rounds_sets_how_often_each_other_word_is_recorded() {
     let tmp = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        tmp.path(),
-        &DaemonConfig {
-            camera_wait: 5.0,
-            extra: "enroll_other_word_rounds = 1\n".into(),
-            ..DaemonConfig::default()
-        },
-    );
+    let d = daemon_with(&tmp, "enroll_other_word_rounds = 1\n");
     let mut c = d.client();
     c.send(&live_request(3));
     let mut prompts = Vec::new();
