@@ -241,6 +241,7 @@ use crate::vision::landmarks::{
     LIP_GAP, NOSE, OUTER_LIP,
 };
 use crate::vision::mouth;
+use crate::vision::worker::EmbedWorker;
 
 /// Mean luma under which a frame is too dark, when no detector gives its own setting.
 const DEFAULT_DARK_THRESHOLD: f32 = 25.0;
@@ -512,10 +513,11 @@ impl ExtractReport {
 }
 
 /// Turns frames into [`FrameFeatures`]: detection (or pass-through), mouth descriptor, and the
-/// identity backbone, batched to the backbone's batch size.
+/// identity backbone, batched to the backbone's batch size. The backbone runs on a thread of
+/// its own ([`EmbedWorker`]), so a batch is embedded while the next frames are meshed.
 #[derive(Debug)]
 pub struct FeatureExtractor {
-    embedder: Embedder,
+    embedder: EmbedWorker,
     detector: Option<FaceDetector>,
     tracker: Option<FaceTracker>,
     crop: CropMode,
@@ -528,6 +530,9 @@ pub struct FeatureExtractor {
 pub struct Incremental<'a> {
     ex: &'a mut FeatureExtractor,
     pending: Vec<(image::RgbImage, Vec<f32>)>,
+    /// The mouth vectors of the batches sent to the backbone and not yet answered, oldest
+    /// first.
+    in_flight: std::collections::VecDeque<Vec<Vec<f32>>>,
     out: UtteranceFeatures,
     report: ExtractReport,
     /// The previous frame's aligned lip points (mesh layout), for the velocities.
@@ -537,7 +542,8 @@ pub struct Incremental<'a> {
 }
 
 impl FeatureExtractor {
-    /// An extractor. `detector` is required for [`CropMode::Detect`].
+    /// An extractor; `embedder` moves to a thread of its own. `detector` is required for
+    /// [`CropMode::Detect`].
     pub fn new(
         embedder: Embedder,
         detector: Option<FaceDetector>,
@@ -547,7 +553,7 @@ impl FeatureExtractor {
             return Err(FeatureError::NoDetector);
         }
         Ok(Self {
-            embedder,
+            embedder: EmbedWorker::spawn(embedder)?,
             detector,
             tracker: None,
             crop,
@@ -637,7 +643,7 @@ impl FeatureExtractor {
     }
 
     /// The backbone.
-    pub fn embedder(&self) -> &Embedder {
+    pub fn embedder(&self) -> &EmbedWorker {
         &self.embedder
     }
 
@@ -661,6 +667,9 @@ impl FeatureExtractor {
 
     /// Starts an utterance.
     pub fn begin(&mut self) -> Incremental<'_> {
+        // An utterance abandoned half-way (an error, a dropped `Incremental`) may still be
+        // owed embeddings; they are not this one's.
+        self.embedder.discard();
         if let Some(d) = &mut self.detector {
             d.reset();
         }
@@ -677,6 +686,7 @@ impl FeatureExtractor {
         Incremental {
             ex: self,
             pending: Vec::new(),
+            in_flight: std::collections::VecDeque::new(),
             out,
             report: ExtractReport::default(),
             prev_lips: None,
@@ -872,13 +882,26 @@ impl Incremental<'_> {
         Ok(())
     }
 
+    /// Sends the pending crops to the backbone's thread, and takes in whatever batches it
+    /// has finished.
     fn flush(&mut self) -> Result<(), FeatureError> {
-        if self.pending.is_empty() {
-            return Ok(());
+        if !self.pending.is_empty() {
+            let (crops, mouths): (Vec<_>, Vec<_>) = self.pending.drain(..).unzip();
+            self.ex.embedder.submit(crops)?;
+            self.in_flight.push_back(mouths);
         }
-        let crops: Vec<image::RgbImage> = self.pending.iter().map(|(c, _)| c.clone()).collect();
-        let ids = self.ex.embedder.embed(&crops)?;
-        for ((_, m), id) in self.pending.drain(..).zip(ids) {
+        while let Some(ids) = self.ex.embedder.try_receive() {
+            self.take_in(ids?)?;
+        }
+        Ok(())
+    }
+
+    /// Pairs the oldest batch in flight with its embeddings.
+    fn take_in(&mut self, ids: Vec<Vec<f32>>) -> Result<(), FeatureError> {
+        let mouths = self.in_flight.pop_front().ok_or(EmbedError::Worker {
+            what: "answered a batch that was not sent",
+        })?;
+        for (m, id) in mouths.into_iter().zip(ids) {
             self.out.frames.push(FrameFeatures {
                 identity: id,
                 mouth: m,
@@ -898,9 +921,12 @@ impl Incremental<'_> {
         self.report
     }
 
-    /// Embeds what is left and returns the utterance.
+    /// Embeds what is left, waits for the backbone's thread, and returns the utterance.
     pub fn finish(mut self) -> Result<(UtteranceFeatures, ExtractReport), FeatureError> {
         self.flush()?;
+        while let Some(ids) = self.ex.embedder.receive() {
+            self.take_in(ids?)?;
+        }
         Ok((self.out.clone(), self.report))
     }
 }

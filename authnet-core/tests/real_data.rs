@@ -91,6 +91,48 @@ fn f02_crops_assemble_to_20_timesteps() {
     assert_eq!(f.identity_dim, 192);
 }
 
+#[test]
+fn the_backbone_thread_keeps_frames_in_order_and_drops_an_abandoned_utterance() {
+    use authnet_core::capture::{DirSource, Frame};
+    use authnet_core::vision::detect::{crop, FaceBox};
+    let read = |word, inst| -> Vec<Frame> {
+        // F02's face crops differ in size from frame to frame, as `extract_dir` allows.
+        DirSource::open(&utt("F02", word, inst))
+            .unwrap()
+            .allow_mixed_sizes()
+            .read_all()
+            .unwrap()
+    };
+    let mut ex = extractor(CropMode::None);
+    let frames = read(1, 1);
+    assert!(frames.len() > 4, "{} frames", frames.len());
+    let crops: Vec<_> = frames.iter().map(|f| crop(f, FaceBox::full(f))).collect();
+    // One crop at a time, so no batch padding is involved: the reference embeddings.
+    let direct: Vec<Vec<f32>> = crops
+        .iter()
+        .map(|c| ex.embed_crops(std::slice::from_ref(c)).unwrap().remove(0))
+        .collect();
+    let (u, _) = ex.extract(&frames).unwrap();
+    assert_eq!(u.frames.len(), frames.len());
+    for (i, (f, d)) in u.frames.iter().zip(&direct).enumerate() {
+        assert_eq!(&f.identity, d, "frame {i}: embedding of another frame");
+    }
+    // An utterance abandoned after a few frames (its batches still owed by the thread) must not
+    // hand its embeddings to the next one.
+    let other = read(2, 1);
+    {
+        let mut inc = ex.begin();
+        for f in other.iter().take(5) {
+            inc.push(f).unwrap();
+        }
+    }
+    let (again, _) = ex.extract(&frames).unwrap();
+    assert_eq!(again.frames.len(), frames.len());
+    for (i, (f, d)) in again.frames.iter().zip(&direct).enumerate() {
+        assert_eq!(&f.identity, d, "frame {i} after an abandoned utterance");
+    }
+}
+
 /// A temporary models dir holding a (possibly altered) copy of MobileFaceNet and its manifest.
 fn models_copy(
     alter_model: impl Fn(&mut Vec<u8>),

@@ -151,6 +151,12 @@ pub enum EmbedError {
         #[source]
         source: ort::Error,
     },
+    /// The backbone's thread ([`super::worker::EmbedWorker`]) failed.
+    #[error("the backbone's worker thread {what}")]
+    Worker {
+        /// What happened.
+        what: &'static str,
+    },
     /// The graph disagrees with the manifest.
     #[error("model {path}: {what} is {found}, but the manifest says {expected}")]
     Shape {

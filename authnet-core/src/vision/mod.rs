@@ -9,12 +9,15 @@
 //! - [`mouth`]: an explicit mouth-region descriptor (HOG plus a low-resolution intensity patch)
 //!   of the lower face: identity embeddings are trained to ignore expression, and the password
 //!   lives in the lips.
+//! - [`worker`]: the backbone on a thread of its own, so embedding overlaps the mesh.
 
 pub mod detect;
 pub mod embed;
 pub mod landmarks;
 pub mod mouth;
+pub mod worker;
 
 pub use detect::{CropMode, DetectOutcome, FaceBox, FaceDetector};
 pub use embed::{Embedder, Manifest};
 pub use landmarks::{FaceTracker, LandmarkModel, Mesh, TrackOutcome, TrackerConfig};
+pub use worker::EmbedWorker;
