@@ -24,15 +24,15 @@ pub struct BenchArgs {
     /// Skip the training and scoring benchmarks.
     #[arg(long)]
     no_training: bool,
-    /// ONNX Runtime intra-op threads of the backbone (the daemon's `ort_threads`; the
-    /// landmark model always runs on one).
-    #[arg(long, default_value_t = 2)]
+    /// ONNX Runtime intra-op threads of the backbone (the daemon's `ort_threads`, default 1;
+    /// the backbone has a thread of its own, and the landmark model always runs on one).
+    #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Fail (exit status 1) when the whole mesh-layout feature extraction (detector, landmarks,
     /// embedding and lip features, as an attempt runs it, first frames of utterances included)
     /// takes more than this many ms per frame, mean, in the fastest of 3 rounds. `make
-    /// bench-budget` passes 15, the budget of a 640x480 frame on 2 cores; `.ci/run` passes 20,
-    /// above this VM's run-to-run drift.
+    /// bench-budget` (which `.ci/run` runs) passes 15, the budget of a 640x480 frame on 2
+    /// cores.
     #[arg(long)]
     max_frame_ms: Option<f64>,
 }

@@ -539,7 +539,7 @@ impl RawConfig {
             backbone,
             crop,
             feature_layout,
-            ort_threads: range_u32("ort_threads", self.ort_threads.unwrap_or(2), 1, 64)? as usize,
+            ort_threads: range_u32("ort_threads", self.ort_threads.unwrap_or(1), 1, 64)? as usize,
             impostor_bank: self
                 .impostor_bank
                 .map(|p| absolute("impostor_bank", p))
