@@ -114,6 +114,11 @@ pub struct RunArgs {
     /// side (`EnrollConfig::word_smoothing`; 0: none).
     #[arg(long, default_value_t = authnet_core::model::password::DEFAULT_WORD_SMOOTHING)]
     pub word_smoothing: usize,
+    /// The ridge word model scores a clip as the best of the whole clip and the clip less this
+    /// share of its frames at the start, at the end, and half at each end
+    /// (`EnrollConfig::word_view_trim`; 0: the whole clip only; at most 0.25).
+    #[arg(long, default_value_t = authnet_core::model::password::DEFAULT_WORD_VIEW_TRIM)]
+    pub word_view_trim: f64,
     /// The ridge penalties each enrolment tries, comma-separated; with more than one, each
     /// target keeps the one with the lowest out-of-fold EER (`EnrollConfig::ridge_lambdas`).
     #[arg(long, value_delimiter = ',', default_values_t = authnet_core::model::password::DEFAULT_RIDGE_LAMBDAS)]
@@ -390,6 +395,7 @@ pub struct Report {
     gap_midpoint: bool,
     separation_scale: bool,
     word_smoothing: usize,
+    word_view_trim: f64,
     ridge_lambdas: Vec<f64>,
     ridge_relative: bool,
     word_whitening: f64,
@@ -917,6 +923,7 @@ fn run_target<'a>(
         gap_midpoint: args.gap_midpoint,
         separation_scale: args.separation_scale,
         word_smoothing: args.word_smoothing,
+        word_view_trim: args.word_view_trim,
         ridge_lambdas: args.ridge_lambdas.clone(),
         ridge_relative: args.ridge_relative,
         word_whitening: args.word_whitening,
@@ -1199,6 +1206,7 @@ fn summarise(
         gap_midpoint: args.gap_midpoint,
         separation_scale: args.separation_scale,
         word_smoothing: args.word_smoothing,
+        word_view_trim: args.word_view_trim,
         ridge_lambdas: args.ridge_lambdas.clone(),
         ridge_relative: args.ridge_relative,
         word_whitening: args.word_whitening,

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use super::calibrate::{calibrate, OofScores, OutOfFold};
 use super::config::{
-    check_ridge_lambdas, check_whitening, check_word_smoothing, EnrollConfig, EnrollReport,
-    StoredConfig,
+    check_ridge_lambdas, check_view_trim, check_whitening, check_word_smoothing, EnrollConfig,
+    EnrollReport, StoredConfig,
 };
 use super::gate::{Trainer, REGISTRY};
 use super::train_set::{build_train_set, EnrollInput, Item, TrainData};
@@ -98,6 +98,7 @@ pub fn enroll_traced(
 ) -> Result<(PasswordModel, EnrollReport, OofScores), PasswordError> {
     let started = Instant::now();
     check_word_smoothing(cfg.word_smoothing)?;
+    check_view_trim(cfg.word_view_trim)?;
     check_ridge_lambdas(&cfg.ridge_lambdas)?;
     check_whitening(cfg.word_whitening, cfg.whitened_ridge)?;
     let usable = |u: &&UtteranceFeatures| u.frames.len() >= MIN_FRAMES;

@@ -34,7 +34,8 @@ pub use calibrate::OofScores;
 pub use config::{
     EnrollConfig, EnrollReport, FmrRule, LstmPreset, StoredConfig, ThresholdPolicy, WordModelKind,
     DEFAULT_RIDGE_LAMBDAS, DEFAULT_TARGET_FMR, DEFAULT_WHITENED_RIDGE, DEFAULT_WORD_SMOOTHING,
-    DEFAULT_WORD_WHITENING, GAUSSIAN_FMR_POSITION, MAX_WORD_SMOOTHING,
+    DEFAULT_WORD_VIEW_TRIM, DEFAULT_WORD_WHITENING, GAUSSIAN_FMR_POSITION, MAX_WORD_SMOOTHING,
+    MAX_WORD_VIEW_TRIM,
 };
 pub use decision::{Decision, GateScore, Scores, Verdict, Veto, VETO_RANK_OFFSET};
 pub use enroll::{enroll, enroll_traced, enroll_with};
@@ -380,6 +381,74 @@ mod tests {
         let pos = (0..7).map(|i| utt(1, 1, i)).collect();
         let other = (2..5).map(|w| utt(1, w, 0)).collect();
         (pos, other, bank_of(10..13))
+    }
+
+    #[test]
+    fn word_view_trim_is_stored_bounded_and_absent_means_the_whole_clip() {
+        let (pos, other, bank) = seven_clips_three_words_and_a_bank();
+        let input = EnrollInput {
+            positives: &pos,
+            other_words: &other,
+            other_word_labels: &[],
+            bank: Some(&bank),
+        };
+        let (m, _) = enroll(&input, &small_cfg(), &mut |_, _, _| {}).unwrap();
+        assert_eq!(
+            m.stored_config().word_view_trim,
+            Some(DEFAULT_WORD_VIEW_TRIM)
+        );
+        let probe = utt(1, 1, 30);
+        let with = |v: Option<serde_json::Value>| {
+            let mut meta = m.meta.clone();
+            let obj = meta.config.as_object_mut().unwrap();
+            match v {
+                Some(v) => obj.insert("word_view_trim".into(), v),
+                None => obj.remove("word_view_trim"),
+            };
+            PasswordModel::from_parts(meta, m.tensors())
+        };
+        let same = with(Some(serde_json::json!(DEFAULT_WORD_VIEW_TRIM))).unwrap();
+        assert_eq!(same.score(&probe).unwrap(), m.score(&probe).unwrap());
+        // A file written before views existed scores the whole clip only: never higher than
+        // the best of the views, which include the whole clip.
+        let old = with(None).unwrap();
+        assert_eq!(old.stored_config().word_view_trim, None);
+        let (w_old, w_new) = (
+            old.score(&probe).unwrap().word,
+            m.score(&probe).unwrap().word,
+        );
+        assert!(w_old <= w_new, "{w_old} > {w_new}");
+        // The best view beats the whole clip on some clip of the probe's word.
+        assert!((20..30).any(|i| {
+            let u = utt(1, 1, i);
+            old.score(&u).unwrap().word < m.score(&u).unwrap().word
+        }));
+        // Out of bounds or not a number: refused, on load and on enrolment.
+        for bad in [
+            serde_json::json!(MAX_WORD_VIEW_TRIM + 0.01),
+            serde_json::json!(-0.1),
+        ] {
+            assert!(matches!(with(Some(bad)), Err(PasswordError::Invalid(_))));
+        }
+        for bad in [MAX_WORD_VIEW_TRIM + 0.01, f64::NAN, -0.1] {
+            let cfg = EnrollConfig {
+                word_view_trim: bad,
+                ..small_cfg()
+            };
+            assert!(matches!(
+                enroll(&input, &cfg, &mut |_, _, _| {}),
+                Err(PasswordError::Invalid(_))
+            ));
+        }
+        // 0 stores nothing, as before views existed, and still decides.
+        let cfg = EnrollConfig {
+            word_view_trim: 0.0,
+            ..small_cfg()
+        };
+        let (m0, _) = enroll(&input, &cfg, &mut |_, _, _| {}).unwrap();
+        assert_eq!(m0.stored_config().word_view_trim, None);
+        assert!(m0.accepts(&m0.score(&pos[0]).unwrap(), ThresholdPolicy::Fmr));
+        assert!(!m0.accepts(&m0.score(&utt(11, 1, 0)).unwrap(), ThresholdPolicy::Fmr));
     }
 
     #[test]

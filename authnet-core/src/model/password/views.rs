@@ -65,6 +65,30 @@ pub(crate) fn smooth_time(seq: &[Vec<f32>], radius: usize) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// The views the ridge word model scores a clip by, when [`EnrollConfig::word_view_trim`] is
+/// set: the whole clip, and the clip with `share` of its frames cut from the start, from the
+/// end, and half from each end. A clip too short to lose that many frames and keep
+/// [`VIEW_MIN_FRAMES`], or a `share` that cuts no frame, has only the whole view.
+///
+/// [`EnrollConfig::word_view_trim`]: super::EnrollConfig::word_view_trim
+pub(crate) fn trimmed_views(u: &UtteranceFeatures, share: f64) -> Vec<UtteranceFeatures> {
+    let n = u.frames.len();
+    let k = (n as f64 * share).round() as usize;
+    let mut views = vec![u.clone()];
+    if k == 0 || n < k + VIEW_MIN_FRAMES {
+        return views;
+    }
+    for (start, end) in [(k, n), (0, n - k), (k / 2, n - (k - k / 2))] {
+        let mut v = u.clone();
+        v.frames = u.frames[start..end].to_vec();
+        views.push(v);
+    }
+    views
+}
+
+/// The fewest frames a trimmed view keeps ([`trimmed_views`]).
+pub(crate) const VIEW_MIN_FRAMES: usize = 4;
+
 /// The `T x (mouth_dim + identity_dim)` input of the LSTM.
 pub(crate) fn lstm_input(u: &UtteranceFeatures, t: usize, pad: PadPolicy) -> Sequence {
     let rows: Vec<Vec<f32>> = u
@@ -133,7 +157,57 @@ pub(crate) fn template_of(pos: &[&UtteranceFeatures]) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
-    use super::smooth_time;
+    use super::{smooth_time, trimmed_views, VIEW_MIN_FRAMES};
+    use crate::features::{FrameFeatures, UtteranceFeatures};
+
+    fn clip(n: usize) -> UtteranceFeatures {
+        UtteranceFeatures {
+            backbone: "t".into(),
+            identity_dim: 1,
+            mouth_dim: 1,
+            frames: (0..n)
+                .map(|i| FrameFeatures {
+                    identity: vec![0.0],
+                    mouth: vec![i as f32],
+                })
+                .collect(),
+            frames_read: n,
+        }
+    }
+
+    fn firsts_and_lasts(views: &[UtteranceFeatures]) -> Vec<(f32, f32, usize)> {
+        views
+            .iter()
+            .map(|v| {
+                let m = |f: Option<&FrameFeatures>| f.map_or(-1.0, |f| f.mouth[0]);
+                (m(v.frames.first()), m(v.frames.last()), v.frames.len())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn trimmed_views_cut_the_start_the_end_and_both() {
+        // 20 frames, 10 %: 2 frames off the start, off the end, and one off each end.
+        let v = trimmed_views(&clip(20), 0.1);
+        assert_eq!(
+            firsts_and_lasts(&v),
+            vec![
+                (0.0, 19.0, 20),
+                (2.0, 19.0, 18),
+                (0.0, 17.0, 18),
+                (1.0, 18.0, 18)
+            ]
+        );
+        // A share that cuts no frame, or a clip that would keep too few, has the whole view.
+        assert_eq!(trimmed_views(&clip(20), 0.0).len(), 1);
+        assert_eq!(trimmed_views(&clip(4), 0.1).len(), 1);
+        let short = VIEW_MIN_FRAMES + 1;
+        assert_eq!(trimmed_views(&clip(short), 0.25).len(), 4);
+        assert!(trimmed_views(&clip(short), 0.25)
+            .iter()
+            .all(|v| v.frames.len() >= VIEW_MIN_FRAMES));
+        assert_eq!(trimmed_views(&clip(short - 1), 0.25).len(), 1);
+    }
 
     #[test]
     fn smoothing_spreads_a_step_by_a_triangle_and_keeps_constants() {

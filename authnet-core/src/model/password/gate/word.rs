@@ -15,11 +15,11 @@ use crate::metrics;
 use crate::model::file::{ModelMeta, NamedTensor};
 use crate::model::lstm::{LstmConfig, SeqClassifier, Sequence};
 use crate::model::password::config::{
-    check_word_smoothing, EnrollConfig, StoredConfig, WordModelKind,
+    check_view_trim, check_word_smoothing, EnrollConfig, StoredConfig, WordModelKind,
 };
 use crate::model::password::ridge::{dual_scores, gram, primal, ridge_dual, Ridge};
 use crate::model::password::train_set::{Item, NegSource, TrainData};
-use crate::model::password::views::{lstm_input, word_input};
+use crate::model::password::views::{lstm_input, trimmed_views, word_input};
 use crate::model::password::{PasswordError, MIN_FRAMES};
 use crate::sequence::{assemble, PadPolicy};
 
@@ -52,6 +52,9 @@ pub struct WordGate {
     encoder: Option<Arc<SeqClassifier>>,
     /// The whitening share the ridge was fitted with, if its input was whitened.
     whitening: Option<f64>,
+    /// The ridge scores the best of the probe's trimmed views (`views::trimmed_views`) with
+    /// this share; 0: the whole clip only.
+    view_trim: f64,
     stats: GateStats,
 }
 
@@ -73,6 +76,14 @@ fn ridge_input(
     }
 }
 
+/// The best ridge score over `views` (each already turned into the ridge's input).
+fn best_view(ridge: &Ridge, views: &[Vec<f32>]) -> f64 {
+    views
+        .iter()
+        .map(|x| ridge.score(x))
+        .fold(f64::NEG_INFINITY, f64::max)
+}
+
 impl Gate for WordGate {
     fn name(&self) -> &'static str {
         NAME
@@ -83,6 +94,13 @@ impl Gate for WordGate {
     fn score(&self, probe: &UtteranceFeatures) -> Result<f64, PasswordError> {
         let (t, pad) = (self.timesteps, self.pad);
         let r = match &self.ridge {
+            Some(r) if self.view_trim > 0.0 && self.encoder.is_none() => {
+                let views: Vec<Vec<f32>> = trimmed_views(probe, self.view_trim)
+                    .iter()
+                    .map(|v| word_input(v, t, pad, self.smoothing))
+                    .collect();
+                Some(best_view(r, &views))
+            }
             Some(r) => Some(r.score(&ridge_input(
                 self.encoder.as_deref(),
                 probe,
@@ -129,6 +147,7 @@ impl Gate for WordGate {
         cfg.word_smoothing =
             (self.ridge.is_some() && self.encoder.is_none()).then_some(self.smoothing);
         cfg.word_whitening = self.whitening;
+        cfg.word_view_trim = (self.view_trim > 0.0).then_some(self.view_trim);
         cfg.word = self.stats;
     }
 }
@@ -151,6 +170,10 @@ struct WordTrainer<'d> {
     /// The nuisance whitening `xw` was transformed with ([`EnrollConfig::word_whitening`]);
     /// the fitted weights are mapped back through it.
     whitener: Option<Whitener>,
+    /// Per item, the ridge inputs (whitened like `xw`) of its trimmed views, when the ridge
+    /// scores views ([`EnrollConfig::word_view_trim`]) and the item is scored out of fold;
+    /// empty otherwise.
+    views: Vec<Vec<Vec<f32>>>,
 }
 
 /// Repetitions of one word by one speaker, as unsmoothed `T x mouth_dim` sequences, for
@@ -238,6 +261,26 @@ impl<'d> WordTrainer<'d> {
             None => xw,
         };
         let k = if use_ridge { gram(&xw)? } else { Vec::new() };
+        let views = if use_ridge && encoder.is_none() && cfg.word_view_trim > 0.0 {
+            let (r, share) = (cfg.word_smoothing, cfg.word_view_trim);
+            (0..d.len())
+                .map(|i| {
+                    if !d.is_eval(i) {
+                        return Ok(Vec::new());
+                    }
+                    let xs: Vec<Vec<f32>> = trimmed_views(&d.set.feats[i], share)
+                        .iter()
+                        .map(|v| word_input(v, t, pad, r))
+                        .collect();
+                    match &whitener {
+                        Some(w) => w.apply(&xs),
+                        None => Ok(xs),
+                    }
+                })
+                .collect::<Result<_, PasswordError>>()?
+        } else {
+            Vec::new()
+        };
         let mut me = Self {
             cfg,
             xw,
@@ -247,6 +290,7 @@ impl<'d> WordTrainer<'d> {
             use_lstm,
             encoder,
             whitener,
+            views,
         };
         if use_ridge {
             me.lambda = me.choose_lambda(d)?;
@@ -315,7 +359,22 @@ impl Trainer for WordTrainer<'_> {
         let ridge_s = match self.lambda {
             Some(lam) => {
                 let a = ridge_dual(&self.k, train, &d.y, &d.c, lam)?;
-                Some(dual_scores(&self.k, train, &a, test))
+                if self.views.is_empty() {
+                    Some(dual_scores(&self.k, train, &a, test))
+                } else {
+                    // Scored as a login is: the best of the held-out clip's views.
+                    let r = primal(&self.xw, train, &a);
+                    Some(
+                        test.iter()
+                            .map(|&i| match self.views.get(i) {
+                                Some(v) if !v.is_empty() => Ok(best_view(&r, v)),
+                                _ => Err(PasswordError::Invalid(
+                                    "a held-out item has no trimmed views",
+                                )),
+                            })
+                            .collect::<Result<Vec<f64>, _>>()?,
+                    )
+                }
             }
             None => None,
         };
@@ -366,6 +425,11 @@ impl Trainer for WordTrainer<'_> {
             lstm_config: self.lstm_config(d),
             encoder: self.encoder.clone(),
             whitening: self.whitener.as_ref().map(|_| self.cfg.word_whitening),
+            view_trim: if self.views.is_empty() {
+                0.0
+            } else {
+                self.cfg.word_view_trim
+            },
             stats: GateStats::default(),
         }))
     }
@@ -442,6 +506,9 @@ fn load(s: &Stored) -> Result<Option<Box<dyn Gate>>, PasswordError> {
     // Files written before smoothing existed were trained unsmoothed.
     let smoothing = cfg.word_smoothing.unwrap_or(0);
     check_word_smoothing(smoothing)?;
+    // Files written before views existed score the whole clip only.
+    let view_trim = cfg.word_view_trim.unwrap_or(0.0);
+    check_view_trim(view_trim)?;
     Ok(Some(Box::new(WordGate {
         kind: cfg.word_model,
         timesteps: meta.timesteps,
@@ -453,6 +520,7 @@ fn load(s: &Stored) -> Result<Option<Box<dyn Gate>>, PasswordError> {
         lstm_config: cfg.lstm.clone(),
         encoder,
         whitening: cfg.word_whitening,
+        view_trim,
         stats: cfg.word,
     })))
 }
