@@ -383,30 +383,46 @@ mod tests {
         (pos, other, bank_of(10..13))
     }
 
+    /// Enrolment input of password clips, unlabelled other words and a bank.
+    fn unlabelled_input<'a>(
+        pos: &'a [UtteranceFeatures],
+        other: &'a [UtteranceFeatures],
+        bank: &'a ImpostorBank,
+    ) -> EnrollInput<'a> {
+        EnrollInput {
+            positives: pos,
+            other_words: other,
+            other_word_labels: &[],
+            bank: Some(bank),
+        }
+    }
+
+    /// `m` reloaded with its stored config's `key` set to `v`, or removed when `None`.
+    fn with_stored(
+        m: &PasswordModel,
+        key: &str,
+        v: Option<serde_json::Value>,
+    ) -> Result<PasswordModel, PasswordError> {
+        let mut meta = m.meta.clone();
+        let obj = meta.config.as_object_mut().unwrap();
+        match v {
+            Some(v) => obj.insert(key.into(), v),
+            None => obj.remove(key),
+        };
+        PasswordModel::from_parts(meta, m.tensors())
+    }
+
     #[test]
     fn word_view_trim_is_stored_bounded_and_absent_means_the_whole_clip() {
         let (pos, other, bank) = seven_clips_three_words_and_a_bank();
-        let input = EnrollInput {
-            positives: &pos,
-            other_words: &other,
-            other_word_labels: &[],
-            bank: Some(&bank),
-        };
+        let input = unlabelled_input(&pos, &other, &bank);
         let (m, _) = enroll(&input, &small_cfg(), &mut |_, _, _| {}).unwrap();
         assert_eq!(
             m.stored_config().word_view_trim,
             Some(DEFAULT_WORD_VIEW_TRIM)
         );
         let probe = utt(1, 1, 30);
-        let with = |v: Option<serde_json::Value>| {
-            let mut meta = m.meta.clone();
-            let obj = meta.config.as_object_mut().unwrap();
-            match v {
-                Some(v) => obj.insert("word_view_trim".into(), v),
-                None => obj.remove("word_view_trim"),
-            };
-            PasswordModel::from_parts(meta, m.tensors())
-        };
+        let with = |v| with_stored(&m, "word_view_trim", v);
         let same = with(Some(serde_json::json!(DEFAULT_WORD_VIEW_TRIM))).unwrap();
         assert_eq!(same.score(&probe).unwrap(), m.score(&probe).unwrap());
         // A file written before views existed scores the whole clip only: never higher than
@@ -454,27 +470,14 @@ mod tests {
     #[test]
     fn word_smoothing_is_stored_bounded_and_absent_means_unsmoothed() {
         let (pos, other, bank) = seven_clips_three_words_and_a_bank();
-        let input = EnrollInput {
-            positives: &pos,
-            other_words: &other,
-            other_word_labels: &[],
-            bank: Some(&bank),
-        };
+        let input = unlabelled_input(&pos, &other, &bank);
         let (m, _) = enroll(&input, &small_cfg(), &mut |_, _, _| {}).unwrap();
         assert_eq!(
             m.stored_config().word_smoothing,
             Some(DEFAULT_WORD_SMOOTHING)
         );
         let probe = utt(1, 1, 30);
-        let with = |v: Option<serde_json::Value>| {
-            let mut meta = m.meta.clone();
-            let obj = meta.config.as_object_mut().unwrap();
-            match v {
-                Some(v) => obj.insert("word_smoothing".into(), v),
-                None => obj.remove("word_smoothing"),
-            };
-            PasswordModel::from_parts(meta, m.tensors())
-        };
+        let with = |v| with_stored(&m, "word_smoothing", v);
         // The stored radius is the one scoring uses: the same file scores the same.
         let same = with(Some(serde_json::json!(DEFAULT_WORD_SMOOTHING))).unwrap();
         assert_eq!(same.score(&probe).unwrap(), m.score(&probe).unwrap());
