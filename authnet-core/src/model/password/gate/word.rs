@@ -263,21 +263,32 @@ impl<'d> WordTrainer<'d> {
         let k = if use_ridge { gram(&xw)? } else { Vec::new() };
         let views = if use_ridge && encoder.is_none() && cfg.word_view_trim > 0.0 {
             let (r, share) = (cfg.word_smoothing, cfg.word_view_trim);
-            (0..d.len())
+            // The whole clip's input is `xw[i]` already; the trimmed views of every held-out
+            // item are whitened together, in one product.
+            let (mut owner, mut trims) = (Vec::new(), Vec::new());
+            for i in (0..d.len()).filter(|&i| d.is_eval(i)) {
+                for v in trimmed_views(&d.set.feats[i], share).iter().skip(1) {
+                    owner.push(i);
+                    trims.push(word_input(v, t, pad, r));
+                }
+            }
+            let trims = match &whitener {
+                Some(w) => w.apply(&trims)?,
+                None => trims,
+            };
+            let mut views: Vec<Vec<Vec<f32>>> = (0..d.len())
                 .map(|i| {
-                    if !d.is_eval(i) {
-                        return Ok(Vec::new());
-                    }
-                    let xs: Vec<Vec<f32>> = trimmed_views(&d.set.feats[i], share)
-                        .iter()
-                        .map(|v| word_input(v, t, pad, r))
-                        .collect();
-                    match &whitener {
-                        Some(w) => w.apply(&xs),
-                        None => Ok(xs),
+                    if d.is_eval(i) {
+                        vec![xw[i].clone()]
+                    } else {
+                        Vec::new()
                     }
                 })
-                .collect::<Result<_, PasswordError>>()?
+                .collect();
+            for (i, x) in owner.into_iter().zip(trims) {
+                views[i].push(x);
+            }
+            views
         } else {
             Vec::new()
         };
