@@ -81,11 +81,6 @@ impl EmbedWorker {
         self.manifest.output_dim
     }
 
-    /// Batches sent and not yet taken back with [`Self::receive`] or [`Self::try_receive`].
-    pub fn waiting(&self) -> usize {
-        self.waiting.len()
-    }
-
     /// Sends a batch; its embeddings come back, in order, from [`Self::receive`] or
     /// [`Self::try_receive`]. Waits only while [`IN_FLIGHT`] batches are queued.
     pub fn submit(&mut self, crops: Vec<RgbImage>) -> Result<(), EmbedError> {
